@@ -1,0 +1,161 @@
+//! The model's hyperparameters, validated once so that the rest of the crate can index
+//! without re-checking.
+
+use crate::error::{Error, Result};
+
+/// The seven numbers of a llama2.c header plus whether the classifier shares the token
+/// embedding.
+///
+/// Build one with [`Config::validated`] (which the checkpoint parser does for you); a
+/// `Config` literal is also fine in `const` context for sizing static buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// Width of the residual stream.
+    pub dim: usize,
+    /// Width of the feed-forward layer.
+    pub hidden_dim: usize,
+    /// Number of transformer layers.
+    pub n_layers: usize,
+    /// Number of query heads.
+    pub n_heads: usize,
+    /// Number of key/value heads (fewer than `n_heads` for grouped/multi-query attention).
+    pub n_kv_heads: usize,
+    /// Number of tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// The longest context the model was trained for.
+    pub seq_len: usize,
+    /// Whether the output classifier reuses the token embedding table.
+    pub shared_classifier: bool,
+}
+
+impl Config {
+    /// Checks a raw header (`dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
+    /// seq_len`, all required positive) and returns the config it describes.
+    pub fn validated(raw: [i32; 7], shared_classifier: bool) -> Result<Config> {
+        const NAMES: [&str; 7] = [
+            "dim",
+            "hidden_dim",
+            "n_layers",
+            "n_heads",
+            "n_kv_heads",
+            "vocab_size",
+            "seq_len",
+        ];
+        let mut v = [0usize; 7];
+        for ((out, &value), field) in v.iter_mut().zip(raw.iter()).zip(NAMES) {
+            if value <= 0 {
+                return Err(Error::NonPositiveField {
+                    field,
+                    value: i64::from(value),
+                });
+            }
+            *out = usize::try_from(value).map_err(|_| Error::SizeOverflow)?;
+        }
+        let config = Config {
+            dim: v[0],
+            hidden_dim: v[1],
+            n_layers: v[2],
+            n_heads: v[3],
+            n_kv_heads: v[4],
+            vocab_size: v[5],
+            seq_len: v[6],
+            shared_classifier,
+        };
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Checks the relations between the fields (divisibility, even head size).
+    pub fn check(&self) -> Result<()> {
+        let fields = [
+            ("dim", self.dim),
+            ("hidden_dim", self.hidden_dim),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("n_kv_heads", self.n_kv_heads),
+            ("vocab_size", self.vocab_size),
+            ("seq_len", self.seq_len),
+        ];
+        for (field, value) in fields {
+            if value == 0 {
+                return Err(Error::NonPositiveField { field, value: 0 });
+            }
+        }
+        if self.dim % self.n_heads != 0 {
+            return Err(Error::HeadsDoNotDivideDim {
+                dim: self.dim,
+                n_heads: self.n_heads,
+            });
+        }
+        if self.n_heads % self.n_kv_heads != 0 {
+            return Err(Error::KvHeadsDoNotDivideHeads {
+                n_heads: self.n_heads,
+                n_kv_heads: self.n_kv_heads,
+            });
+        }
+        if self.head_size() % 2 != 0 {
+            return Err(Error::OddHeadSize {
+                head_size: self.head_size(),
+            });
+        }
+        // Every tensor's element count must be addressable; checked here once so that
+        // index arithmetic on a validated config cannot overflow.
+        self.parameter_count().ok_or(Error::SizeOverflow)?;
+        Ok(())
+    }
+
+    /// Values per attention head.
+    pub const fn head_size(&self) -> usize {
+        self.dim / self.n_heads
+    }
+
+    /// Width of the key and value vectors (`n_kv_heads * head_size`).
+    pub const fn kv_dim(&self) -> usize {
+        self.head_size() * self.n_kv_heads
+    }
+
+    /// How many query heads share one key/value head.
+    pub const fn kv_mul(&self) -> usize {
+        self.n_heads / self.n_kv_heads
+    }
+
+    /// Number of weights in the model (RMSNorm gains included), or `None` on overflow.
+    pub const fn parameter_count(&self) -> Option<usize> {
+        let d = Some(self.dim);
+        let kv = Some(self.kv_dim());
+        let h = Some(self.hidden_dim);
+        // per layer: two norms, wq, wk, wv, wo, w1, w2, w3
+        let attention = add(mul(mul(d, d), Some(2)), mul(mul(kv, d), Some(2)));
+        let ffn = mul(mul(h, d), Some(3));
+        let per_layer = add(add(attention, ffn), mul(d, Some(2)));
+        let embedding = mul(Some(self.vocab_size), d);
+        let classifier = if self.shared_classifier {
+            Some(0)
+        } else {
+            embedding
+        };
+        add(
+            add(
+                mul(Some(self.n_layers), per_layer),
+                add(embedding, classifier),
+            ),
+            d,
+        )
+    }
+}
+
+/// `a * b` on optional sizes, `None` on overflow; usable in `const fn`.
+pub(crate) const fn mul(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => a.checked_mul(b),
+        _ => None,
+    }
+}
+
+/// `a + b` on optional sizes, `None` on overflow; usable in `const fn`.
+pub(crate) const fn add(a: Option<usize>, b: Option<usize>) -> Option<usize> {
+    match (a, b) {
+        (Some(a), Some(b)) => a.checked_add(b),
+        _ => None,
+    }
+}

@@ -1,0 +1,183 @@
+//! The one error type of the core crate: every way a model, a tokenizer, a buffer or a
+//! setting can be wrong, each named so that a caller can print a useful message.
+
+use core::fmt;
+
+/// Result alias used throughout the core crate.
+pub type Result<T> = core::result::Result<T, Error>;
+
+/// Which caller-provided buffer was too small.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    /// The `f32` buffer that holds activations and the KV cache ([`crate::State`]).
+    State,
+    /// The `u32` buffer that holds the tokenizer's lookup index ([`crate::Tokenizer`]).
+    TokenizerIndex,
+    /// The buffer of [`crate::ProbIndex`] the top-p sampler sorts in ([`crate::Sampler`]).
+    Sampler,
+    /// The `u32` buffer that receives the tokens of an encoded prompt.
+    Tokens,
+}
+
+/// Everything that can go wrong in the core crate.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The model file is shorter than its header.
+    TruncatedHeader { needed: usize, actual: usize },
+    /// A versioned model file (`ak42` magic) has a version this crate does not read.
+    UnsupportedVersion(i32),
+    /// A header field that must be positive is zero or negative.
+    NonPositiveField { field: &'static str, value: i64 },
+    /// `dim` is not a multiple of `n_heads`.
+    HeadsDoNotDivideDim { dim: usize, n_heads: usize },
+    /// `n_heads` is not a multiple of `n_kv_heads`.
+    KvHeadsDoNotDivideHeads { n_heads: usize, n_kv_heads: usize },
+    /// RoPE rotates pairs of values, so the head size must be even.
+    OddHeadSize { head_size: usize },
+    /// A size computed from the header does not fit in `usize` on this target.
+    SizeOverflow,
+    /// The file length differs from what the header says the weights need.
+    FileSizeMismatch { expected: usize, actual: usize },
+    /// The weight bytes do not start at a 4-byte aligned address, so they cannot be viewed
+    /// as `f32` without a copy.
+    Misaligned,
+    /// The tokenizer file ends before the entry of token `token`.
+    TokenizerTruncated { token: usize },
+    /// A tokenizer entry has a negative length.
+    TokenizerNegativeLength { token: usize, len: i32 },
+    /// A tokenizer entry is longer than the file's `max_token_length`.
+    TokenLongerThanMax {
+        token: usize,
+        len: usize,
+        max: usize,
+    },
+    /// The tokenizer file has bytes left after the model's `vocab_size` entries: it belongs
+    /// to a model with a larger vocabulary.
+    TokenizerTrailingBytes { vocab_size: usize, extra: usize },
+    /// The byte-fallback encoding needs the 256 byte tokens at ids 3..=258.
+    VocabularyTooSmall { vocab_size: usize },
+    /// A caller-provided buffer is too small.
+    BufferTooSmall {
+        buffer: Buffer,
+        needed: usize,
+        actual: usize,
+    },
+    /// The requested context is zero or longer than the model's `seq_len`.
+    InvalidContext { requested: usize, seq_len: usize },
+    /// The tokenizer's vocabulary differs from the model's.
+    VocabularyMismatch { model: usize, tokenizer: usize },
+    /// The prompt encodes to more tokens than the context holds.
+    PromptTooLong { tokens: usize, context: usize },
+    /// The state was sized for a different model config.
+    StateMismatch,
+    /// A token id is not below the vocabulary size.
+    TokenOutOfRange { token: u32, vocab_size: usize },
+    /// A position is not below the context length of the state.
+    PositionOutOfRange { pos: usize, context: usize },
+    /// The temperature is negative or not a number.
+    InvalidTemperature(f32),
+    /// The top-p value is outside `[0, 1]` or not a number.
+    InvalidTopP(f32),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::TruncatedHeader { needed, actual } => write!(
+                f,
+                "file is {actual} bytes, shorter than its {needed}-byte header"
+            ),
+            Error::UnsupportedVersion(v) => write!(
+                f,
+                "unsupported model file version {v} (this build reads versions 0 and 1)"
+            ),
+            Error::NonPositiveField { field, value } => {
+                write!(f, "header field {field} is {value}; it must be positive")
+            }
+            Error::HeadsDoNotDivideDim { dim, n_heads } => {
+                write!(f, "dim {dim} is not a multiple of n_heads {n_heads}")
+            }
+            Error::KvHeadsDoNotDivideHeads {
+                n_heads,
+                n_kv_heads,
+            } => {
+                write!(
+                    f,
+                    "n_heads {n_heads} is not a multiple of n_kv_heads {n_kv_heads}"
+                )
+            }
+            Error::OddHeadSize { head_size } => {
+                write!(
+                    f,
+                    "head size {head_size} is odd; RoPE needs an even head size"
+                )
+            }
+            Error::SizeOverflow => {
+                write!(
+                    f,
+                    "the sizes in the header overflow this target's address space"
+                )
+            }
+            Error::FileSizeMismatch { expected, actual } => write!(
+                f,
+                "file is {actual} bytes but its header describes {expected} bytes"
+            ),
+            Error::Misaligned => write!(f, "weight bytes are not 4-byte aligned"),
+            Error::TokenizerTruncated { token } => {
+                write!(f, "tokenizer ends before the entry of token {token}")
+            }
+            Error::TokenizerNegativeLength { token, len } => {
+                write!(f, "tokenizer entry {token} has negative length {len}")
+            }
+            Error::TokenLongerThanMax { token, len, max } => write!(
+                f,
+                "tokenizer entry {token} is {len} bytes, longer than max_token_length {max}"
+            ),
+            Error::TokenizerTrailingBytes { vocab_size, extra } => write!(
+                f,
+                "tokenizer has {extra} bytes after the model's {vocab_size} tokens; \
+                 it belongs to a model with a larger vocabulary"
+            ),
+            Error::VocabularyTooSmall { vocab_size } => write!(
+                f,
+                "vocabulary of {vocab_size} tokens is too small for byte fallback (needs 259)"
+            ),
+            Error::BufferTooSmall {
+                buffer,
+                needed,
+                actual,
+            } => write!(
+                f,
+                "{buffer:?} buffer holds {actual} elements but {needed} are needed"
+            ),
+            Error::InvalidContext { requested, seq_len } => write!(
+                f,
+                "context length {requested} must be between 1 and the model's seq_len {seq_len}"
+            ),
+            Error::VocabularyMismatch { model, tokenizer } => write!(
+                f,
+                "the tokenizer has {tokenizer} tokens but the model's vocabulary has {model}"
+            ),
+            Error::PromptTooLong { tokens, context } => write!(
+                f,
+                "the prompt is {tokens} tokens, more than the context of {context}"
+            ),
+            Error::StateMismatch => write!(f, "the state was sized for a different model"),
+            Error::TokenOutOfRange { token, vocab_size } => write!(
+                f,
+                "token id {token} is out of range for a vocabulary of {vocab_size}"
+            ),
+            Error::PositionOutOfRange { pos, context } => write!(
+                f,
+                "position {pos} is outside the context of {context} positions"
+            ),
+            Error::InvalidTemperature(t) => {
+                write!(f, "temperature {t} is invalid; it must be 0 or more")
+            }
+            Error::InvalidTopP(p) => write!(f, "top-p {p} is invalid; it must be within [0, 1]"),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

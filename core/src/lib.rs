@@ -1,0 +1,74 @@
+//! Inference for Llama-2-architecture models in the llama2.c file formats, without `std`,
+//! without an allocator, over a byte-slice view of the weights and caller-provided buffers.
+//!
+//! ```
+//! use llama2_core::{Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or("../../shared/fixtures".into());
+//! # let model_file = std::fs::read(format!("{dir}/models/stories260K.bin"))?;
+//! # let tokenizer_bytes = std::fs::read(format!("{dir}/models/tok512.bin"))?;
+//! # // Weights must be 4-byte aligned: copy them into f32 storage (a memory map or an
+//! # // aligned static in flash is aligned already).
+//! # let mut aligned = vec![0f32; model_file.len() / 4];
+//! # bytemuck::cast_slice_mut(&mut aligned).copy_from_slice(&model_file);
+//! # let model_bytes: &[u8] = bytemuck::cast_slice(&aligned);
+//! // Views into the bytes: nothing is copied.
+//! let model = Model::from_bytes(model_bytes)?;
+//! let config = model.config;
+//!
+//! // Every buffer comes from the caller; these sizes are also `const fn`s.
+//! let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap()];
+//! let tokenizer = Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)?;
+//! let context = 64; // positions to keep; at most config.seq_len
+//! let mut activations = vec![0f32; State::len_for(&config, context).unwrap()];
+//! let mut state = State::new(&config, context, &mut activations)?;
+//! let strategy = Strategy::new(0.0, 0.9)?; // temperature 0: greedy
+//! let mut scratch = vec![ProbIndex::default(); Sampler::scratch_len(&strategy, config.vocab_size)];
+//! let mut sampler = Sampler::new(strategy, 42, config.vocab_size, &mut scratch)?;
+//!
+//! let prompt = "Once upon a time";
+//! let mut prompt_tokens = vec![0u32; prompt.len() + 3];
+//! let mut text = Vec::new(); // any embedded_io::Write: a UART, stdout, ...
+//! let mut generator = Generator {
+//!     model: &model,
+//!     tokenizer: &tokenizer,
+//!     state: &mut state,
+//!     sampler: &mut sampler,
+//!     parallel: &Serial,
+//! };
+//! generator.generate(prompt.as_bytes(), 40, &mut prompt_tokens, &mut text, |_| {})?;
+//! assert!(text.starts_with(b"Once upon a time"));
+//! # Ok(())
+//! # }
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![warn(missing_debug_implementations)]
+
+#[cfg(target_endian = "big")]
+compile_error!("llama2.c files are little-endian and are viewed in place; big-endian targets are not supported");
+
+mod checkpoint;
+mod config;
+mod error;
+mod forward;
+mod generate;
+pub mod math;
+mod parallel;
+mod sampler;
+mod state;
+mod text;
+mod tokenizer;
+mod weights;
+
+pub use checkpoint::{Format, Model, MAGIC};
+pub use config::Config;
+pub use error::{Buffer, Error, Result};
+pub use generate::{resolve_steps, GenerateError, Generator, Summary, TokenEvent};
+pub use parallel::{Parallel, Serial};
+pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
+pub use state::State;
+pub use text::TextDecoder;
+pub use tokenizer::{Piece, Tokenizer, BOS, EOS};
+pub use weights::{Matrix, Stack, Weights};

@@ -1,0 +1,139 @@
+//! The run state: every activation and the KV cache, carved from one caller buffer.
+
+use crate::config::{add, mul, Config};
+use crate::error::{Buffer, Error, Result};
+
+/// Activations and KV cache of one sequence, borrowed from a caller's `f32` buffer.
+///
+/// The caller chooses `context ≤ seq_len`: positions `0..context` can be run, and the KV
+/// cache holds exactly that many positions, so a short context shrinks memory.
+pub struct State<'b> {
+    pub(crate) config: Config,
+    pub(crate) context: usize,
+    /// Residual stream, `[dim]`.
+    pub(crate) x: &'b mut [f32],
+    /// Normalised input / attention output, `[dim]`.
+    pub(crate) xb: &'b mut [f32],
+    /// Scratch for projections back to `dim`, `[dim]`.
+    pub(crate) xb2: &'b mut [f32],
+    /// Feed-forward gate, `[hidden_dim]`.
+    pub(crate) hb: &'b mut [f32],
+    /// Feed-forward up projection, `[hidden_dim]`.
+    pub(crate) hb2: &'b mut [f32],
+    /// Query, `[dim]`.
+    pub(crate) q: &'b mut [f32],
+    /// Attention scores, `[n_heads][context]`.
+    pub(crate) att: &'b mut [f32],
+    /// Output of the classifier, `[vocab_size]`.
+    pub(crate) logits: &'b mut [f32],
+    /// `[n_layers][context][kv_dim]`
+    pub(crate) key_cache: &'b mut [f32],
+    /// `[n_layers][context][kv_dim]`
+    pub(crate) value_cache: &'b mut [f32],
+}
+
+/// The sizes of the state's parts, in `f32` elements, in the order they are carved.
+const fn part_lens(config: &Config, context: usize) -> [Option<usize>; 10] {
+    let dim = Some(config.dim);
+    let hidden = Some(config.hidden_dim);
+    let cache = mul(
+        mul(Some(config.n_layers), Some(context)),
+        Some(config.kv_dim()),
+    );
+    [
+        dim,
+        dim,
+        dim,
+        hidden,
+        hidden,
+        dim,
+        mul(Some(config.n_heads), Some(context)),
+        Some(config.vocab_size),
+        cache,
+        cache,
+    ]
+}
+
+impl core::fmt::Debug for State<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("State")
+            .field("config", &self.config)
+            .field("context", &self.context)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'b> State<'b> {
+    /// Number of `f32` elements a state for `config` and `context` positions needs, or
+    /// `None` if it does not fit in `usize`. Usable in `const` context to size a `static`.
+    pub const fn len_for(config: &Config, context: usize) -> Option<usize> {
+        let parts = part_lens(config, context);
+        let mut total = Some(0);
+        let mut i = 0;
+        while i < parts.len() {
+            total = add(total, parts[i]);
+            i += 1;
+        }
+        total
+    }
+
+    /// Carves a state for `context` positions out of `buffer` (which may be longer than
+    /// needed). The buffer's contents do not matter: every part is written before it is read.
+    pub fn new(config: &Config, context: usize, buffer: &'b mut [f32]) -> Result<State<'b>> {
+        if context == 0 || context > config.seq_len {
+            return Err(Error::InvalidContext {
+                requested: context,
+                seq_len: config.seq_len,
+            });
+        }
+        let needed = Self::len_for(config, context).ok_or(Error::SizeOverflow)?;
+        if buffer.len() < needed {
+            return Err(Error::BufferTooSmall {
+                buffer: Buffer::State,
+                needed,
+                actual: buffer.len(),
+            });
+        }
+        let lens = part_lens(config, context).map(|len| len.unwrap_or(0));
+        let mut rest = buffer;
+        let mut take = |len: usize| {
+            let (part, tail) = core::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            part
+        };
+        Ok(State {
+            config: *config,
+            context,
+            x: take(lens[0]),
+            xb: take(lens[1]),
+            xb2: take(lens[2]),
+            hb: take(lens[3]),
+            hb2: take(lens[4]),
+            q: take(lens[5]),
+            att: take(lens[6]),
+            logits: take(lens[7]),
+            key_cache: take(lens[8]),
+            value_cache: take(lens[9]),
+        })
+    }
+
+    /// How many positions this state can hold.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// The config this state was sized for.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The logits written by the last forward pass.
+    pub fn logits(&self) -> &[f32] {
+        self.logits
+    }
+
+    /// The logits, for a sampler that transforms them in place.
+    pub fn logits_mut(&mut self) -> &mut [f32] {
+        self.logits
+    }
+}

@@ -1,0 +1,299 @@
+//! The llama2.c BPE tokenizer over the bytes of a `tokenizer.bin`, with its lookup index
+//! kept in a caller buffer.
+
+use core::cmp::Ordering;
+
+use crate::error::{Buffer, Error, Result};
+
+/// Id of the beginning-of-sequence token.
+pub const BOS: u32 = 1;
+/// Id of the end-of-sequence token.
+pub const EOS: u32 = 2;
+/// Byte `b` is token `b + BYTE_TOKEN_OFFSET` in the byte-fallback range.
+const BYTE_TOKEN_OFFSET: usize = 3;
+
+/// What a token prints as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Piece<'a> {
+    /// Text to print as it is.
+    Text(&'a [u8]),
+    /// A raw byte, from a `<0xHH>` byte-fallback token.
+    Byte(u8),
+}
+
+/// A vocabulary of scored byte strings, borrowed from the tokenizer file.
+#[derive(Debug, Clone, Copy)]
+pub struct Tokenizer<'a> {
+    bytes: &'a [u8],
+    max_token_length: usize,
+    /// Byte offset of each token's entry (`f32 score, i32 len, bytes`).
+    offsets: &'a [u32],
+    /// Token ids ordered by their bytes (ties by id), for binary search.
+    sorted: &'a [u32],
+}
+
+impl<'a> Tokenizer<'a> {
+    /// Number of `u32` elements of index buffer that [`Tokenizer::new`] needs, or `None` on
+    /// overflow. Usable in `const` context.
+    pub const fn index_len(vocab_size: usize) -> Option<usize> {
+        vocab_size.checked_mul(2)
+    }
+
+    /// Parses `vocab_size` entries (the count comes from the model) and builds the sorted
+    /// lookup index in `index`.
+    pub fn new(bytes: &'a [u8], vocab_size: usize, index: &'a mut [u32]) -> Result<Self> {
+        let needed = Self::index_len(vocab_size).ok_or(Error::SizeOverflow)?;
+        if index.len() < needed {
+            return Err(Error::BufferTooSmall {
+                buffer: Buffer::TokenizerIndex,
+                needed,
+                actual: index.len(),
+            });
+        }
+        if u32::try_from(bytes.len()).is_err() || u32::try_from(vocab_size).is_err() {
+            return Err(Error::SizeOverflow);
+        }
+        let max_token_length = match bytes.get(..4) {
+            Some(word) => le_u32(word) as usize,
+            None => return Err(Error::TokenizerTruncated { token: 0 }),
+        };
+        let (offsets, rest) = index.split_at_mut(vocab_size);
+        let sorted = &mut rest[..vocab_size];
+        let mut at = 4usize;
+        for (token, slot) in offsets.iter_mut().enumerate() {
+            let header = bytes
+                .get(at..at + 8)
+                .ok_or(Error::TokenizerTruncated { token })?;
+            let len = le_u32(&header[4..]) as i32;
+            let len =
+                usize::try_from(len).map_err(|_| Error::TokenizerNegativeLength { token, len })?;
+            if len > max_token_length {
+                return Err(Error::TokenLongerThanMax {
+                    token,
+                    len,
+                    max: max_token_length,
+                });
+            }
+            let end = at + 8 + len;
+            if end > bytes.len() {
+                return Err(Error::TokenizerTruncated { token });
+            }
+            // Fits: `at < bytes.len() <= u32::MAX`, checked above.
+            *slot = at as u32;
+            at = end;
+        }
+        if at != bytes.len() {
+            return Err(Error::TokenizerTrailingBytes {
+                vocab_size,
+                extra: bytes.len() - at,
+            });
+        }
+        for (i, id) in sorted.iter_mut().enumerate() {
+            *id = i as u32;
+        }
+        let entry = |id: u32| entry_piece(bytes, offsets[id as usize]);
+        sorted.sort_unstable_by(|&a, &b| entry(a).cmp(entry(b)).then(a.cmp(&b)));
+        Ok(Tokenizer {
+            bytes,
+            max_token_length,
+            offsets,
+            sorted,
+        })
+    }
+
+    /// Number of tokens in the vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.offsets.len()
+    }
+
+    /// The longest token in bytes, as the file declares it.
+    pub fn max_token_length(&self) -> usize {
+        self.max_token_length
+    }
+
+    /// The bytes of token `id`, or `None` if it is out of range.
+    pub fn piece(&self, id: u32) -> Option<&'a [u8]> {
+        let offset = *self.offsets.get(id as usize)?;
+        Some(entry_piece(self.bytes, offset))
+    }
+
+    /// The merge score of token `id` (0 if out of range).
+    fn score(&self, id: u32) -> f32 {
+        match self.offsets.get(id as usize) {
+            Some(&offset) => {
+                let at = offset as usize;
+                f32::from_bits(le_u32(&self.bytes[at..at + 4]))
+            }
+            None => 0.0,
+        }
+    }
+
+    /// The id of the token whose bytes are `head` followed by `tail`, lowest id first.
+    pub fn lookup(&self, head: &[u8], tail: &[u8]) -> Option<u32> {
+        let entry = |id: u32| entry_piece(self.bytes, self.offsets[id as usize]);
+        let first = self
+            .sorted
+            .partition_point(|&id| cmp_concat(entry(id), head, tail) == Ordering::Less);
+        let &id = self.sorted.get(first)?;
+        (cmp_concat(entry(id), head, tail) == Ordering::Equal).then_some(id)
+    }
+
+    /// Encodes `text` into `out` the way llama2.c does and returns the number of tokens.
+    ///
+    /// BOS first if `bos`; a dummy-prefix space token when the text is not empty; each UTF-8
+    /// character as a token, or its bytes as byte tokens; then repeated merges of the
+    /// adjacent pair whose merged token scores highest; EOS last if `eos`. `out` needs at most
+    /// `text.len() + 3` elements.
+    pub fn encode(&self, text: &[u8], bos: bool, eos: bool, out: &mut [u32]) -> Result<usize> {
+        let mut tokens = TokenBuf { out, len: 0 };
+        if bos {
+            tokens.push(BOS)?;
+        }
+        if !text.is_empty() {
+            // Models without a space token get no dummy prefix (the reference would
+            // push an invalid id).
+            if let Some(space) = self.lookup(b" ", b"") {
+                tokens.push(space)?;
+            }
+        }
+        self.encode_chars(text, &mut tokens)?;
+        self.merge_pairs(&mut tokens);
+        if eos {
+            tokens.push(EOS)?;
+        }
+        Ok(tokens.len)
+    }
+
+    /// One token per UTF-8 character (up to 4 bytes grouped), byte tokens when the character
+    /// is not in the vocabulary.
+    fn encode_chars(&self, text: &[u8], tokens: &mut TokenBuf<'_>) -> Result<()> {
+        let mut char_bytes = heapless::Vec::<u8, 4>::new();
+        for (i, &byte) in text.iter().enumerate() {
+            if !is_continuation(byte) {
+                char_bytes.clear();
+            }
+            // Never full: cleared below whenever it reaches 4.
+            let _ = char_bytes.push(byte);
+            let next_continues = text.get(i + 1).is_some_and(|&b| is_continuation(b));
+            if next_continues && char_bytes.len() < 4 {
+                continue;
+            }
+            match self.lookup(&char_bytes, b"") {
+                Some(id) => tokens.push(id)?,
+                None => {
+                    for &b in char_bytes.iter() {
+                        let id = usize::from(b) + BYTE_TOKEN_OFFSET;
+                        if id >= self.vocab_size() {
+                            return Err(Error::VocabularyTooSmall {
+                                vocab_size: self.vocab_size(),
+                            });
+                        }
+                        tokens.push(id as u32)?;
+                    }
+                }
+            }
+            char_bytes.clear();
+        }
+        Ok(())
+    }
+
+    /// Merges the best-scoring adjacent pair until no pair forms a token.
+    fn merge_pairs(&self, tokens: &mut TokenBuf<'_>) {
+        loop {
+            let mut best: Option<(f32, u32, usize)> = None;
+            let current = &tokens.out[..tokens.len];
+            for (i, pair) in current.windows(2).enumerate() {
+                let (Some(a), Some(b)) = (self.piece(pair[0]), self.piece(pair[1])) else {
+                    continue;
+                };
+                if let Some(id) = self.lookup(a, b) {
+                    let score = self.score(id);
+                    if score > best.map_or(-1e10, |(s, _, _)| s) {
+                        best = Some((score, id, i));
+                    }
+                }
+            }
+            let Some((_, id, i)) = best else { return };
+            tokens.out[i] = id;
+            tokens.out.copy_within(i + 2..tokens.len, i + 1);
+            tokens.len -= 1;
+        }
+    }
+
+    /// What token `token` prints as after `prev`: a leading space is dropped after BOS, and
+    /// `<0xHH>` pieces are raw bytes.
+    pub fn decode(&self, prev: u32, token: u32) -> Result<Piece<'a>> {
+        let mut piece = self.piece(token).ok_or(Error::TokenOutOfRange {
+            token,
+            vocab_size: self.vocab_size(),
+        })?;
+        if prev == BOS {
+            if let [b' ', rest @ ..] = piece {
+                piece = rest;
+            }
+        }
+        Ok(match parse_byte_piece(piece) {
+            Some(byte) => Piece::Byte(byte),
+            None => Piece::Text(piece),
+        })
+    }
+}
+
+/// The output tokens of an encoding, bounded by the caller's buffer.
+struct TokenBuf<'o> {
+    out: &'o mut [u32],
+    len: usize,
+}
+
+impl TokenBuf<'_> {
+    fn push(&mut self, token: u32) -> Result<()> {
+        let actual = self.out.len();
+        let slot = self.out.get_mut(self.len).ok_or(Error::BufferTooSmall {
+            buffer: Buffer::Tokens,
+            needed: self.len + 1,
+            actual,
+        })?;
+        *slot = token;
+        self.len += 1;
+        Ok(())
+    }
+}
+
+fn le_u32(bytes: &[u8]) -> u32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[..4]);
+    u32::from_le_bytes(word)
+}
+
+/// The bytes of the entry at `offset`, which [`Tokenizer::new`] checked to be in range.
+fn entry_piece(bytes: &[u8], offset: u32) -> &[u8] {
+    let at = offset as usize;
+    let len = le_u32(&bytes[at + 4..at + 8]) as usize;
+    &bytes[at + 8..at + 8 + len]
+}
+
+fn is_continuation(byte: u8) -> bool {
+    byte & 0xC0 == 0x80
+}
+
+/// Orders `piece` against the concatenation `head ++ tail` without building it.
+fn cmp_concat(piece: &[u8], head: &[u8], tail: &[u8]) -> Ordering {
+    let n = piece.len().min(head.len());
+    match piece[..n].cmp(&head[..n]) {
+        Ordering::Equal if piece.len() < head.len() => Ordering::Less,
+        Ordering::Equal => piece[head.len()..].cmp(tail),
+        other => other,
+    }
+}
+
+/// `Some(b)` for a piece spelled `<0xHH>`.
+fn parse_byte_piece(piece: &[u8]) -> Option<u8> {
+    match piece {
+        [b'<', b'0', b'x', hi, lo, b'>'] => Some(hex_digit(*hi)? << 4 | hex_digit(*lo)?),
+        _ => None,
+    }
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}

@@ -1,0 +1,85 @@
+//! Command-line definition: llama2.c's flags, with long forms and `--help`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Run Llama-2-architecture models in the llama2.c formats.
+///
+/// `llama2 MODEL [options]` generates text like llama2.c's `run`, with the same flags,
+/// defaults and, for the same seed, the same tokens.
+#[derive(Debug, Parser)]
+#[command(
+    name = "llama2",
+    version,
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Example:\n  llama2 stories260K.bin -z tok512.bin -t 0 -n 200 -i \"Once upon a time\""
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print a model file's format, config and memory needs.
+    Info {
+        /// Model file (.bin, llama2.c v0, v1 or v2 layout).
+        model: PathBuf,
+    },
+}
+
+/// Generation settings, named as in llama2.c.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Model file (.bin, llama2.c v0 or v1 layout).
+    #[arg(required = true)]
+    pub model: Option<PathBuf>,
+
+    /// Temperature; 0 picks the most likely token every time.
+    #[arg(short = 't', long, default_value_t = 1.0, value_name = "FLOAT")]
+    pub temperature: f32,
+
+    /// Nucleus sampling: sample from the smallest set of tokens whose probability exceeds
+    /// this; 0 or 1 sample from all tokens.
+    #[arg(
+        short = 'p',
+        long = "top-p",
+        default_value_t = 0.9,
+        value_name = "FLOAT"
+    )]
+    pub top_p: f32,
+
+    /// Random seed; 0 (the default) takes one from the clock.
+    #[arg(short = 's', long, default_value_t = 0, value_name = "INT")]
+    pub seed: u64,
+
+    /// Number of steps to run, prompt included; 0 means the model's seq_len.
+    #[arg(short = 'n', long, default_value_t = 256, value_name = "INT")]
+    pub steps: usize,
+
+    /// Prompt to continue.
+    #[arg(short = 'i', long, value_name = "STRING")]
+    pub prompt: Option<String>,
+
+    /// Tokenizer file [default: tokenizer.bin beside the model, else in the working directory].
+    #[arg(short = 'z', long, value_name = "FILE")]
+    pub tokenizer: Option<PathBuf>,
+
+    /// Mode: generate a continuation, or chat.
+    #[arg(short = 'm', long, value_enum, default_value_t = Mode::Generate)]
+    pub mode: Mode,
+
+    /// System prompt, for chat mode.
+    #[arg(short = 'y', long = "system-prompt", value_name = "STRING")]
+    pub system_prompt: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Generate,
+    Chat,
+}

@@ -1,0 +1,92 @@
+//! `llama2 MODEL ...`: generate text, streamed to stdout, with llama2.c's speed report.
+
+use std::io::Write as _;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use llama2_core::{
+    GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer,
+};
+
+use crate::cli::{Mode, RunArgs};
+use crate::error::{path_of, CliError};
+use crate::load::{tokenizer_path, MappedFile};
+
+pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    if args.mode == Mode::Chat {
+        return Err(CliError::usage(
+            "-m chat",
+            "chat mode is not available yet; use -m generate",
+        ));
+    }
+    let strategy = Strategy::new(args.temperature, args.top_p).map_err(|e| {
+        let flag = match e {
+            llama2_core::Error::InvalidTemperature(_) => "-t/--temperature",
+            _ => "-p/--top-p",
+        };
+        CliError::usage(flag, e)
+    })?;
+    let model_path = path_of(&args.model);
+    let model_file = MappedFile::open(model_path)?;
+    let model = Model::from_bytes(model_file.bytes()).map_err(|e| CliError::file(model_path, e))?;
+    let config = model.config;
+
+    let tokenizer_path = tokenizer_path(args.tokenizer.as_deref(), model_path)?;
+    let tokenizer_file = MappedFile::open(&tokenizer_path)?;
+    let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap_or(0)];
+    let tokenizer = Tokenizer::new(tokenizer_file.bytes(), config.vocab_size, &mut index)
+        .map_err(|e| CliError::file(&tokenizer_path, e))?;
+
+    let context = config.seq_len;
+    let state_len = State::len_for(&config, context)
+        .ok_or_else(|| CliError::file(model_path, llama2_core::Error::SizeOverflow))?;
+    let mut activations = vec![0f32; state_len];
+    let mut state = State::new(&config, context, &mut activations)
+        .map_err(|e| CliError::file(model_path, e))?;
+    let mut scratch =
+        vec![ProbIndex::default(); Sampler::scratch_len(&strategy, config.vocab_size)];
+    let seed = if args.seed == 0 {
+        clock_seed()
+    } else {
+        args.seed
+    };
+    let mut sampler = Sampler::new(strategy, seed, config.vocab_size, &mut scratch)
+        .map_err(|e| CliError::file(model_path, e))?;
+
+    let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
+    let mut prompt_tokens = vec![0u32; prompt.len() + 3];
+    let stdout = std::io::stdout().lock();
+    let mut out = embedded_io_adapters::std::FromStd::new(stdout);
+    let mut generator = Generator {
+        model: &model,
+        tokenizer: &tokenizer,
+        state: &mut state,
+        sampler: &mut sampler,
+        parallel: &Serial,
+    };
+    // Timed like llama2.c: from the moment the first token has been printed.
+    let mut start: Option<Instant> = None;
+    let summary = generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, |_| {
+        start.get_or_insert_with(Instant::now);
+    });
+    match summary {
+        Ok(summary) => {
+            if let (Some(start), true) = (start, summary.steps > 1) {
+                let seconds = start.elapsed().as_secs_f64();
+                let rate = (summary.steps - 1) as f64 / seconds;
+                let _ = writeln!(std::io::stderr(), "achieved tok/s: {rate:.6}");
+            }
+            Ok(())
+        }
+        // Output closed early (`llama2 ... | head`): stop quietly, as other filters do.
+        Err(GenerateError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(GenerateError::Write(e)) => Err(CliError::usage("stdout", e)),
+        Err(GenerateError::Engine(e)) => Err(CliError::file(model_path, e)),
+    }
+}
+
+/// A seed from the clock, like llama2.c's `time(NULL)` (never 0, which would stall xorshift).
+fn clock_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(1, |d| d.as_secs().max(1))
+}

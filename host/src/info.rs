@@ -1,0 +1,44 @@
+//! `llama2 info MODEL`: what a model file holds and what running it costs.
+
+use std::path::Path;
+
+use llama2_core::{Format, Model, State};
+
+use crate::error::CliError;
+use crate::load::MappedFile;
+
+pub fn run(path: &Path) -> Result<(), CliError> {
+    let file = MappedFile::open(path)?;
+    let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(path, e))?;
+    let c = model.config;
+    let format = match model.format {
+        Format::V0 => "llama2.c legacy (version 0), fp32",
+        Format::V1 => "llama2.c version 1, fp32",
+    };
+    let state_bytes = State::len_for(&c, c.seq_len).map(|n| n.saturating_mul(4));
+    println!("file:              {}", path.display());
+    println!("format:            {format}");
+    println!("dim:               {}", c.dim);
+    println!("hidden_dim:        {}", c.hidden_dim);
+    println!("n_layers:          {}", c.n_layers);
+    println!("n_heads:           {}", c.n_heads);
+    println!("n_kv_heads:        {}", c.n_kv_heads);
+    println!("vocab_size:        {}", c.vocab_size);
+    println!("seq_len:           {}", c.seq_len);
+    println!("head_size:         {}", c.head_size());
+    println!(
+        "classifier:        {}",
+        if c.shared_classifier {
+            "shared with token embedding"
+        } else {
+            "separate"
+        }
+    );
+    println!("parameters:        {}", c.parameter_count().unwrap_or(0));
+    println!("file bytes:        {}", file.bytes().len());
+    match state_bytes {
+        Some(bytes) => println!("state for seq_len: {bytes} bytes (activations + KV cache)"),
+        None => println!("state for seq_len: too large for this machine"),
+    }
+    Ok(())
+}

@@ -1,0 +1,1 @@
+//! Shared helpers for the integration tests: fixture paths and golden file readers.
