@@ -36,7 +36,7 @@ impl<'a> Model<'a> {
     /// Parses model bytes without copying them. The slice must be 4-byte aligned (a
     /// memory map or an aligned `static` is) and exactly as long as its header says.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>> {
-        if (bytes.as_ptr() as usize) % core::mem::align_of::<f32>() != 0 {
+        if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<f32>()) {
             return Err(Error::Misaligned);
         }
         if bytes.len() >= 8 && read_u32(bytes, 0) == MAGIC {

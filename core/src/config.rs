@@ -81,19 +81,19 @@ impl Config {
                 return Err(Error::NonPositiveField { field, value: 0 });
             }
         }
-        if self.dim % self.n_heads != 0 {
+        if !self.dim.is_multiple_of(self.n_heads) {
             return Err(Error::HeadsDoNotDivideDim {
                 dim: self.dim,
                 n_heads: self.n_heads,
             });
         }
-        if self.n_heads % self.n_kv_heads != 0 {
+        if !self.n_heads.is_multiple_of(self.n_kv_heads) {
             return Err(Error::KvHeadsDoNotDivideHeads {
                 n_heads: self.n_heads,
                 n_kv_heads: self.n_kv_heads,
             });
         }
-        if self.head_size() % 2 != 0 {
+        if !self.head_size().is_multiple_of(2) {
             return Err(Error::OddHeadSize {
                 head_size: self.head_size(),
             });
