@@ -36,6 +36,13 @@ impl<'a> Model<'a> {
     /// Parses model bytes without copying them. The slice must be 4-byte aligned (a
     /// memory map or an aligned `static` is) and exactly as long as its header says.
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>> {
+        // Too short for any header: say so before judging the alignment of nothing.
+        if bytes.len() < 8 {
+            return Err(Error::TruncatedHeader {
+                needed: V0_HEADER_LEN,
+                actual: bytes.len(),
+            });
+        }
         if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<f32>()) {
             return Err(Error::Misaligned);
         }
@@ -219,5 +226,196 @@ impl<'a> Cursor<'a> {
             }),
             Some(_) => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::{bytes, v0_model, RAW};
+    use std::vec::Vec;
+
+    /// The v1 layout of the same weights as `v0_model(RAW, shared)`.
+    fn v1_from_v0(v0: &[f32], shared: bool, version: i32) -> Vec<f32> {
+        let model = Model::from_bytes(bytes(v0)).unwrap();
+        let w = model.weights;
+        let mut header = [0u8; VERSIONED_HEADER_LEN];
+        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+        header[4..8].copy_from_slice(&version.to_le_bytes());
+        for (i, v) in RAW.iter().enumerate() {
+            header[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        header[36] = u8::from(shared);
+        let mut out: Vec<f32> = bytemuck::cast_slice::<u8, f32>(&header).to_vec();
+        let data = |m: Matrix<'_>| match m {
+            Matrix::F32 { data, .. } => data.to_vec(),
+        };
+        let stack = |s: Stack<'_>| -> Vec<f32> {
+            (0..model.config.n_layers)
+                .flat_map(|l| data(s.layer(l)))
+                .collect()
+        };
+        out.extend_from_slice(w.rms_att);
+        out.extend_from_slice(w.rms_ffn);
+        out.extend_from_slice(w.rms_final);
+        out.extend(data(w.token_embedding));
+        for s in [w.wq, w.wk, w.wv, w.wo, w.w1, w.w2, w.w3] {
+            out.extend(stack(s));
+        }
+        if !shared {
+            out.extend(data(w.classifier));
+        }
+        out
+    }
+
+    #[test]
+    fn parses_v0_shared_and_unshared() {
+        let shared = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&shared)).unwrap();
+        assert_eq!(model.format, Format::V0);
+        assert!(model.config.shared_classifier);
+        assert_eq!(model.weights.wk.layer(1).rows(), 4);
+        // shared classifier is the embedding itself
+        let (Matrix::F32 { data: a, .. }, Matrix::F32 { data: b, .. }) =
+            (model.weights.classifier, model.weights.token_embedding);
+        assert_eq!(a.as_ptr(), b.as_ptr());
+        // the first weight follows the 28-byte header
+        assert_eq!(a[0], shared[7]);
+
+        let unshared = v0_model(RAW, false);
+        let model = Model::from_bytes(bytes(&unshared)).unwrap();
+        assert!(!model.config.shared_classifier);
+        assert_eq!(model.config.vocab_size, 300);
+        let Matrix::F32 { data, .. } = model.weights.classifier;
+        assert_eq!(data.last(), unshared.last());
+    }
+
+    #[test]
+    fn parses_v1_like_v0() {
+        for shared in [true, false] {
+            let v0 = v0_model(RAW, shared);
+            let v1 = v1_from_v0(&v0, shared, 1);
+            let a = Model::from_bytes(bytes(&v0)).unwrap();
+            let b = Model::from_bytes(bytes(&v1)).unwrap();
+            assert_eq!(b.format, Format::V1);
+            assert_eq!(a.config, b.config);
+            let (Matrix::F32 { data: x, .. }, Matrix::F32 { data: y, .. }) =
+                (a.weights.w2.layer(1), b.weights.w2.layer(1));
+            assert_eq!(x, y);
+        }
+    }
+
+    #[test]
+    fn rejects_wrong_lengths() {
+        let model = v0_model(RAW, true);
+        let full = bytes(&model);
+        assert_eq!(
+            Model::from_bytes(&full[..full.len() - 4]).unwrap_err(),
+            Error::FileSizeMismatch {
+                expected: full.len(),
+                actual: full.len() - 4
+            }
+        );
+        let mut longer = model.clone();
+        longer.push(0.0);
+        assert_eq!(
+            Model::from_bytes(bytes(&longer)).unwrap_err(),
+            Error::FileSizeMismatch {
+                expected: full.len(),
+                actual: full.len() + 4
+            }
+        );
+        assert_eq!(
+            Model::from_bytes(&full[..12]).unwrap_err(),
+            Error::TruncatedHeader {
+                needed: 28,
+                actual: 12
+            }
+        );
+        assert_eq!(
+            Model::from_bytes(&[]).unwrap_err(),
+            Error::TruncatedHeader {
+                needed: 28,
+                actual: 0
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_versions_and_short_versioned_headers() {
+        let v1 = v1_from_v0(&v0_model(RAW, true), true, 7);
+        assert_eq!(
+            Model::from_bytes(bytes(&v1)).unwrap_err(),
+            Error::UnsupportedVersion(7)
+        );
+        assert_eq!(
+            Model::from_bytes(&bytes(&v1)[..100]).unwrap_err(),
+            Error::TruncatedHeader {
+                needed: 256,
+                actual: 100
+            }
+        );
+    }
+
+    #[test]
+    fn rejects_misaligned_bytes() {
+        let model = v0_model(RAW, true);
+        let mut shifted = vec![0u8; bytes(&model).len() + 1];
+        shifted[1..].copy_from_slice(bytes(&model));
+        // One of the two offsets is misaligned whatever the allocation's alignment.
+        let misaligned = if shifted.as_ptr() as usize % 4 == 0 {
+            &shifted[1..]
+        } else {
+            &shifted[..shifted.len() - 1]
+        };
+        assert_eq!(
+            Model::from_bytes(misaligned).unwrap_err(),
+            Error::Misaligned
+        );
+    }
+
+    #[test]
+    fn rejects_bad_header_and_overflow() {
+        let mut model = v0_model(RAW, true);
+        model[3] = f32::from_bits(0); // n_heads = 0
+        assert!(matches!(
+            Model::from_bytes(bytes(&model)).unwrap_err(),
+            Error::NonPositiveField {
+                field: "n_heads",
+                ..
+            }
+        ));
+        // vocab_size = i32::MIN cannot be negated into a positive size
+        let mut model = v0_model(RAW, true);
+        model[5] = f32::from_bits(i32::MIN as u32);
+        assert!(matches!(
+            Model::from_bytes(bytes(&model)).unwrap_err(),
+            Error::NonPositiveField {
+                field: "vocab_size",
+                ..
+            }
+        ));
+        // Sizes that only overflow on the way (seq_len * head_size of the RoPE tables)
+        let mut header: Vec<f32> = [64, 64, 1, 2, 2, 1, i32::MAX]
+            .iter()
+            .map(|&v: &i32| f32::from_bits(v as u32))
+            .collect();
+        header.resize(64, 0.0);
+        let err = Model::from_bytes(bytes(&header)).unwrap_err();
+        let expected = if usize::BITS == 32 {
+            Error::SizeOverflow
+        } else {
+            Error::FileSizeMismatch {
+                expected: 28
+                    + 4 * (64
+                        + 2 * 64
+                        + 4 * 64 * 64
+                        + 3 * 64 * 64
+                        + 64
+                        + 2 * 16 * (i32::MAX as usize)),
+                actual: 256,
+            }
+        };
+        assert_eq!(err, expected);
     }
 }

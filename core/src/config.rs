@@ -159,3 +159,61 @@ pub(crate) const fn add(a: Option<usize>, b: Option<usize>) -> Option<usize> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::RAW;
+
+    #[test]
+    fn derived_sizes() {
+        let c = Config::validated(RAW, true).unwrap();
+        assert_eq!((c.head_size(), c.kv_dim(), c.kv_mul()), (2, 4, 2));
+        // 300*8 embedding + 2 layers * (2*8 + 2*64 + 2*32 + 3*96) + 8
+        assert_eq!(
+            c.parameter_count(),
+            Some(2400 + 2 * (16 + 128 + 64 + 288) + 8)
+        );
+    }
+
+    #[test]
+    fn rejects_each_bad_field() {
+        let with = |i: usize, v: i32| {
+            let mut raw = RAW;
+            raw[i] = v;
+            Config::validated(raw, true)
+        };
+        assert_eq!(
+            with(0, 0),
+            Err(Error::NonPositiveField {
+                field: "dim",
+                value: 0
+            })
+        );
+        assert_eq!(
+            with(6, -3),
+            Err(Error::NonPositiveField {
+                field: "seq_len",
+                value: -3
+            })
+        );
+        assert_eq!(
+            with(3, 3),
+            Err(Error::HeadsDoNotDivideDim { dim: 8, n_heads: 3 })
+        );
+        assert_eq!(
+            with(4, 3),
+            Err(Error::KvHeadsDoNotDivideHeads {
+                n_heads: 4,
+                n_kv_heads: 3
+            })
+        );
+        assert_eq!(with(3, 8), Err(Error::OddHeadSize { head_size: 1 }));
+    }
+
+    #[test]
+    fn rejects_sizes_that_overflow() {
+        let raw = [1 << 30, i32::MAX, i32::MAX, 2, 2, i32::MAX, 1];
+        assert_eq!(Config::validated(raw, false), Err(Error::SizeOverflow));
+    }
+}

@@ -130,3 +130,58 @@ fn rotate(pair: &mut [f32], fcr: f32, fci: f32) {
     pair[0] = v0 * fcr - v1 * fci;
     pair[1] = v0 * fci + v1 * fcr;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parallel::Serial;
+    use crate::testutil::{bytes, v0_model, RAW};
+    use std::vec::Vec;
+
+    fn logits_for(model: &Model<'_>, tokens: &[u32], context: usize) -> Vec<f32> {
+        let mut buffer = std::vec![0.0; State::len_for(&model.config, context).unwrap()];
+        let mut state = State::new(&model.config, context, &mut buffer).unwrap();
+        let mut last = Vec::new();
+        for (pos, &t) in tokens.iter().enumerate() {
+            last = model.forward(&mut state, t, pos, &Serial).unwrap().to_vec();
+        }
+        last
+    }
+
+    #[test]
+    fn short_context_gives_the_same_logits() {
+        let file = v0_model(RAW, false);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let tokens = [1, 5, 299, 7];
+        let full = logits_for(&model, &tokens, 16);
+        assert_eq!(full, logits_for(&model, &tokens, 4));
+        assert!(full.iter().all(|v| v.is_finite()));
+        // The output depends on the history, not only on the last token.
+        assert_ne!(full, logits_for(&model, &[1, 6, 299, 7], 16));
+    }
+
+    #[test]
+    fn rejects_bad_tokens_positions_and_states() {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let mut buffer = std::vec![0.0; State::len_for(&model.config, 4).unwrap()];
+        let mut state = State::new(&model.config, 4, &mut buffer).unwrap();
+        assert_eq!(
+            model.forward(&mut state, 300, 0, &Serial).unwrap_err(),
+            Error::TokenOutOfRange {
+                token: 300,
+                vocab_size: 300
+            }
+        );
+        assert_eq!(
+            model.forward(&mut state, 1, 4, &Serial).unwrap_err(),
+            Error::PositionOutOfRange { pos: 4, context: 4 }
+        );
+        let other = v0_model([8, 12, 1, 4, 2, 300, 16], true);
+        let other = Model::from_bytes(bytes(&other)).unwrap();
+        assert_eq!(
+            other.forward(&mut state, 1, 0, &Serial).unwrap_err(),
+            Error::StateMismatch
+        );
+    }
+}

@@ -16,6 +16,8 @@ pub enum GenerateError<E> {
     Write(E),
 }
 
+impl<E: core::fmt::Debug> core::error::Error for GenerateError<E> {}
+
 impl<E> From<Error> for GenerateError<E> {
     fn from(error: Error) -> Self {
         GenerateError::Engine(error)
@@ -153,5 +155,104 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
             steps: pos,
             stopped_on_bos,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::parallel::Serial;
+    use crate::sampler::Strategy;
+    use crate::testutil::{bytes, v0_model, vocab_file, RAW};
+    use std::vec::Vec;
+
+    /// Runs a greedy generation on the synthetic model with a tokenizer of `vocab` entries.
+    fn run<W: embedded_io::Write>(
+        vocab: usize,
+        context: usize,
+        prompt: &str,
+        steps: usize,
+        out: &mut W,
+    ) -> (
+        core::result::Result<Summary, GenerateError<W::Error>>,
+        Vec<TokenEvent>,
+    ) {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let tokenizer_bytes = vocab_file(vocab);
+        let mut index = std::vec![0; 2 * vocab];
+        let tokenizer = Tokenizer::new(&tokenizer_bytes, vocab, &mut index).unwrap();
+        let mut buffer = std::vec![0.0; State::len_for(&model.config, context).unwrap()];
+        let mut state = State::new(&model.config, context, &mut buffer).unwrap();
+        let mut sampler = Sampler::new(Strategy::Argmax, 1, vocab, &mut []).unwrap();
+        let mut generator = Generator {
+            model: &model,
+            tokenizer: &tokenizer,
+            state: &mut state,
+            sampler: &mut sampler,
+            parallel: &Serial,
+        };
+        let mut prompt_buf = std::vec![0; prompt.len() + 3];
+        let mut events = Vec::new();
+        let result = generator.generate(prompt.as_bytes(), steps, &mut prompt_buf, out, |e| {
+            events.push(e)
+        });
+        (result, events)
+    }
+
+    #[test]
+    fn steps_count_the_prompt_and_zero_means_the_context() {
+        assert_eq!(resolve_steps(0, 16), 16);
+        assert_eq!(resolve_steps(17, 16), 16);
+        assert_eq!(resolve_steps(5, 16), 5);
+        let mut out = Vec::new();
+        let (summary, events) = run(300, 16, "ab", 6, &mut out);
+        let summary = summary.unwrap();
+        // prompt [BOS, " ab"]: one forced token, then sampled ones, 6 steps in all
+        assert_eq!(summary.prompt_tokens, 2);
+        assert_eq!(
+            events[0],
+            TokenEvent {
+                pos: 0,
+                token: 263,
+                from_prompt: true
+            }
+        );
+        assert!(events[1..].iter().all(|e| !e.from_prompt));
+        assert_eq!(
+            summary.steps,
+            events.len() + usize::from(summary.stopped_on_bos)
+        );
+        assert!(summary.steps <= 6);
+        assert!(out.starts_with(b"ab"), "BOS strips the leading space");
+        assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn rejects_mismatched_vocabularies_and_long_prompts() {
+        let mut out = Vec::new();
+        assert_eq!(
+            run(266, 16, "ab", 4, &mut out).0,
+            Err(GenerateError::Engine(Error::VocabularyMismatch {
+                model: 300,
+                tokenizer: 266
+            }))
+        );
+        // "#0#0#0" has no merges beyond single characters: 1 + 1 + 6 tokens > context 4
+        assert_eq!(
+            run(300, 4, "#0#0#0", 4, &mut out).0,
+            Err(GenerateError::Engine(Error::PromptTooLong {
+                tokens: 8,
+                context: 4
+            }))
+        );
+    }
+
+    #[test]
+    fn reports_sink_errors() {
+        let mut tiny = [0u8; 1];
+        let mut sink: &mut [u8] = &mut tiny;
+        let (result, _) = run(300, 16, "ab", 6, &mut sink);
+        assert!(matches!(result, Err(GenerateError::Write(_))));
     }
 }

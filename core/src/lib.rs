@@ -42,7 +42,7 @@
 //! # Ok(())
 //! # }
 //! ```
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
@@ -61,6 +61,9 @@ mod state;
 mod text;
 mod tokenizer;
 mod weights;
+
+#[cfg(test)]
+mod testutil;
 
 pub use checkpoint::{Format, Model, MAGIC};
 pub use config::Config;

@@ -137,3 +137,61 @@ impl<'b> State<'b> {
         self.logits
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::RAW;
+
+    #[test]
+    fn len_counts_every_part() {
+        let c = Config::validated(RAW, true).unwrap();
+        // x, xb, xb2, q: 4*8; hb, hb2: 2*12; att: 4 heads * 10; logits 300; caches 2*(2*10*4)
+        let expected = 4 * 8 + 2 * 12 + 4 * 10 + 300 + 2 * (2 * 10 * 4);
+        assert_eq!(State::len_for(&c, 10), Some(expected));
+        const STATIC_LEN: Option<usize> = State::len_for(
+            &Config {
+                dim: 8,
+                hidden_dim: 12,
+                n_layers: 2,
+                n_heads: 4,
+                n_kv_heads: 2,
+                vocab_size: 300,
+                seq_len: 16,
+                shared_classifier: true,
+            },
+            10,
+        );
+        assert_eq!(STATIC_LEN, Some(expected));
+        let mut buffer = std::vec![0.0; expected];
+        let state = State::new(&c, 10, &mut buffer).unwrap();
+        assert_eq!(state.context(), 10);
+        assert_eq!(state.logits().len(), 300);
+        assert_eq!(state.key_cache.len(), 80);
+    }
+
+    #[test]
+    fn rejects_short_buffers_and_bad_contexts() {
+        let c = Config::validated(RAW, true).unwrap();
+        let needed = State::len_for(&c, 16).unwrap();
+        let mut buffer = std::vec![0.0; needed - 1];
+        assert_eq!(
+            State::new(&c, 16, &mut buffer).unwrap_err(),
+            Error::BufferTooSmall {
+                buffer: Buffer::State,
+                needed,
+                actual: needed - 1
+            }
+        );
+        for context in [0, 17] {
+            assert_eq!(
+                State::new(&c, context, &mut buffer).unwrap_err(),
+                Error::InvalidContext {
+                    requested: context,
+                    seq_len: 16
+                }
+            );
+        }
+        assert_eq!(State::len_for(&c, usize::MAX), None);
+    }
+}

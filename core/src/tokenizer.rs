@@ -297,3 +297,151 @@ fn parse_byte_piece(piece: &[u8]) -> Option<u8> {
 fn hex_digit(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::tokenizer_file;
+    use std::vec::Vec;
+
+    const VOCAB: usize = 266;
+
+    fn vocab_file() -> Vec<u8> {
+        super::super::testutil::vocab_file(VOCAB)
+    }
+
+    fn encode(text: &str, bos: bool, eos: bool) -> Vec<u32> {
+        let file = vocab_file();
+        let mut index = vec![0; 2 * VOCAB];
+        let tokenizer = Tokenizer::new(&file, VOCAB, &mut index).unwrap();
+        let mut out = vec![0; text.len() + 3];
+        let n = tokenizer
+            .encode(text.as_bytes(), bos, eos, &mut out)
+            .unwrap();
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn merges_highest_scoring_pairs_first() {
+        assert_eq!(encode("ab", true, false), [1, 263]);
+        assert_eq!(encode("ba", false, true), [259, 265, 2]);
+        assert_eq!(encode("", true, false), [1]);
+    }
+
+    #[test]
+    fn groups_utf8_and_falls_back_to_bytes() {
+        assert_eq!(encode("é", true, false), [1, 259, 264]);
+        // ü (C3 BC) is not in the vocabulary: one byte token per byte
+        assert_eq!(encode("ü", false, false), [259, 0xC3 + 3, 0xBC + 3]);
+    }
+
+    #[test]
+    fn decode_follows_the_reference() {
+        let file = vocab_file();
+        let mut index = vec![0; 2 * VOCAB];
+        let t = Tokenizer::new(&file, VOCAB, &mut index).unwrap();
+        assert_eq!(t.decode(BOS, 263), Ok(Piece::Text(b"ab")));
+        assert_eq!(t.decode(260, 263), Ok(Piece::Text(b" ab")));
+        assert_eq!(t.decode(260, 0x41 + 3), Ok(Piece::Byte(0x41)));
+        assert_eq!(
+            t.decode(260, 266),
+            Err(Error::TokenOutOfRange {
+                token: 266,
+                vocab_size: VOCAB
+            })
+        );
+        assert_eq!(t.lookup(b"a", b"b"), Some(262));
+        assert_eq!(t.lookup(b"b", b"b"), None);
+    }
+
+    #[test]
+    fn duplicate_pieces_resolve_to_the_lowest_id() {
+        let file = tokenizer_file(1, &[(0.0, b"x"), (0.0, b"y"), (0.0, b"x")]);
+        let mut index = [0; 6];
+        let t = Tokenizer::new(&file, 3, &mut index).unwrap();
+        assert_eq!(t.lookup(b"x", b""), Some(0));
+    }
+
+    #[test]
+    fn encode_reports_a_short_output_buffer() {
+        let file = vocab_file();
+        let mut index = vec![0; 2 * VOCAB];
+        let t = Tokenizer::new(&file, VOCAB, &mut index).unwrap();
+        let mut out = [0; 2];
+        assert_eq!(
+            t.encode(b"ba", true, false, &mut out),
+            Err(Error::BufferTooSmall {
+                buffer: Buffer::Tokens,
+                needed: 3,
+                actual: 2
+            })
+        );
+    }
+
+    #[test]
+    fn byte_fallback_needs_the_byte_tokens() {
+        let file = tokenizer_file(1, &[(0.0, b"a"), (0.0, b" ")]);
+        let mut index = [0; 4];
+        let t = Tokenizer::new(&file, 2, &mut index).unwrap();
+        let mut out = [0; 8];
+        assert_eq!(
+            t.encode(b"z", false, false, &mut out),
+            Err(Error::VocabularyTooSmall { vocab_size: 2 })
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_files() {
+        let mut index = vec![0; 2 * VOCAB];
+        let good = vocab_file();
+        let check = |bytes: &[u8], vocab: usize, index: &mut [u32]| {
+            Tokenizer::new(bytes, vocab, index).map(|_| ())
+        };
+        assert_eq!(
+            check(&good[..2], VOCAB, &mut index),
+            Err(Error::TokenizerTruncated { token: 0 })
+        );
+        assert_eq!(
+            check(&good[..good.len() - 1], VOCAB, &mut index),
+            Err(Error::TokenizerTruncated { token: VOCAB - 1 })
+        );
+        assert_eq!(
+            check(&good, VOCAB - 1, &mut index),
+            Err(Error::TokenizerTrailingBytes {
+                vocab_size: VOCAB - 1,
+                extra: 8 + 2
+            })
+        );
+        assert_eq!(
+            check(&good, VOCAB, &mut index[..10]),
+            Err(Error::BufferTooSmall {
+                buffer: Buffer::TokenizerIndex,
+                needed: 2 * VOCAB,
+                actual: 10
+            })
+        );
+        let mut negative = tokenizer_file(4, &[(0.0, b"ab")]);
+        negative[8..12].copy_from_slice(&(-5i32).to_le_bytes());
+        assert_eq!(
+            check(&negative, 1, &mut index),
+            Err(Error::TokenizerNegativeLength { token: 0, len: -5 })
+        );
+        let too_long = tokenizer_file(1, &[(0.0, b"abc")]);
+        assert_eq!(
+            check(&too_long, 1, &mut index),
+            Err(Error::TokenLongerThanMax {
+                token: 0,
+                len: 3,
+                max: 1
+            })
+        );
+        let huge = tokenizer_file(u32::MAX, &[(0.0, b"a")]);
+        let mut huge = huge;
+        huge[8..12].copy_from_slice(&i32::MAX.to_le_bytes());
+        assert_eq!(
+            check(&huge, 1, &mut index),
+            Err(Error::TokenizerTruncated { token: 0 })
+        );
+    }
+}
