@@ -363,7 +363,7 @@ mod tests {
         let mut shifted = vec![0u8; bytes(&model).len() + 1];
         shifted[1..].copy_from_slice(bytes(&model));
         // One of the two offsets is misaligned whatever the allocation's alignment.
-        let misaligned = if shifted.as_ptr() as usize % 4 == 0 {
+        let misaligned = if (shifted.as_ptr() as usize).is_multiple_of(4) {
             &shifted[1..]
         } else {
             &shifted[..shifted.len() - 1]
