@@ -6,7 +6,7 @@
 
 use crate::config::{add, mul, Config};
 use crate::error::{Error, Result};
-use crate::weights::{Matrix, Stack, Weights};
+use crate::weights::{q8_matrix, Matrix, Stack, Weights};
 
 /// `"ak42"` read as a little-endian u32: the magic of versioned files.
 pub const MAGIC: u32 = 0x616b_3432;
@@ -22,6 +22,15 @@ pub enum Format {
     V0,
     /// `ak42` magic, version 1: fp32 weights, 256-byte header.
     V1,
+    /// `ak42` magic, version 2: Q8_0 weights in groups of `group_size`, fp32 norms.
+    V2 { group_size: usize },
+}
+
+/// How the matrices of a file are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    F32,
+    Q8 { group: usize },
 }
 
 /// A parsed model: its config and views of its weights.
@@ -86,11 +95,11 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
     raw[5] = raw[5].checked_abs().unwrap_or(0);
     let config = Config::validated(raw, shared)?;
     let mut cursor = Cursor::new(bytes, V0_HEADER_LEN);
-    let token_embedding = cursor.matrix(Some(config.vocab_size), config.dim);
+    let token_embedding = cursor.matrix(config.vocab_size, config.dim, Element::F32);
     let rms_att = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config);
+    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config, Element::F32);
     let rms_ffn = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config);
+    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config, Element::F32);
     let rms_final = cursor.f32s(Some(config.dim));
     // Two RoPE tables the reference never reads (it computes RoPE on the fly).
     let rope_table = mul(Some(config.seq_len), Some(config.head_size() / 2));
@@ -98,7 +107,7 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
     let classifier = if shared {
         token_embedding
     } else {
-        cursor.matrix(Some(config.vocab_size), config.dim)
+        cursor.matrix(config.vocab_size, config.dim, Element::F32)
     };
     cursor.finish()?;
     Ok(Model {
@@ -124,27 +133,48 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
 fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
     require_header(bytes, VERSIONED_HEADER_LEN)?;
     let version = read_i32(bytes, 4);
-    if version != 1 {
-        return Err(Error::UnsupportedVersion(version));
-    }
     let shared = bytes[36] != 0;
+    let (format, element) =
+        match version {
+            1 => (Format::V1, Element::F32),
+            2 => {
+                let raw = read_i32(bytes, 37);
+                let group_size = usize::try_from(raw).ok().filter(|&g| g > 0).ok_or(
+                    Error::NonPositiveField {
+                        field: "group_size",
+                        value: i64::from(raw),
+                    },
+                )?;
+                (Format::V2 { group_size }, Element::Q8 { group: group_size })
+            }
+            _ => return Err(Error::UnsupportedVersion(version)),
+        };
     let config = Config::validated(read_config(bytes, 8), shared)?;
+    if let Element::Q8 { group } = element {
+        if !config.dim.is_multiple_of(group) || !config.hidden_dim.is_multiple_of(group) {
+            return Err(Error::GroupSizeMismatch {
+                group_size: group,
+                dim: config.dim,
+                hidden_dim: config.hidden_dim,
+            });
+        }
+    }
     let mut cursor = Cursor::new(bytes, VERSIONED_HEADER_LEN);
     let rms_att = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
     let rms_ffn = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
     let rms_final = cursor.f32s(Some(config.dim));
-    let token_embedding = cursor.matrix(Some(config.vocab_size), config.dim);
-    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config);
-    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config);
+    let token_embedding = cursor.matrix(config.vocab_size, config.dim, element);
+    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config, element);
+    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config, element);
     let classifier = if shared {
         token_embedding
     } else {
-        cursor.matrix(Some(config.vocab_size), config.dim)
+        cursor.matrix(config.vocab_size, config.dim, element)
     };
     cursor.finish()?;
     Ok(Model {
         config,
-        format: Format::V1,
+        format,
         weights: Weights {
             token_embedding,
             rms_att,
@@ -165,18 +195,23 @@ fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
 fn attention_stacks<'a>(
     cursor: &mut Cursor<'a>,
     c: &Config,
+    e: Element,
 ) -> (Stack<'a>, Stack<'a>, Stack<'a>, Stack<'a>) {
-    let wq = cursor.stack(c.n_layers, c.dim, c.dim);
-    let wk = cursor.stack(c.n_layers, c.kv_dim(), c.dim);
-    let wv = cursor.stack(c.n_layers, c.kv_dim(), c.dim);
-    let wo = cursor.stack(c.n_layers, c.dim, c.dim);
+    let wq = cursor.stack(c.n_layers, c.dim, c.dim, e);
+    let wk = cursor.stack(c.n_layers, c.kv_dim(), c.dim, e);
+    let wv = cursor.stack(c.n_layers, c.kv_dim(), c.dim, e);
+    let wo = cursor.stack(c.n_layers, c.dim, c.dim, e);
     (wq, wk, wv, wo)
 }
 
-fn ffn_stacks<'a>(cursor: &mut Cursor<'a>, c: &Config) -> (Stack<'a>, Stack<'a>, Stack<'a>) {
-    let w1 = cursor.stack(c.n_layers, c.hidden_dim, c.dim);
-    let w2 = cursor.stack(c.n_layers, c.dim, c.hidden_dim);
-    let w3 = cursor.stack(c.n_layers, c.hidden_dim, c.dim);
+fn ffn_stacks<'a>(
+    cursor: &mut Cursor<'a>,
+    c: &Config,
+    e: Element,
+) -> (Stack<'a>, Stack<'a>, Stack<'a>) {
+    let w1 = cursor.stack(c.n_layers, c.hidden_dim, c.dim, e);
+    let w2 = cursor.stack(c.n_layers, c.dim, c.hidden_dim, e);
+    let w3 = cursor.stack(c.n_layers, c.hidden_dim, c.dim, e);
     (w1, w2, w3)
 }
 
@@ -197,24 +232,57 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn f32s(&mut self, count: Option<usize>) -> &'a [f32] {
+    /// The next `len` bytes (`None`: the length overflowed).
+    fn bytes(&mut self, len: Option<usize>) -> &'a [u8] {
         let start = self.end;
-        self.end = add(start, mul(count, Some(4)));
+        self.end = add(start, len);
         match (start, self.end) {
-            (Some(start), Some(end)) if end <= self.bytes.len() => {
-                bytemuck::try_cast_slice(&self.bytes[start..end]).unwrap_or(&[])
-            }
+            (Some(start), Some(end)) if end <= self.bytes.len() => &self.bytes[start..end],
             _ => &[],
         }
     }
 
-    fn matrix(&mut self, rows: Option<usize>, cols: usize) -> Matrix<'a> {
-        let data = self.f32s(mul(rows, Some(cols)));
-        Matrix::F32 { data, cols }
+    /// The next `count` f32 values; aligned because the file start is and every section
+    /// before an f32 section is a multiple of 4 bytes.
+    fn f32s(&mut self, count: Option<usize>) -> &'a [f32] {
+        let bytes = self.bytes(mul(count, Some(4)));
+        bytemuck::try_cast_slice(bytes).unwrap_or(&[])
     }
 
-    fn stack(&mut self, layers: usize, rows: usize, cols: usize) -> Stack<'a> {
-        Stack::new(self.matrix(mul(Some(layers), Some(rows)), cols), rows)
+    /// Bytes of a Q8 tensor of `count` values: the values, then one f32 scale per group.
+    fn q8_len(count: Option<usize>, group: usize) -> Option<usize> {
+        add(count, mul(count.map(|n| n / group), Some(4)))
+    }
+
+    fn matrix(&mut self, rows: usize, cols: usize, element: Element) -> Matrix<'a> {
+        let count = mul(Some(rows), Some(cols));
+        match element {
+            Element::F32 => Matrix::F32 {
+                data: self.f32s(count),
+                cols,
+            },
+            Element::Q8 { group } => {
+                let bytes = self.bytes(Self::q8_len(count, group));
+                q8_matrix(bytes, count.unwrap_or(0).min(bytes.len()), group, cols)
+            }
+        }
+    }
+
+    fn stack(&mut self, layers: usize, rows: usize, cols: usize, element: Element) -> Stack<'a> {
+        let per_layer = mul(Some(rows), Some(cols));
+        match element {
+            Element::F32 => Stack::F32 {
+                all: self.f32s(mul(per_layer, Some(layers))),
+                rows,
+                cols,
+            },
+            Element::Q8 { group } => Stack::Q8 {
+                all: self.bytes(mul(Self::q8_len(per_layer, group), Some(layers))),
+                rows,
+                cols,
+                group,
+            },
+        }
     }
 
     fn finish(self) -> Result<()> {
@@ -235,6 +303,13 @@ mod tests {
     use crate::testutil::{bytes, v0_model, RAW};
     use std::vec::Vec;
 
+    fn f32_data(m: Matrix<'_>) -> &[f32] {
+        match m {
+            Matrix::F32 { data, .. } => data,
+            Matrix::Q8 { .. } => panic!("expected an fp32 matrix"),
+        }
+    }
+
     /// The v1 layout of the same weights as `v0_model(RAW, shared)`.
     fn v1_from_v0(v0: &[f32], shared: bool, version: i32) -> Vec<f32> {
         let model = Model::from_bytes(bytes(v0)).unwrap();
@@ -247,9 +322,7 @@ mod tests {
         }
         header[36] = u8::from(shared);
         let mut out: Vec<f32> = bytemuck::cast_slice::<u8, f32>(&header).to_vec();
-        let data = |m: Matrix<'_>| match m {
-            Matrix::F32 { data, .. } => data.to_vec(),
-        };
+        let data = |m: Matrix<'_>| f32_data(m).to_vec();
         let stack = |s: Stack<'_>| -> Vec<f32> {
             (0..model.config.n_layers)
                 .flat_map(|l| data(s.layer(l)))
@@ -276,8 +349,10 @@ mod tests {
         assert!(model.config.shared_classifier);
         assert_eq!(model.weights.wk.layer(1).rows(), 4);
         // shared classifier is the embedding itself
-        let (Matrix::F32 { data: a, .. }, Matrix::F32 { data: b, .. }) =
-            (model.weights.classifier, model.weights.token_embedding);
+        let (a, b) = (
+            f32_data(model.weights.classifier),
+            f32_data(model.weights.token_embedding),
+        );
         assert_eq!(a.as_ptr(), b.as_ptr());
         // the first weight follows the 28-byte header
         assert_eq!(a[0], shared[7]);
@@ -286,7 +361,7 @@ mod tests {
         let model = Model::from_bytes(bytes(&unshared)).unwrap();
         assert!(!model.config.shared_classifier);
         assert_eq!(model.config.vocab_size, 300);
-        let Matrix::F32 { data, .. } = model.weights.classifier;
+        let data = f32_data(model.weights.classifier);
         assert_eq!(data.last(), unshared.last());
     }
 
@@ -299,8 +374,10 @@ mod tests {
             let b = Model::from_bytes(bytes(&v1)).unwrap();
             assert_eq!(b.format, Format::V1);
             assert_eq!(a.config, b.config);
-            let (Matrix::F32 { data: x, .. }, Matrix::F32 { data: y, .. }) =
-                (a.weights.w2.layer(1), b.weights.w2.layer(1));
+            let (x, y) = (
+                f32_data(a.weights.w2.layer(1)),
+                f32_data(b.weights.w2.layer(1)),
+            );
             assert_eq!(x, y);
         }
     }
@@ -353,6 +430,84 @@ mod tests {
             Error::TruncatedHeader {
                 needed: 256,
                 actual: 100
+            }
+        );
+    }
+
+    /// A v2 file of `RAW`'s shape with zero weights, group size `group` in the header and
+    /// `group_for_sizes` used to size the scales.
+    fn v2_file(group: i32, group_for_sizes: usize, shared: bool) -> Vec<f32> {
+        let c = Config::validated(RAW, shared).unwrap();
+        let mut header = [0u8; VERSIONED_HEADER_LEN];
+        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+        header[4..8].copy_from_slice(&2i32.to_le_bytes());
+        for (i, v) in RAW.iter().enumerate() {
+            header[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
+        }
+        header[36] = u8::from(shared);
+        header[37..41].copy_from_slice(&group.to_le_bytes());
+        let mut bytes = header.to_vec();
+        let norms = (2 * c.n_layers + 1) * c.dim;
+        let layer = 2 * c.dim * c.dim + 2 * c.kv_dim() * c.dim + 3 * c.hidden_dim * c.dim;
+        let embedding = c.vocab_size * c.dim;
+        let q8 = |n: usize| n + 4 * (n / group_for_sizes);
+        let classifier = if shared { 0 } else { q8(embedding) };
+        let per_layer_tensors = [c.dim * c.dim, c.kv_dim() * c.dim, c.hidden_dim * c.dim];
+        let layers: usize = c.n_layers
+            * (2 * q8(per_layer_tensors[0])
+                + 2 * q8(per_layer_tensors[1])
+                + 3 * q8(per_layer_tensors[2]));
+        assert_eq!(
+            layers - c.n_layers * layer,
+            c.n_layers * 4 * (layer / group_for_sizes)
+        );
+        bytes.resize(
+            bytes.len() + 4 * norms + q8(embedding) + layers + classifier,
+            0,
+        );
+        // pad to whole f32s for aligned storage; the caller trims
+        let len = bytes.len();
+        bytes.resize(len.next_multiple_of(4), 0);
+        let mut words: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
+        words.push(f32::from_bits(len as u32)); // remember the true length
+        words
+    }
+
+    fn v2_bytes(words: &[f32]) -> &[u8] {
+        let len = words.last().unwrap().to_bits() as usize;
+        &bytes(words)[..len]
+    }
+
+    #[test]
+    fn parses_v2_and_checks_its_group_size() {
+        for shared in [true, false] {
+            let file = v2_file(4, 4, shared);
+            let model = Model::from_bytes(v2_bytes(&file)).unwrap();
+            assert_eq!(model.format, Format::V2 { group_size: 4 });
+            assert_eq!(model.weights.w2.layer(1).cols(), 12);
+            assert_eq!(model.weights.w2.layer(1).rows(), 8);
+            let full = v2_bytes(&file);
+            assert!(matches!(
+                Model::from_bytes(&full[..full.len() - 4]),
+                Err(Error::FileSizeMismatch { .. })
+            ));
+        }
+        // 8 divides dim 8 but not hidden_dim 12
+        let file = v2_file(8, 4, true);
+        assert_eq!(
+            Model::from_bytes(v2_bytes(&file)).unwrap_err(),
+            Error::GroupSizeMismatch {
+                group_size: 8,
+                dim: 8,
+                hidden_dim: 12
+            }
+        );
+        let file = v2_file(0, 4, true);
+        assert_eq!(
+            Model::from_bytes(v2_bytes(&file)).unwrap_err(),
+            Error::NonPositiveField {
+                field: "group_size",
+                value: 0
             }
         );
     }

@@ -39,6 +39,12 @@ pub enum Error {
     SizeOverflow,
     /// The file length differs from what the header says the weights need.
     FileSizeMismatch { expected: usize, actual: usize },
+    /// The Q8 group size does not divide every matmul's input length.
+    GroupSizeMismatch {
+        group_size: usize,
+        dim: usize,
+        hidden_dim: usize,
+    },
     /// The weight bytes do not start at a 4-byte aligned address, so they cannot be viewed
     /// as `f32` without a copy.
     Misaligned,
@@ -90,7 +96,7 @@ impl fmt::Display for Error {
             ),
             Error::UnsupportedVersion(v) => write!(
                 f,
-                "unsupported model file version {v} (this build reads versions 0 and 1)"
+                "unsupported model file version {v} (this build reads versions 0, 1 and 2)"
             ),
             Error::NonPositiveField { field, value } => {
                 write!(f, "header field {field} is {value}; it must be positive")
@@ -122,6 +128,16 @@ impl fmt::Display for Error {
             Error::FileSizeMismatch { expected, actual } => write!(
                 f,
                 "file is {actual} bytes but its header describes {expected} bytes"
+            ),
+            Error::GroupSizeMismatch {
+                group_size,
+                dim,
+                hidden_dim,
+            } => write!(
+                f,
+                "Q8 group size {group_size} does not divide both dim {dim} and hidden_dim \
+                 {hidden_dim}; requantize the fp32 model with `llama2 quantize IN OUT \
+                 --group-size N` where N divides both"
             ),
             Error::Misaligned => write!(f, "weight bytes are not 4-byte aligned"),
             Error::TokenizerTruncated { token } => {

@@ -47,7 +47,13 @@ impl Model<'_> {
             ffn_block(c, w, state, l, parallel);
         }
         rmsnorm_in_place(state.x, w.rms_final);
-        matmul(state.logits, state.x, &w.classifier, parallel);
+        matmul(
+            state.logits,
+            state.x,
+            &w.classifier,
+            parallel,
+            &mut state.quant,
+        );
         Ok(state.logits)
     }
 }
@@ -67,11 +73,11 @@ fn attention_block(
     let slot = layer_cache + pos * kv_dim;
 
     rmsnorm(s.xb, s.x, Weights::norm(w.rms_att, c, l));
-    matmul(s.q, s.xb, &w.wq.layer(l), parallel);
+    matmul(s.q, s.xb, &w.wq.layer(l), parallel, &mut s.quant);
     let key = &mut s.key_cache[slot..slot + kv_dim];
-    matmul(key, s.xb, &w.wk.layer(l), parallel);
+    matmul(key, s.xb, &w.wk.layer(l), parallel, &mut s.quant);
     let value = &mut s.value_cache[slot..slot + kv_dim];
-    matmul(value, s.xb, &w.wv.layer(l), parallel);
+    matmul(value, s.xb, &w.wv.layer(l), parallel, &mut s.quant);
 
     rope(s.q, &mut s.key_cache[slot..slot + kv_dim], pos, head_size);
 
@@ -96,17 +102,17 @@ fn attention_block(
             }
         }
     }
-    matmul(s.xb2, s.xb, &w.wo.layer(l), parallel);
+    matmul(s.xb2, s.xb, &w.wo.layer(l), parallel, &mut s.quant);
     add_assign(s.x, s.xb2);
 }
 
 /// `x += w2 · swiglu(w1 · rmsnorm(x), w3 · rmsnorm(x))` for layer `l`.
 fn ffn_block(c: &Config, w: &Weights<'_>, s: &mut State<'_>, l: usize, parallel: &impl Parallel) {
     rmsnorm(s.xb, s.x, Weights::norm(w.rms_ffn, c, l));
-    matmul(s.hb, s.xb, &w.w1.layer(l), parallel);
-    matmul(s.hb2, s.xb, &w.w3.layer(l), parallel);
+    matmul(s.hb, s.xb, &w.w1.layer(l), parallel, &mut s.quant);
+    matmul(s.hb2, s.xb, &w.w3.layer(l), parallel, &mut s.quant);
     swiglu(s.hb, s.hb2);
-    matmul(s.xb, s.hb, &w.w2.layer(l), parallel);
+    matmul(s.xb, s.hb, &w.w2.layer(l), parallel, &mut s.quant);
     add_assign(s.x, s.xb);
 }
 

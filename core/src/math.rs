@@ -2,7 +2,7 @@
 //! llama2.c's `run.c` built without fast-math.
 
 use crate::parallel::Parallel;
-use crate::weights::Matrix;
+use crate::weights::{le_f32, Matrix};
 
 /// Epsilon of RMSNorm in every llama2.c model.
 const RMS_EPS: f32 = 1e-5;
@@ -57,22 +57,94 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-/// `out = w · x` for a `[out.len()][x.len()]` matrix, rows handed out through `parallel`.
-pub fn matmul(out: &mut [f32], x: &[f32], w: &Matrix<'_>, parallel: &impl Parallel) {
-    parallel.for_each_chunk(out, &|first, chunk| {
-        let rows = w.rows_slice(first, chunk.len());
-        matvec(chunk, x, &rows);
-    });
+/// Room for a quantized copy of a matmul input (Q8 models quantize activations too).
+#[derive(Debug)]
+pub struct QuantScratch<'b> {
+    pub values: &'b mut [i8],
+    pub scales: &'b mut [f32],
 }
 
-/// Single-threaded matrix-vector product over all rows of `w`.
-fn matvec(out: &mut [f32], x: &[f32], w: &Matrix<'_>) {
+/// `out = w · x` for a `[out.len()][x.len()]` matrix, rows handed out through `parallel`.
+///
+/// For a Q8 matrix, `x` is first quantized into `scratch` in groups of the matrix's group
+/// size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
+pub fn matmul(
+    out: &mut [f32],
+    x: &[f32],
+    w: &Matrix<'_>,
+    parallel: &impl Parallel,
+    scratch: &mut QuantScratch<'_>,
+) {
     match *w {
-        Matrix::F32 { data, cols } => {
-            for (o, row) in out.iter_mut().zip(data.chunks_exact(cols)) {
-                *o = dot(row, x);
+        Matrix::F32 { .. } => parallel.for_each_chunk(out, &|first, chunk| {
+            if let Matrix::F32 { data, cols } = w.rows_slice(first, chunk.len()) {
+                for (o, row) in chunk.iter_mut().zip(data.chunks_exact(cols)) {
+                    *o = dot(row, x);
+                }
             }
+        }),
+        Matrix::Q8 { group, .. } => {
+            let n = x.len();
+            let values = &mut scratch.values[..n];
+            let scales = &mut scratch.scales[..n / group];
+            quantize(x, group, values, scales);
+            let (xq, xs) = (&*values, &*scales);
+            parallel.for_each_chunk(out, &|first, chunk| {
+                matvec_q8(chunk, xq, xs, &w.rows_slice(first, chunk.len()));
+            });
         }
+    }
+}
+
+/// Symmetric per-group quantization to ±127, rounding half away from zero like `runq.c`.
+/// An all-zero group gets scale 0 and zero values (the reference divides 0 by 0 there).
+pub fn quantize(x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) {
+    let groups = x.chunks_exact(group).zip(values.chunks_exact_mut(group));
+    for ((x, q), scale) in groups.zip(scales.iter_mut()) {
+        let max = x.iter().fold(0.0f32, |m, v| {
+            if libm::fabsf(*v) > m {
+                libm::fabsf(*v)
+            } else {
+                m
+            }
+        });
+        *scale = max / 127.0;
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = if *scale == 0.0 {
+                0
+            } else {
+                libm::roundf(v / *scale) as i8
+            };
+        }
+    }
+}
+
+/// Q8 matrix times quantized vector: integer dot products per group, scaled by both scales,
+/// summed over groups in order.
+fn matvec_q8(out: &mut [f32], xq: &[i8], xs: &[f32], w: &Matrix<'_>) {
+    let Matrix::Q8 {
+        values,
+        scales,
+        group,
+        cols,
+    } = *w
+    else {
+        return;
+    };
+    let rows = values
+        .chunks_exact(cols)
+        .zip(scales.chunks_exact(4 * cols / group));
+    for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
+        let mut val = 0.0f32;
+        let groups = row.chunks_exact(group).zip(row_scales.chunks_exact(4));
+        for ((wq, ws), (xq, &xs)) in groups.zip(xq.chunks_exact(group).zip(xs)) {
+            let mut ival = 0i32;
+            for (&a, &b) in wq.iter().zip(xq) {
+                ival += i32::from(a) * i32::from(b);
+            }
+            val += ival as f32 * le_f32(ws) * xs;
+        }
+        *o = val;
     }
 }
 

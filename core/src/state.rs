@@ -2,6 +2,7 @@
 
 use crate::config::{add, mul, Config};
 use crate::error::{Buffer, Error, Result};
+use crate::math::QuantScratch;
 
 /// Activations and KV cache of one sequence, borrowed from a caller's `f32` buffer.
 ///
@@ -30,11 +31,19 @@ pub struct State<'b> {
     pub(crate) key_cache: &'b mut [f32],
     /// `[n_layers][context][kv_dim]`
     pub(crate) value_cache: &'b mut [f32],
+    /// Quantized copy of a matmul input, for Q8 models.
+    pub(crate) quant: QuantScratch<'b>,
 }
 
 /// The sizes of the state's parts, in `f32` elements, in the order they are carved.
-const fn part_lens(config: &Config, context: usize) -> [Option<usize>; 10] {
+const fn part_lens(config: &Config, context: usize) -> [Option<usize>; 12] {
     let dim = Some(config.dim);
+    // Any matmul input (dim or hidden_dim values) may be quantized; group size >= 1.
+    let widest = if config.dim > config.hidden_dim {
+        config.dim
+    } else {
+        config.hidden_dim
+    };
     let hidden = Some(config.hidden_dim);
     let cache = mul(
         mul(Some(config.n_layers), Some(context)),
@@ -51,6 +60,8 @@ const fn part_lens(config: &Config, context: usize) -> [Option<usize>; 10] {
         Some(config.vocab_size),
         cache,
         cache,
+        Some(widest.div_ceil(4)), // int8 values, four to an f32
+        Some(widest),             // scales
     ]
 }
 
@@ -114,6 +125,10 @@ impl<'b> State<'b> {
             logits: take(lens[7]),
             key_cache: take(lens[8]),
             value_cache: take(lens[9]),
+            quant: QuantScratch {
+                values: bytemuck::cast_slice_mut(take(lens[10])),
+                scales: take(lens[11]),
+            },
         })
     }
 
@@ -147,7 +162,7 @@ mod tests {
     fn len_counts_every_part() {
         let c = Config::validated(RAW, true).unwrap();
         // x, xb, xb2, q: 4*8; hb, hb2: 2*12; att: 4 heads * 10; logits 300; caches 2*(2*10*4)
-        let expected = 4 * 8 + 2 * 12 + 4 * 10 + 300 + 2 * (2 * 10 * 4);
+        let expected = 4 * 8 + 2 * 12 + 4 * 10 + 300 + 2 * (2 * 10 * 4) + 12 / 4 + 12;
         assert_eq!(State::len_for(&c, 10), Some(expected));
         const STATIC_LEN: Option<usize> = State::len_for(
             &Config {

@@ -9,20 +9,30 @@ use crate::config::Config;
 pub enum Matrix<'a> {
     /// 32-bit floats, `data.len() == rows * cols`.
     F32 { data: &'a [f32], cols: usize },
+    /// Q8_0: `values[i] * scale[i / group]`, with `group` dividing `cols` so that groups
+    /// never straddle rows. Scales are little-endian f32 bytes, which need no alignment
+    /// (in v2 files they follow an arbitrary number of int8 values).
+    Q8 {
+        values: &'a [i8],
+        scales: &'a [u8],
+        group: usize,
+        cols: usize,
+    },
 }
 
 impl<'a> Matrix<'a> {
     /// Number of input values each row multiplies (the matrix's width).
     pub fn cols(&self) -> usize {
-        match self {
-            Matrix::F32 { cols, .. } => *cols,
+        match *self {
+            Matrix::F32 { cols, .. } | Matrix::Q8 { cols, .. } => cols,
         }
     }
 
     /// Number of rows (outputs of a matrix-vector product).
     pub fn rows(&self) -> usize {
-        match self {
+        match *self {
             Matrix::F32 { data, cols } => data.len() / cols,
+            Matrix::Q8 { values, cols, .. } => values.len() / cols,
         }
     }
 
@@ -33,32 +43,102 @@ impl<'a> Matrix<'a> {
                 data: &data[first * cols..(first + count) * cols],
                 cols,
             },
+            Matrix::Q8 {
+                values,
+                scales,
+                group,
+                cols,
+            } => {
+                let groups_per_row = cols / group;
+                Matrix::Q8 {
+                    values: &values[first * cols..(first + count) * cols],
+                    scales: &scales
+                        [4 * first * groups_per_row..4 * (first + count) * groups_per_row],
+                    group,
+                    cols,
+                }
+            }
         }
     }
 
-    /// Writes row `row` as f32 into `out` (the token embedding lookup).
+    /// Writes row `row` as f32 into `out` (the token embedding lookup), dequantizing a Q8
+    /// row on the fly so no table-sized buffer is needed.
     pub(crate) fn copy_row(&self, row: usize, out: &mut [f32]) {
-        match *self {
-            Matrix::F32 { data, cols } => out.copy_from_slice(&data[row * cols..(row + 1) * cols]),
+        match self.rows_slice(row, 1) {
+            Matrix::F32 { data, .. } => out.copy_from_slice(data),
+            Matrix::Q8 {
+                values,
+                scales,
+                group,
+                ..
+            } => {
+                let groups = values.chunks_exact(group).zip(scales.chunks_exact(4));
+                for (out, (q, scale)) in out.chunks_exact_mut(group).zip(groups) {
+                    let scale = le_f32(scale);
+                    for (o, &v) in out.iter_mut().zip(q) {
+                        *o = f32::from(v) * scale;
+                    }
+                }
+            }
         }
     }
 }
 
-/// One tensor per layer, stored back to back: `layers × rows × cols`.
+/// Reads a little-endian f32 from 4 bytes.
+pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
+    let mut word = [0u8; 4];
+    word.copy_from_slice(&bytes[..4]);
+    f32::from_le_bytes(word)
+}
+
+/// One tensor per layer, stored back to back.
 #[derive(Debug, Clone, Copy)]
-pub struct Stack<'a> {
-    all: Matrix<'a>,
-    rows: usize,
+pub enum Stack<'a> {
+    /// `layers × rows × cols` floats.
+    F32 {
+        all: &'a [f32],
+        rows: usize,
+        cols: usize,
+    },
+    /// Per layer: `rows × cols` int8 values, then that layer's `rows × cols / group` scales.
+    Q8 {
+        all: &'a [u8],
+        rows: usize,
+        cols: usize,
+        group: usize,
+    },
 }
 
 impl<'a> Stack<'a> {
-    pub(crate) fn new(all: Matrix<'a>, rows: usize) -> Self {
-        Stack { all, rows }
-    }
-
     /// The matrix of layer `l`.
     pub fn layer(&self, l: usize) -> Matrix<'a> {
-        self.all.rows_slice(l * self.rows, self.rows)
+        match *self {
+            Stack::F32 { all, rows, cols } => Matrix::F32 {
+                data: &all[l * rows * cols..(l + 1) * rows * cols],
+                cols,
+            },
+            Stack::Q8 {
+                all,
+                rows,
+                cols,
+                group,
+            } => {
+                let n = rows * cols;
+                let layer_bytes = n + 4 * (n / group);
+                q8_matrix(&all[l * layer_bytes..(l + 1) * layer_bytes], n, group, cols)
+            }
+        }
+    }
+}
+
+/// A Q8 matrix from the bytes of `n` int8 values followed by their scales.
+pub(crate) fn q8_matrix(bytes: &[u8], n: usize, group: usize, cols: usize) -> Matrix<'_> {
+    let (values, scales) = bytes.split_at(n);
+    Matrix::Q8 {
+        values: bytemuck::cast_slice(values),
+        scales,
+        group,
+        cols,
     }
 }
 

@@ -30,6 +30,17 @@ pub enum Command {
         /// Model file (.bin, llama2.c v0, v1 or v2 layout).
         model: PathBuf,
     },
+    /// Quantize an fp32 model (v0 or v1) to Q8_0 (version 2), as llama2.c's export does.
+    Quantize {
+        /// fp32 model to read.
+        input: PathBuf,
+        /// Q8_0 model to write.
+        output: PathBuf,
+        /// Values per quantization group [default: the largest power of two up to 64 that
+        /// divides dim and hidden_dim].
+        #[arg(long, value_name = "N")]
+        group_size: Option<usize>,
+    },
 }
 
 /// Generation settings, named as in llama2.c.

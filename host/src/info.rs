@@ -12,8 +12,11 @@ pub fn run(path: &Path) -> Result<(), CliError> {
     let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(path, e))?;
     let c = model.config;
     let format = match model.format {
-        Format::V0 => "llama2.c legacy (version 0), fp32",
-        Format::V1 => "llama2.c version 1, fp32",
+        Format::V0 => "llama2.c legacy (version 0), fp32".to_string(),
+        Format::V1 => "llama2.c version 1, fp32".to_string(),
+        Format::V2 { group_size } => {
+            format!("llama2.c version 2, Q8_0 (int8, group size {group_size})")
+        }
     };
     let state_bytes = State::len_for(&c, c.seq_len).map(|n| n.saturating_mul(4));
     println!("file:              {}", path.display());

@@ -5,6 +5,7 @@ pub mod error;
 pub mod generate;
 pub mod info;
 pub mod load;
+pub mod quantize;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -29,6 +30,11 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Info { model }) => info::run(&model),
+        Some(Command::Quantize {
+            input,
+            output,
+            group_size,
+        }) => quantize::run(&input, &output, group_size),
         None => generate::run(&cli.run),
     };
     match result {
