@@ -36,6 +36,14 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// Bytes of model data the matrix occupies (read once per matrix-vector product).
+    pub fn byte_len(&self) -> usize {
+        match *self {
+            Matrix::F32 { data, .. } => core::mem::size_of_val(data),
+            Matrix::Q8 { values, scales, .. } => values.len() + scales.len(),
+        }
+    }
+
     /// The sub-matrix of rows `first..first + count`. Callers pass in-range rows.
     pub(crate) fn rows_slice(&self, first: usize, count: usize) -> Matrix<'a> {
         match *self {
@@ -172,6 +180,21 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// Bytes of weights one forward pass reads: every layer's matrices and norms, the final
+    /// norm and the classifier (the single embedding row is negligible and not counted).
+    pub fn bytes_per_token(&self, config: &Config) -> usize {
+        let stacks = [
+            self.wq, self.wk, self.wv, self.wo, self.w1, self.w2, self.w3,
+        ];
+        let matrices: usize = (0..config.n_layers)
+            .flat_map(|l| stacks.iter().map(move |s| s.layer(l).byte_len()))
+            .sum();
+        let norms = core::mem::size_of_val(self.rms_att)
+            + core::mem::size_of_val(self.rms_ffn)
+            + core::mem::size_of_val(self.rms_final);
+        matrices + norms + self.classifier.byte_len()
+    }
+
     /// The RMSNorm gains of layer `l` in a `[n_layers][dim]` table.
     pub(crate) fn norm(table: &'a [f32], config: &Config, l: usize) -> &'a [f32] {
         &table[l * config.dim..(l + 1) * config.dim]

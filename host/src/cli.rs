@@ -30,6 +30,8 @@ pub enum Command {
         /// Model file (.bin, llama2.c v0, v1 or v2 layout).
         model: PathBuf,
     },
+    /// Measure prompt-processing and generation speed against the memory bandwidth.
+    Bench(crate::bench::BenchArgs),
     /// Quantize an fp32 model (v0 or v1) to Q8_0 (version 2), as llama2.c's export does.
     Quantize {
         /// fp32 model to read.

@@ -1,11 +1,13 @@
 //! The `llama2` command over the no_std core: file loading, buffers, timing and streaming.
 
+pub mod bench;
 pub mod cli;
 pub mod error;
 pub mod generate;
 pub mod info;
 pub mod load;
 pub mod quantize;
+pub mod synthetic;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -30,6 +32,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     };
     let result = match cli.command {
         Some(Command::Info { model }) => info::run(&model),
+        Some(Command::Bench(args)) => bench::run(&args),
         Some(Command::Quantize {
             input,
             output,

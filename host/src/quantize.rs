@@ -32,7 +32,7 @@ pub fn run(input: &Path, output: &Path, group_size: Option<usize>) -> Result<(),
         })?,
     };
     let temporary = temporary_path(output);
-    let written = write_v2(&model, group, &temporary)
+    let written = write_v2_file(&model, group, &temporary)
         .and_then(|max_error| {
             std::fs::rename(&temporary, output).map_err(|e| CliError::file(output, e))?;
             Ok(max_error)
@@ -74,14 +74,31 @@ fn temporary_path(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
-/// Writes the v2 file and returns the largest absolute quantization error.
-fn write_v2(model: &Model<'_>, group: usize, path: &Path) -> Result<f32, CliError> {
+/// Writes the v2 file at `path` and returns the largest absolute quantization error.
+fn write_v2_file(model: &Model<'_>, group: usize, path: &Path) -> Result<f32, CliError> {
     let io = |e: std::io::Error| CliError::file(path, e);
     let mut out = BufWriter::new(File::create(path).map_err(io)?);
-    out.write_all(&header(&model.config, group)).map_err(io)?;
+    let max_error = write_v2(model, group, &mut out, true).map_err(io)?;
+    out.into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)?;
+    Ok(max_error)
+}
+
+/// Writes `model` (fp32) as a v2 (Q8_0) file to `out` and returns the largest absolute
+/// quantization error. `group` must divide `dim` and `hidden_dim`. Large models report
+/// progress on stderr if `show_progress`.
+pub fn write_v2(
+    model: &Model<'_>,
+    group: usize,
+    out: &mut impl Write,
+    show_progress: bool,
+) -> std::io::Result<f32> {
+    out.write_all(&header(&model.config, group))?;
     let w = &model.weights;
     for norms in [w.rms_att, w.rms_ffn, w.rms_final] {
-        write_f32s(&mut out, norms).map_err(io)?;
+        write_f32s(out, norms)?;
     }
     let c = &model.config;
     let mut tensors: Vec<&[f32]> = vec![f32_data(&w.token_embedding)];
@@ -92,21 +109,17 @@ fn write_v2(model: &Model<'_>, group: usize, path: &Path) -> Result<f32, CliErro
         tensors.push(f32_data(&w.classifier));
     }
     let total: usize = tensors.iter().map(|t| t.len()).sum();
-    let mut progress = Progress::new(total);
+    let mut progress = Progress::new(total, show_progress);
     let mut max_error = 0.0f32;
     let mut values = Vec::new();
     let mut scales = Vec::new();
     for tensor in tensors {
         max_error = max_error.max(quantize_tensor(tensor, group, &mut values, &mut scales));
-        out.write_all(bytemuck::cast_slice(&values)).map_err(io)?;
-        write_f32s(&mut out, &scales).map_err(io)?;
+        out.write_all(bytemuck::cast_slice(&values))?;
+        write_f32s(out, &scales)?;
         progress.advance(tensor.len());
     }
     progress.finish();
-    out.into_inner()
-        .map_err(|e| io(e.into_error()))?
-        .sync_all()
-        .map_err(io)?;
     Ok(max_error)
 }
 
@@ -183,12 +196,12 @@ struct Progress {
 }
 
 impl Progress {
-    fn new(total: usize) -> Self {
+    fn new(total: usize, wanted: bool) -> Self {
         Progress {
             total,
             done: 0,
             shown: 0,
-            enabled: total > PROGRESS_THRESHOLD,
+            enabled: wanted && total > PROGRESS_THRESHOLD,
         }
     }
 

@@ -1,0 +1,234 @@
+//! `llama2 bench`: prompt-processing and generation speed, and how close generation comes
+//! to the machine's memory bandwidth.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use llama2_core::{argmax, Model, Parallel, Serial, State};
+
+use crate::error::CliError;
+use crate::load::MappedFile;
+use crate::synthetic::{quantized, random_f32_model, AlignedBytes, Shape};
+
+/// Element type of a synthetic benchmark model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Dtype {
+    F32,
+    Q8,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Model file to measure (or use --shape for random weights made in memory).
+    #[arg(required_unless_present = "shape", conflicts_with = "shape")]
+    pub model: Option<PathBuf>,
+    /// A published model shape with random weights, made in memory (no download).
+    #[arg(long, value_enum)]
+    pub shape: Option<Shape>,
+    /// Element type of the --shape model.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+    /// Prompt tokens to process before generating.
+    #[arg(long, default_value_t = 128)]
+    pub prompt_tokens: usize,
+    /// Tokens to generate after the prompt.
+    #[arg(long, default_value_t = 128)]
+    pub gen_tokens: usize,
+    /// Repetitions; medians are reported.
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where the benchmarked model's bytes live.
+enum Source {
+    File(MappedFile),
+    Memory(AlignedBytes),
+}
+
+impl Source {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Source::File(f) => f.bytes(),
+            Source::Memory(m) => m.bytes(),
+        }
+    }
+}
+
+pub fn run(args: &BenchArgs) -> Result<(), CliError> {
+    let (source, label) = load(args)?;
+    let model = Model::from_bytes(source.bytes()).map_err(|e| CliError::usage(&label, e))?;
+    let config = model.config;
+    let positions = args.prompt_tokens + args.gen_tokens;
+    if positions == 0 || positions > config.seq_len || args.runs == 0 {
+        return Err(CliError::usage(
+            "--prompt-tokens/--gen-tokens/--runs",
+            format!(
+                "need 1..={} positions in all (the model's seq_len) and at least one run",
+                config.seq_len
+            ),
+        ));
+    }
+    let parallel = Serial;
+    let mut buffer = vec![0f32; State::len_for(&config, positions).unwrap_or(0)];
+    let mut prompt_rates = Vec::new();
+    let mut gen_rates = Vec::new();
+    for _ in 0..args.runs {
+        let mut state =
+            State::new(&config, positions, &mut buffer).map_err(|e| CliError::usage(&label, e))?;
+        let (prompt, generation) = time_run(&model, &mut state, args, &parallel)
+            .map_err(|e| CliError::usage(&label, e))?;
+        prompt_rates.extend(prompt);
+        gen_rates.extend(generation);
+    }
+    let weight_bytes = model.weights.bytes_per_token(&config);
+    let bandwidth = measure_read_bandwidth();
+    let report = Report {
+        label,
+        prompt_tok_s: median(&mut prompt_rates),
+        gen_tok_s: median(&mut gen_rates),
+        weight_bytes,
+        machine_gb_s: bandwidth / 1e9,
+        threads: 1,
+        runs: args.runs,
+        prompt_tokens: args.prompt_tokens,
+        gen_tokens: args.gen_tokens,
+    };
+    report.print(args.json);
+    Ok(())
+}
+
+fn load(args: &BenchArgs) -> Result<(Source, String), CliError> {
+    if let Some(path) = &args.model {
+        return Ok((
+            Source::File(MappedFile::open(path)?),
+            path.display().to_string(),
+        ));
+    }
+    let shape = args.shape.unwrap_or(Shape::S260K);
+    let config = shape.config();
+    let fp32 = random_f32_model(&config);
+    let name = clap::ValueEnum::to_possible_value(&shape)
+        .map_or_else(String::new, |v| v.get_name().to_string());
+    match args.dtype {
+        Dtype::F32 => Ok((Source::Memory(fp32), format!("random {name} f32"))),
+        Dtype::Q8 => {
+            let model =
+                Model::from_bytes(fp32.bytes()).map_err(|e| CliError::usage("--shape", e))?;
+            let q8 = quantized(&model).map_err(|e| CliError::usage("--shape", e))?;
+            Ok((Source::Memory(q8), format!("random {name} q8")))
+        }
+    }
+}
+
+/// Runs one prompt (forced tokens) and one greedy generation; returns tokens/s of each.
+fn time_run(
+    model: &Model<'_>,
+    state: &mut State<'_>,
+    args: &BenchArgs,
+    parallel: &impl Parallel,
+) -> llama2_core::Result<(Option<f64>, Option<f64>)> {
+    let vocab = model.config.vocab_size as u32;
+    let mut token = 1u32;
+    let start = Instant::now();
+    for pos in 0..args.prompt_tokens {
+        black_box(model.forward(state, token, pos, parallel)?);
+        token = (pos as u32).wrapping_mul(2_654_435_761) % vocab;
+    }
+    let prompt = rate(args.prompt_tokens, start);
+    let start = Instant::now();
+    for pos in args.prompt_tokens..args.prompt_tokens + args.gen_tokens {
+        let logits = model.forward(state, token, pos, parallel)?;
+        token = argmax(logits) as u32;
+    }
+    Ok((prompt, rate(args.gen_tokens, start)))
+}
+
+fn rate(tokens: usize, start: Instant) -> Option<f64> {
+    (tokens > 0).then(|| tokens as f64 / start.elapsed().as_secs_f64())
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
+}
+
+/// Best-of-five read bandwidth in bytes/s over a buffer far larger than the caches.
+pub fn measure_read_bandwidth() -> f64 {
+    const BYTES: usize = 512 << 20;
+    let buffer: Vec<u64> = (0..BYTES as u64 / 8).collect();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let sum = buffer.iter().fold(0u64, |a, &b| a.wrapping_add(b));
+        black_box(sum);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    BYTES as f64 / best
+}
+
+struct Report {
+    label: String,
+    prompt_tok_s: Option<f64>,
+    gen_tok_s: Option<f64>,
+    weight_bytes: usize,
+    machine_gb_s: f64,
+    threads: usize,
+    runs: usize,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+}
+
+impl Report {
+    fn achieved_gb_s(&self) -> Option<f64> {
+        self.gen_tok_s.map(|r| r * self.weight_bytes as f64 / 1e9)
+    }
+
+    fn print(&self, json: bool) {
+        let share = self.achieved_gb_s().map(|a| a / self.machine_gb_s);
+        if json {
+            let value = serde_json::json!({
+                "model": self.label,
+                "threads": self.threads,
+                "runs": self.runs,
+                "prompt_tokens": self.prompt_tokens,
+                "gen_tokens": self.gen_tokens,
+                "prompt_tok_s": self.prompt_tok_s,
+                "gen_tok_s": self.gen_tok_s,
+                "weight_bytes_per_token": self.weight_bytes,
+                "achieved_gb_s": self.achieved_gb_s(),
+                "machine_read_gb_s": self.machine_gb_s,
+                "bandwidth_share": share,
+            });
+            println!("{value}");
+            return;
+        }
+        let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
+        println!("model:               {}", self.label);
+        println!("threads:             {}", self.threads);
+        println!("runs (median of):    {}", self.runs);
+        println!(
+            "prompt processing:   {} tok/s ({} tokens)",
+            show(self.prompt_tok_s),
+            self.prompt_tokens
+        );
+        println!(
+            "generation:          {} tok/s ({} tokens)",
+            show(self.gen_tok_s),
+            self.gen_tokens
+        );
+        println!(
+            "weights per token:   {:.1} MB",
+            self.weight_bytes as f64 / 1e6
+        );
+        println!("achieved bandwidth:  {} GB/s", show(self.achieved_gb_s()));
+        println!("machine read:        {:.1} GB/s", self.machine_gb_s);
+        println!(
+            "share of bandwidth:  {}",
+            share.map_or("-".to_string(), |s| format!("{:.0}%", s * 100.0))
+        );
+    }
+}

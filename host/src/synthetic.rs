@@ -1,0 +1,112 @@
+//! Models with random weights made in memory, for benchmarks of published shapes without
+//! downloading anything.
+
+use llama2_core::{Config, Model, MAGIC};
+
+use crate::quantize::{auto_group, write_v2};
+
+/// The shapes of the TinyStories checkpoints llama2.c publishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shape {
+    #[value(name = "260K")]
+    S260K,
+    #[value(name = "15M")]
+    S15M,
+    #[value(name = "42M")]
+    S42M,
+    #[value(name = "110M")]
+    S110M,
+}
+
+impl Shape {
+    pub fn config(self) -> Config {
+        let (dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len) = match self {
+            Shape::S260K => (64, 172, 5, 8, 4, 512, 512),
+            Shape::S15M => (288, 768, 6, 6, 6, 32000, 256),
+            Shape::S42M => (512, 1376, 8, 8, 8, 32000, 1024),
+            Shape::S110M => (768, 2048, 12, 12, 12, 32000, 1024),
+        };
+        Config {
+            dim,
+            hidden_dim,
+            n_layers,
+            n_heads,
+            n_kv_heads,
+            vocab_size,
+            seq_len,
+            shared_classifier: true,
+        }
+    }
+}
+
+/// Model bytes in 4-byte aligned storage, so they can be viewed in place.
+#[derive(Debug)]
+pub struct AlignedBytes {
+    words: Vec<u32>,
+    len: usize,
+}
+
+impl AlignedBytes {
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        AlignedBytes {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+}
+
+/// A version 1 (fp32) model of `config`'s shape with uniform random weights in ±0.05
+/// (norm gains 1), from a fixed seed.
+pub fn random_f32_model(config: &Config) -> AlignedBytes {
+    let count = config
+        .parameter_count()
+        .expect("published shapes fit in memory");
+    let mut words = vec![0u32; 64 + count];
+    let header = [
+        MAGIC as i32,
+        1,
+        config.dim as i32,
+        config.hidden_dim as i32,
+        config.n_layers as i32,
+        config.n_heads as i32,
+        config.n_kv_heads as i32,
+        config.vocab_size as i32,
+        config.seq_len as i32,
+    ];
+    for (w, v) in words.iter_mut().zip(header) {
+        *w = v as u32;
+    }
+    // byte 36: shared classifier flag
+    words[9] = u32::from(config.shared_classifier);
+    let norms = (2 * config.n_layers + 1) * config.dim;
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    for (i, w) in words[64..].iter_mut().enumerate() {
+        let value = if i < norms {
+            1.0
+        } else {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
+        };
+        *w = value.to_bits();
+    }
+    AlignedBytes {
+        len: words.len() * 4,
+        words,
+    }
+}
+
+/// The Q8_0 (version 2) form of an fp32 model, with the default group size.
+pub fn quantized(model: &Model<'_>) -> std::io::Result<AlignedBytes> {
+    let group = auto_group(&model.config).unwrap_or(1);
+    let mut bytes = Vec::new();
+    write_v2(model, group, &mut bytes, false)?;
+    Ok(AlignedBytes::from_bytes(&bytes))
+}
