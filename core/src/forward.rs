@@ -6,7 +6,7 @@
 use crate::checkpoint::Model;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::math::{add_assign, dot, matmul, rmsnorm, rmsnorm_in_place, softmax, swiglu};
+use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place, softmax, swiglu};
 use crate::parallel::Parallel;
 use crate::state::State;
 use crate::weights::Weights;
@@ -46,8 +46,9 @@ impl Model<'_> {
             attention_block(c, w, state, l, pos, parallel);
             ffn_block(c, w, state, l, parallel);
         }
-        rmsnorm_in_place(state.x, w.rms_final);
+        rmsnorm_in_place(state.kernels, state.x, w.rms_final);
         matmul(
+            state.kernels,
             state.logits,
             state.x,
             &w.classifier,
@@ -72,12 +73,19 @@ fn attention_block(
     let layer_cache = l * s.context * kv_dim;
     let slot = layer_cache + pos * kv_dim;
 
-    rmsnorm(s.xb, s.x, Weights::norm(w.rms_att, c, l));
-    matmul(s.q, s.xb, &w.wq.layer(l), parallel, &mut s.quant);
+    rmsnorm(s.kernels, s.xb, s.x, Weights::norm(w.rms_att, c, l));
+    matmul(s.kernels, s.q, s.xb, &w.wq.layer(l), parallel, &mut s.quant);
     let key = &mut s.key_cache[slot..slot + kv_dim];
-    matmul(key, s.xb, &w.wk.layer(l), parallel, &mut s.quant);
+    matmul(s.kernels, key, s.xb, &w.wk.layer(l), parallel, &mut s.quant);
     let value = &mut s.value_cache[slot..slot + kv_dim];
-    matmul(value, s.xb, &w.wv.layer(l), parallel, &mut s.quant);
+    matmul(
+        s.kernels,
+        value,
+        s.xb,
+        &w.wv.layer(l),
+        parallel,
+        &mut s.quant,
+    );
 
     rope(s.q, &mut s.key_cache[slot..slot + kv_dim], pos, head_size);
 
@@ -90,7 +98,7 @@ fn attention_block(
         let att = &mut s.att[h * s.context..h * s.context + pos + 1];
         for (t, score) in att.iter_mut().enumerate() {
             let k = &keys[t * kv_dim + kv_offset..][..head_size];
-            *score = dot(q, k) / scale;
+            *score = s.kernels.dot(q, k) / scale;
         }
         softmax(att);
         let out = &mut s.xb[h * head_size..(h + 1) * head_size];
@@ -102,17 +110,45 @@ fn attention_block(
             }
         }
     }
-    matmul(s.xb2, s.xb, &w.wo.layer(l), parallel, &mut s.quant);
+    matmul(
+        s.kernels,
+        s.xb2,
+        s.xb,
+        &w.wo.layer(l),
+        parallel,
+        &mut s.quant,
+    );
     add_assign(s.x, s.xb2);
 }
 
 /// `x += w2 · swiglu(w1 · rmsnorm(x), w3 · rmsnorm(x))` for layer `l`.
 fn ffn_block(c: &Config, w: &Weights<'_>, s: &mut State<'_>, l: usize, parallel: &impl Parallel) {
-    rmsnorm(s.xb, s.x, Weights::norm(w.rms_ffn, c, l));
-    matmul(s.hb, s.xb, &w.w1.layer(l), parallel, &mut s.quant);
-    matmul(s.hb2, s.xb, &w.w3.layer(l), parallel, &mut s.quant);
+    rmsnorm(s.kernels, s.xb, s.x, Weights::norm(w.rms_ffn, c, l));
+    matmul(
+        s.kernels,
+        s.hb,
+        s.xb,
+        &w.w1.layer(l),
+        parallel,
+        &mut s.quant,
+    );
+    matmul(
+        s.kernels,
+        s.hb2,
+        s.xb,
+        &w.w3.layer(l),
+        parallel,
+        &mut s.quant,
+    );
     swiglu(s.hb, s.hb2);
-    matmul(s.xb, s.hb, &w.w2.layer(l), parallel, &mut s.quant);
+    matmul(
+        s.kernels,
+        s.xb,
+        s.hb,
+        &w.w2.layer(l),
+        parallel,
+        &mut s.quant,
+    );
     add_assign(s.x, s.xb);
 }
 

@@ -43,7 +43,8 @@
 //! # }
 //! ```
 #![cfg_attr(not(test), no_std)]
-#![forbid(unsafe_code)]
+// Safe code only, but for the SIMD loops in `kernels`, each `unsafe` with its reason.
+#![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
 
 #[cfg(target_endian = "big")]
@@ -54,6 +55,7 @@ mod config;
 mod error;
 mod forward;
 mod generate;
+mod kernels;
 pub mod math;
 mod parallel;
 mod sampler;
@@ -65,10 +67,16 @@ mod weights;
 #[cfg(test)]
 mod testutil;
 
+// The README's examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+mod readme_doctest {}
+
 pub use checkpoint::{Format, Model, MAGIC};
 pub use config::Config;
 pub use error::{Buffer, Error, Result};
 pub use generate::{resolve_steps, GenerateError, Generator, Summary, TokenEvent};
+pub use kernels::Kernels;
 pub use parallel::{Parallel, Serial};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
 pub use state::State;

@@ -1,34 +1,33 @@
-//! Scalar kernels. Each sums in the reference implementation's order, so results match
-//! llama2.c's `run.c` built without fast-math.
+//! The numeric building blocks of the forward pass. Reductions go through [`Kernels`]; with
+//! [`Kernels::scalar`] every sum runs in the reference implementation's order, so results
+//! match llama2.c's `run.c` built without fast-math.
 
+use crate::kernels::{Kernels, Q8Rows, Q8Vector};
 use crate::parallel::Parallel;
-use crate::weights::{le_f32, Matrix};
+use crate::weights::Matrix;
 
 /// Epsilon of RMSNorm in every llama2.c model.
 const RMS_EPS: f32 = 1e-5;
 
 /// The RMSNorm scale `1 / sqrt(mean(x²) + eps)`.
-fn rms_scale(x: &[f32]) -> f32 {
-    let mut ss = 0.0f32;
-    for &v in x {
-        ss += v * v;
-    }
+fn rms_scale(k: Kernels, x: &[f32]) -> f32 {
+    let mut ss = k.dot(x, x);
     ss /= x.len() as f32;
     ss += RMS_EPS;
     1.0 / libm::sqrtf(ss)
 }
 
 /// `out = weight * x / rms(x)`.
-pub fn rmsnorm(out: &mut [f32], x: &[f32], weight: &[f32]) {
-    let scale = rms_scale(x);
+pub fn rmsnorm(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32]) {
+    let scale = rms_scale(k, x);
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = w * (scale * v);
     }
 }
 
 /// RMSNorm of `x` in place.
-pub fn rmsnorm_in_place(x: &mut [f32], weight: &[f32]) {
-    let scale = rms_scale(x);
+pub fn rmsnorm_in_place(k: Kernels, x: &mut [f32], weight: &[f32]) {
+    let scale = rms_scale(k, x);
     for (v, &w) in x.iter_mut().zip(weight) {
         *v = w * (scale * *v);
     }
@@ -48,15 +47,6 @@ pub fn softmax(x: &mut [f32]) {
     }
 }
 
-/// Dot product summed left to right.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut sum = 0.0f32;
-    for (&x, &y) in a.iter().zip(b) {
-        sum += x * y;
-    }
-    sum
-}
-
 /// Room for a quantized copy of a matmul input (Q8 models quantize activations too).
 #[derive(Debug)]
 pub struct QuantScratch<'b> {
@@ -69,6 +59,7 @@ pub struct QuantScratch<'b> {
 /// For a Q8 matrix, `x` is first quantized into `scratch` in groups of the matrix's group
 /// size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
 pub fn matmul(
+    k: Kernels,
     out: &mut [f32],
     x: &[f32],
     w: &Matrix<'_>,
@@ -79,7 +70,7 @@ pub fn matmul(
         Matrix::F32 { .. } => parallel.for_each_chunk(out, &|first, chunk| {
             if let Matrix::F32 { data, cols } = w.rows_slice(first, chunk.len()) {
                 for (o, row) in chunk.iter_mut().zip(data.chunks_exact(cols)) {
-                    *o = dot(row, x);
+                    *o = k.dot(row, x);
                 }
             }
         }),
@@ -90,7 +81,7 @@ pub fn matmul(
             quantize(x, group, values, scales);
             let (xq, xs) = (&*values, &*scales);
             parallel.for_each_chunk(out, &|first, chunk| {
-                matvec_q8(chunk, xq, xs, &w.rows_slice(first, chunk.len()));
+                matvec_q8(k, chunk, xq, xs, &w.rows_slice(first, chunk.len()));
             });
         }
     }
@@ -119,32 +110,26 @@ pub fn quantize(x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) 
     }
 }
 
-/// Q8 matrix times quantized vector: integer dot products per group, scaled by both scales,
-/// summed over groups in order.
-fn matvec_q8(out: &mut [f32], xq: &[i8], xs: &[f32], w: &Matrix<'_>) {
-    let Matrix::Q8 {
+/// Q8 matrix times quantized vector.
+fn matvec_q8(k: Kernels, out: &mut [f32], xq: &[i8], xs: &[f32], w: &Matrix<'_>) {
+    if let Matrix::Q8 {
         values,
         scales,
         group,
         cols,
     } = *w
-    else {
-        return;
-    };
-    let rows = values
-        .chunks_exact(cols)
-        .zip(scales.chunks_exact(4 * cols / group));
-    for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
-        let mut val = 0.0f32;
-        let groups = row.chunks_exact(group).zip(row_scales.chunks_exact(4));
-        for ((wq, ws), (xq, &xs)) in groups.zip(xq.chunks_exact(group).zip(xs)) {
-            let mut ival = 0i32;
-            for (&a, &b) in wq.iter().zip(xq) {
-                ival += i32::from(a) * i32::from(b);
-            }
-            val += ival as f32 * le_f32(ws) * xs;
-        }
-        *o = val;
+    {
+        let rows = Q8Rows {
+            values,
+            scales,
+            group,
+            cols,
+        };
+        let x = Q8Vector {
+            values: xq,
+            scales: xs,
+        };
+        k.q8_matvec(out, rows, x);
     }
 }
 

@@ -2,6 +2,7 @@
 
 use crate::config::{add, mul, Config};
 use crate::error::{Buffer, Error, Result};
+use crate::kernels::Kernels;
 use crate::math::QuantScratch;
 
 /// Activations and KV cache of one sequence, borrowed from a caller's `f32` buffer.
@@ -33,6 +34,8 @@ pub struct State<'b> {
     pub(crate) value_cache: &'b mut [f32],
     /// Quantized copy of a matmul input, for Q8 models.
     pub(crate) quant: QuantScratch<'b>,
+    /// The inner loops the forward pass runs.
+    pub(crate) kernels: Kernels,
 }
 
 /// The sizes of the state's parts, in `f32` elements, in the order they are carved.
@@ -129,7 +132,18 @@ impl<'b> State<'b> {
                 values: bytemuck::cast_slice_mut(take(lens[10])),
                 scales: take(lens[11]),
             },
+            kernels: Kernels::native(),
         })
+    }
+
+    /// Chooses the inner loops (default: [`Kernels::native`]).
+    pub fn set_kernels(&mut self, kernels: Kernels) {
+        self.kernels = kernels;
+    }
+
+    /// The inner loops in use.
+    pub fn kernels(&self) -> Kernels {
+        self.kernels
     }
 
     /// How many positions this state can hold.

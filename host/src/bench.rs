@@ -8,6 +8,7 @@ use std::time::Instant;
 use llama2_core::{argmax, Model, Parallel, Serial, State};
 
 use crate::error::CliError;
+use crate::kernels::KernelChoice;
 use crate::load::MappedFile;
 use crate::synthetic::{quantized, random_f32_model, AlignedBytes, Shape};
 
@@ -38,6 +39,9 @@ pub struct BenchArgs {
     /// Repetitions; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Inner loops: the processor's SIMD (auto) or the scalar reference.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+    pub kernels: KernelChoice,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -79,6 +83,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     for _ in 0..args.runs {
         let mut state =
             State::new(&config, positions, &mut buffer).map_err(|e| CliError::usage(&label, e))?;
+        state.set_kernels(args.kernels.resolve());
         let (prompt, generation) = time_run(&model, &mut state, args, &parallel)
             .map_err(|e| CliError::usage(&label, e))?;
         prompt_rates.extend(prompt);
@@ -93,6 +98,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         weight_bytes,
         machine_gb_s: bandwidth / 1e9,
         threads: 1,
+        kernels: args.kernels.resolve().name(),
         runs: args.runs,
         prompt_tokens: args.prompt_tokens,
         gen_tokens: args.gen_tokens,
@@ -177,6 +183,7 @@ struct Report {
     weight_bytes: usize,
     machine_gb_s: f64,
     threads: usize,
+    kernels: &'static str,
     runs: usize,
     prompt_tokens: usize,
     gen_tokens: usize,
@@ -193,6 +200,7 @@ impl Report {
             let value = serde_json::json!({
                 "model": self.label,
                 "threads": self.threads,
+                "kernels": self.kernels,
                 "runs": self.runs,
                 "prompt_tokens": self.prompt_tokens,
                 "gen_tokens": self.gen_tokens,
@@ -209,6 +217,7 @@ impl Report {
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
         println!("model:               {}", self.label);
         println!("threads:             {}", self.threads);
+        println!("kernels:             {}", self.kernels);
         println!("runs (median of):    {}", self.runs);
         println!(
             "prompt processing:   {} tok/s ({} tokens)",

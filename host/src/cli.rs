@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::kernels::KernelChoice;
+
 /// Run Llama-2-architecture models in the llama2.c formats.
 ///
 /// `llama2 MODEL [options]` generates text like llama2.c's `run`, with the same flags,
@@ -13,6 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
     name = "llama2",
     version,
     args_conflicts_with_subcommands = true,
+    allow_negative_numbers = true,
     subcommand_negates_reqs = true,
     after_help = "Example:\n  llama2 stories260K.bin -z tok512.bin -t 0 -n 200 -i \"Once upon a time\""
 )]
@@ -48,7 +51,7 @@ pub enum Command {
 /// Generation settings, named as in llama2.c.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Model file (.bin, llama2.c v0 or v1 layout).
+    /// Model file (.bin, llama2.c v0, v1 or v2 layout).
     #[arg(required = true)]
     pub model: Option<PathBuf>,
 
@@ -66,12 +69,12 @@ pub struct RunArgs {
     )]
     pub top_p: f32,
 
-    /// Random seed; 0 (the default) takes one from the clock.
+    /// Random seed; 0 or less (the default) takes one from the clock, as llama2.c does.
     #[arg(short = 's', long, default_value_t = 0, value_name = "INT")]
-    pub seed: u64,
+    pub seed: i64,
 
     /// Number of steps to run, prompt included; 0 means the model's seq_len.
-    #[arg(short = 'n', long, default_value_t = 256, value_name = "INT")]
+    #[arg(short = 'n', long, default_value_t = 256, value_name = "INT", value_parser = parse_steps)]
     pub steps: usize,
 
     /// Prompt to continue.
@@ -89,10 +92,21 @@ pub struct RunArgs {
     /// System prompt, for chat mode.
     #[arg(short = 'y', long = "system-prompt", value_name = "STRING")]
     pub system_prompt: Option<String>,
+
+    /// Inner loops: the processor's SIMD (auto) or the scalar reference.
+    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
+    pub kernels: KernelChoice,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
     Generate,
     Chat,
+}
+
+/// Steps are a count: a negative number is refused with a message saying what is allowed.
+fn parse_steps(text: &str) -> Result<usize, String> {
+    text.parse::<usize>().map_err(|_| {
+        "expected a whole number of steps, 0 or more (0 means the model's seq_len)".to_string()
+    })
 }

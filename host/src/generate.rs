@@ -42,13 +42,13 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let mut activations = vec![0f32; state_len];
     let mut state = State::new(&config, context, &mut activations)
         .map_err(|e| CliError::file(model_path, e))?;
+    state.set_kernels(args.kernels.resolve());
     let mut scratch =
         vec![ProbIndex::default(); Sampler::scratch_len(&strategy, config.vocab_size)];
-    let seed = if args.seed == 0 {
-        clock_seed()
-    } else {
-        args.seed
-    };
+    let seed = u64::try_from(args.seed)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or_else(clock_seed);
     let mut sampler = Sampler::new(strategy, seed, config.vocab_size, &mut scratch)
         .map_err(|e| CliError::file(model_path, e))?;
 

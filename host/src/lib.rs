@@ -5,6 +5,7 @@ pub mod cli;
 pub mod error;
 pub mod generate;
 pub mod info;
+pub mod kernels;
 pub mod load;
 pub mod quantize;
 pub mod synthetic;
@@ -16,18 +17,30 @@ use clap::Parser;
 
 use cli::{Cli, Command};
 
+/// A clap usage error on one line: its message and details, without the usage block and
+/// the `--help` hint.
+fn one_line(rendered: &str) -> String {
+    rendered
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more information"))
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Parses `args` and runs the command; errors are printed on one line of stderr.
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            // clap prints help and version to stdout and usage errors to stderr itself.
+        // Help and version go to stdout as clap renders them.
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return if e.use_stderr() {
-                ExitCode::from(2)
-            } else {
-                ExitCode::SUCCESS
-            };
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("llama2: {}", one_line(&e.render().to_string()));
+            return ExitCode::from(2);
         }
     };
     let result = match cli.command {

@@ -1,0 +1,238 @@
+//! The two inner loops every matrix-vector product reduces to, in a scalar reference form
+//! and in SIMD forms.
+//!
+//! [`Kernels::Scalar`] sums in llama2.c's order and is the reference. The SIMD forms sum
+//! f32 products in a different order (so fp32 results differ in the last bits); their Q8
+//! dot products are exact integer sums per group, so Q8 results are bit-identical to the
+//! scalar path.
+//!
+//! A SIMD variant can only be obtained where the processor supports it: on aarch64 NEON is
+//! always present; on x86_64 the host checks the CPU at run time (see
+//! [`Kernels::avx2_fma_unchecked`]) or the build enables the features at compile time.
+#![allow(unsafe_code)]
+
+#[cfg(target_arch = "aarch64")]
+mod neon;
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+/// Which implementation of the inner loops to run. Construct with [`Kernels::scalar`],
+/// [`Kernels::native`] or, on x86_64, [`Kernels::avx2_fma_unchecked`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Kernels(Kind);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Scalar,
+    #[cfg(target_arch = "x86_64")]
+    Avx2Fma,
+    #[cfg(target_arch = "aarch64")]
+    Neon,
+}
+
+impl Default for Kernels {
+    fn default() -> Self {
+        Kernels::native()
+    }
+}
+
+impl Kernels {
+    /// The reference loops, summing in llama2.c's order.
+    pub const fn scalar() -> Kernels {
+        Kernels(Kind::Scalar)
+    }
+
+    /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA on
+    /// x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
+    pub const fn native() -> Kernels {
+        #[cfg(target_arch = "aarch64")]
+        return Kernels(Kind::Neon);
+        #[cfg(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "fma"
+        ))]
+        return Kernels(Kind::Avx2Fma);
+        #[allow(unreachable_code)]
+        Kernels(Kind::Scalar)
+    }
+
+    /// AVX2+FMA kernels.
+    ///
+    /// # Safety
+    /// The processor running the program must support AVX2 and FMA (check with
+    /// `is_x86_feature_detected!`); on one that does not, using them is undefined behaviour.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx2_fma_unchecked() -> Kernels {
+        Kernels(Kind::Avx2Fma)
+    }
+
+    /// A short name for reports: `scalar`, `avx2+fma` or `neon`.
+    pub const fn name(&self) -> &'static str {
+        match self.0 {
+            Kind::Scalar => "scalar",
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => "neon",
+        }
+    }
+
+    /// `Σ a[i]·b[i]` over the shorter length.
+    #[inline]
+    pub fn dot(&self, a: &[f32], b: &[f32]) -> f32 {
+        let n = a.len().min(b.len());
+        let (a, b) = (&a[..n], &b[..n]);
+        match self.0 {
+            Kind::Scalar => scalar::dot(a, b),
+            // SAFETY: this variant is only constructed where AVX2 and FMA are available
+            // (`native` at compile time, or the caller's promise in `avx2_fma_unchecked`).
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => unsafe { x86::dot(a, b) },
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => neon::dot(a, b),
+        }
+    }
+
+    /// One row of a Q8 matrix times a quantized vector: per group of `group` values the
+    /// exact integer dot product, times the row's and the vector's scale, summed over groups
+    /// in order. `w_scales` are little-endian f32 bytes.
+    #[inline]
+    pub fn q8_dot(
+        &self,
+        w: &[i8],
+        w_scales: &[u8],
+        x: &[i8],
+        x_scales: &[f32],
+        group: usize,
+    ) -> f32 {
+        match self.0 {
+            Kind::Scalar => scalar::q8_dot(w, w_scales, x, x_scales, group, scalar::group_sum),
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => scalar::q8_dot(w, w_scales, x, x_scales, group, |w, x| unsafe {
+                x86::group_sum(w, x)
+            }),
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => scalar::q8_dot(w, w_scales, x, x_scales, group, neon::group_sum),
+        }
+    }
+}
+
+/// Rows of a Q8 matrix: `rows × cols` int8 values and one little-endian f32 scale per
+/// `group` consecutive values.
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Rows<'a> {
+    pub values: &'a [i8],
+    pub scales: &'a [u8],
+    pub group: usize,
+    pub cols: usize,
+}
+
+/// A quantized input vector: `cols` int8 values and one f32 scale per group.
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Vector<'a> {
+    pub values: &'a [i8],
+    pub scales: &'a [f32],
+}
+
+impl Q8Rows<'_> {
+    /// Whether the lengths agree with each other, with `x` and with `rows` outputs.
+    fn fits(&self, rows: usize, x: &Q8Vector<'_>) -> bool {
+        let groups = self.cols / self.group;
+        self.group > 0
+            && self.cols.is_multiple_of(self.group)
+            && self.values.len() == rows * self.cols
+            && self.scales.len() == 4 * rows * groups
+            && x.values.len() == self.cols
+            && x.scales.len() == groups
+    }
+}
+
+impl Kernels {
+    /// `out[r] = q8_dot(row r, x)` for every row, using multi-row SIMD blocks where the
+    /// group size allows. Bit-identical to calling [`Kernels::q8_dot`] per row.
+    pub fn q8_matvec(&self, out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+        #[cfg(target_arch = "x86_64")]
+        if self.0 == Kind::Avx2Fma && w.group.is_multiple_of(32) && w.fits(out.len(), &x) {
+            // SAFETY: AVX2 is available (see `dot`); the shapes were checked just above.
+            unsafe { x86::q8_matvec_32(out, w, x) };
+            return;
+        }
+        let groups = w.cols / w.group;
+        let rows = w
+            .values
+            .chunks_exact(w.cols)
+            .zip(w.scales.chunks_exact(4 * groups));
+        for (o, (row, row_scales)) in out.iter_mut().zip(rows) {
+            *o = self.q8_dot(row, row_scales, x.values, x.scales, w.group);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::vec::Vec;
+
+    fn all() -> Vec<Kernels> {
+        let mut kernels = std::vec![Kernels::scalar(), Kernels::native()];
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the features were just detected.
+            kernels.push(unsafe { Kernels::avx2_fma_unchecked() });
+        }
+        kernels
+    }
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                (s >> 8) as f32 / 16_777_216.0 - 0.5
+            })
+            .collect()
+    }
+
+    #[test]
+    fn dot_agrees_with_the_scalar_reference() {
+        for n in [0, 1, 7, 8, 31, 32, 33, 64, 172, 288, 1000] {
+            let (a, b) = (values(n, 1), values(n, 2));
+            let reference = Kernels::scalar().dot(&a, &b);
+            let magnitude: f32 = a.iter().zip(&b).map(|(x, y)| (x * y).abs()).sum();
+            for k in all() {
+                let got = k.dot(&a, &b);
+                assert!(
+                    (got - reference).abs() <= 1e-5 * magnitude.max(1.0),
+                    "{} n={n}: {got} vs {reference}",
+                    k.name()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn q8_dot_is_bit_identical_across_kernels() {
+        for (group, n) in [(4, 64), (8, 48), (16, 64), (32, 288), (64, 768), (48, 96)] {
+            let w: Vec<i8> = values(n, 3).iter().map(|v| (v * 254.0) as i8).collect();
+            let x: Vec<i8> = values(n, 4).iter().map(|v| (v * 254.0) as i8).collect();
+            let ws: Vec<u8> = values(n / group, 5)
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            let xs = values(n / group, 6);
+            let reference = Kernels::scalar().q8_dot(&w, &ws, &x, &xs, group);
+            for k in all() {
+                let got = k.q8_dot(&w, &ws, &x, &xs, group);
+                assert_eq!(
+                    got.to_bits(),
+                    reference.to_bits(),
+                    "{} group {group}",
+                    k.name()
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! Reference loops: sums in llama2.c's order.
+
+use crate::weights::le_f32;
+
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut sum = 0.0f32;
+    for (&x, &y) in a.iter().zip(b) {
+        sum += x * y;
+    }
+    sum
+}
+
+/// Exact integer dot product of one group.
+pub fn group_sum(w: &[i8], x: &[i8]) -> i32 {
+    let mut sum = 0i32;
+    for (&a, &b) in w.iter().zip(x) {
+        sum += i32::from(a) * i32::from(b);
+    }
+    sum
+}
+
+/// `Σ_groups group_sum · w_scale · x_scale`, in group order like `runq.c`; `group_sum`
+/// computes each group's exact integer dot product.
+#[inline(always)]
+pub fn q8_dot(
+    w: &[i8],
+    w_scales: &[u8],
+    x: &[i8],
+    x_scales: &[f32],
+    group: usize,
+    group_sum: impl Fn(&[i8], &[i8]) -> i32,
+) -> f32 {
+    let mut val = 0.0f32;
+    let groups = w.chunks_exact(group).zip(w_scales.chunks_exact(4));
+    for ((w, ws), (x, &xs)) in groups.zip(x.chunks_exact(group).zip(x_scales)) {
+        val += group_sum(w, x) as f32 * le_f32(ws) * xs;
+    }
+    val
+}

@@ -1,0 +1,185 @@
+//! AVX2+FMA loops for x86_64.
+//!
+//! Every function requires AVX2 and FMA; [`super::Kernels`] only calls them when the
+//! processor has both.
+#![allow(unsafe_code)]
+
+use core::arch::x86_64::*;
+
+use super::{Q8Rows, Q8Vector};
+
+/// f32 dot product with four 8-lane FMA accumulators.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA; `a` and `b` must have the same length.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let n = a.len().min(b.len());
+    let (pa, pb) = (a.as_ptr(), b.as_ptr());
+    let mut acc = [_mm256_setzero_ps(); 4];
+    let mut i = 0;
+    // SAFETY (all loads below): `i + 32 <= n` or `i + 8 <= n`, so every 8-float load
+    // reads inside both slices; unaligned loads accept any address.
+    while i + 32 <= n {
+        for (k, acc) in acc.iter_mut().enumerate() {
+            let x = unsafe { _mm256_loadu_ps(pa.add(i + 8 * k)) };
+            let y = unsafe { _mm256_loadu_ps(pb.add(i + 8 * k)) };
+            *acc = _mm256_fmadd_ps(x, y, *acc);
+        }
+        i += 32;
+    }
+    while i + 8 <= n {
+        let x = unsafe { _mm256_loadu_ps(pa.add(i)) };
+        let y = unsafe { _mm256_loadu_ps(pb.add(i)) };
+        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
+        i += 8;
+    }
+    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
+    let mut total = horizontal_sum_ps(sum);
+    for j in i..n {
+        total += a[j] * b[j];
+    }
+    total
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn horizontal_sum_ps(v: __m256) -> f32 {
+    let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
+    let single = _mm_add_ss(quad, _mm_shuffle_ps(quad, quad, 1));
+    _mm_cvtss_f32(single)
+}
+
+#[target_feature(enable = "avx2,fma")]
+fn horizontal_sum_epi32(v: __m256i) -> i32 {
+    let pair = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    let quad = _mm_add_epi32(pair, _mm_unpackhi_epi64(pair, pair));
+    let single = _mm_add_epi32(quad, _mm_shuffle_epi32(quad, 1));
+    _mm_cvtsi128_si32(single)
+}
+
+/// Exact integer dot product of one group of int8 values.
+///
+/// Uses `|x| · (w · sign(x))` so that `maddubs` (unsigned × signed) applies; with `|x| ≤ 127`
+/// and `|w| ≤ 128` no 16-bit pair sum saturates (2 · 127 · 128 < 32768). Activations are
+/// quantized to ±127, so `|x| ≤ 127` always holds.
+///
+/// # Safety
+/// The CPU must support AVX2; `w` and `x` must have the same length.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn group_sum(w: &[i8], x: &[i8]) -> i32 {
+    let n = w.len().min(x.len());
+    let (pw, px) = (w.as_ptr(), x.as_ptr());
+    let ones = _mm256_set1_epi16(1);
+    let mut acc = _mm256_setzero_si256();
+    let mut i = 0;
+    // SAFETY (loads): `i + 32 <= n` (or `i + 16 <= n` below) keeps them inside both slices.
+    while i + 32 <= n {
+        let wv = unsafe { _mm256_loadu_si256(pw.add(i).cast()) };
+        let xv = unsafe { _mm256_loadu_si256(px.add(i).cast()) };
+        let products = _mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(wv, xv));
+        acc = _mm256_add_epi32(acc, _mm256_madd_epi16(products, ones));
+        i += 32;
+    }
+    let mut total = horizontal_sum_epi32(acc);
+    if i + 16 <= n {
+        let wv = unsafe { _mm_loadu_si128(pw.add(i).cast()) };
+        let xv = unsafe { _mm_loadu_si128(px.add(i).cast()) };
+        let products = _mm_maddubs_epi16(_mm_sign_epi8(xv, xv), _mm_sign_epi8(wv, xv));
+        let sums = _mm_madd_epi16(products, _mm_set1_epi16(1));
+        let pair = _mm_add_epi32(sums, _mm_unpackhi_epi64(sums, sums));
+        total += _mm_cvtsi128_si32(_mm_add_epi32(pair, _mm_shuffle_epi32(pair, 1)));
+        i += 16;
+    }
+    for j in i..n {
+        total += i32::from(w[j]) * i32::from(x[j]);
+    }
+    total
+}
+
+/// Integer products of one 32-value chunk of a weight row with the chunk of `x`, as eight
+/// i32 partial sums. `x_abs` is `|x|`; `w · sign(x)` is formed here.
+#[inline(always)]
+unsafe fn chunk_products(w: *const i8, x: __m256i, x_abs: __m256i, ones: __m256i) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes at `w` and AVX2 support.
+    unsafe {
+        let wv = _mm256_loadu_si256(w.cast());
+        _mm256_madd_epi16(_mm256_maddubs_epi16(x_abs, _mm256_sign_epi8(wv, x)), ones)
+    }
+}
+
+/// How far ahead, in rows, the Q8 kernel prefetches weights.
+const PREFETCH_ROWS: usize = 8;
+
+/// Q8 matrix-vector product for groups that are a multiple of 32, four rows at a time.
+///
+/// Each row's result is `Σ_groups (float)isum · w_scale · x_scale` accumulated in group
+/// order with separate multiplies and adds (lane-wise, no FMA), exactly like the scalar
+/// loop, so results are bit-identical to [`super::scalar::q8_dot`] whatever the blocking.
+///
+/// # Safety
+/// The CPU must support AVX2; `w.group % 32 == 0` and `w.fits(out.len(), &x)`.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+    let Q8Rows {
+        values,
+        scales,
+        group,
+        cols,
+    } = w;
+    let (x, x_scales) = (x.values, x.scales);
+    let groups = cols / group;
+    let ones = _mm256_set1_epi16(1);
+    let rows = out.len();
+    let mut r = 0;
+    while r + 4 <= rows {
+        let mut acc = _mm_setzero_ps();
+        for (g, &x_scale) in x_scales.iter().enumerate() {
+            let mut sums = [_mm256_setzero_si256(); 4];
+            let mut c = g * group;
+            while c < (g + 1) * group {
+                // SAFETY: `c + 32 <= cols`, inside `x` and inside each of the four rows.
+                unsafe {
+                    let xv = _mm256_loadu_si256(x.as_ptr().add(c).cast());
+                    let x_abs = _mm256_sign_epi8(xv, xv);
+                    for (k, sum) in sums.iter_mut().enumerate() {
+                        let w = values.as_ptr().add((r + k) * cols + c);
+                        *sum = _mm256_add_epi32(*sum, chunk_products(w, xv, x_abs, ones));
+                        // Four interleaved short rows defeat the hardware prefetcher: ask
+                        // for the same place PREFETCH_ROWS rows on. A prefetch never
+                        // faults, so running past the matrix's end is harmless.
+                        let ahead = w.wrapping_add(PREFETCH_ROWS * cols);
+                        _mm_prefetch::<_MM_HINT_T0>(ahead);
+                    }
+                }
+                c += 32;
+            }
+            // Four horizontal sums at once: lane k of the result is row r + k.
+            let ab = _mm256_hadd_epi32(sums[0], sums[1]);
+            let cd = _mm256_hadd_epi32(sums[2], sums[3]);
+            let abcd = _mm256_hadd_epi32(ab, cd);
+            let isum = _mm_add_epi32(
+                _mm256_castsi256_si128(abcd),
+                _mm256_extracti128_si256(abcd, 1),
+            );
+            let w_scale = |k: usize| {
+                let at = 4 * ((r + k) * groups + g);
+                f32::from_le_bytes([scales[at], scales[at + 1], scales[at + 2], scales[at + 3]])
+            };
+            let ws = _mm_setr_ps(w_scale(0), w_scale(1), w_scale(2), w_scale(3));
+            let term = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(isum), ws), _mm_set1_ps(x_scale));
+            acc = _mm_add_ps(acc, term);
+        }
+        // SAFETY: `r + 4 <= out.len()`.
+        unsafe { _mm_storeu_ps(out.as_mut_ptr().add(r), acc) };
+        r += 4;
+    }
+    for (k, o) in out.iter_mut().enumerate().skip(r) {
+        let row = &values[k * cols..(k + 1) * cols];
+        let row_scales = &scales[4 * k * groups..4 * (k + 1) * groups];
+        // SAFETY: AVX2 is available, as the caller guarantees.
+        *o = super::scalar::q8_dot(row, row_scales, x, x_scales, group, |w, x| unsafe {
+            group_sum(w, x)
+        });
+    }
+}
