@@ -39,6 +39,10 @@ pub fn run(path: &Path) -> Result<(), CliError> {
     );
     println!("parameters:        {}", c.parameter_count().unwrap_or(0));
     println!("file bytes:        {}", file.bytes().len());
+    println!(
+        "weights per token: {} bytes (read once per generated token)",
+        model.weights.bytes_per_token(&c)
+    );
     match state_bytes {
         Some(bytes) => println!("state for seq_len: {bytes} bytes (activations + KV cache)"),
         None => println!("state for seq_len: too large for this machine"),

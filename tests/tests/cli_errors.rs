@@ -158,6 +158,57 @@ fn unknown_model_version() {
     expect_model_error("version-7", &bytes, &["version 7"]);
 }
 
+/// stories260K_q80.bin (group size 4) with its header's group size set to `group`.
+fn q80_with_group_size(group: i32) -> Vec<u8> {
+    let mut bytes = read_file(&model_file("stories260K_q80.bin"));
+    assert_eq!(
+        &bytes[4..8],
+        &2i32.to_le_bytes(),
+        "stories260K_q80.bin is not version 2"
+    );
+    bytes[37..41].copy_from_slice(&group.to_le_bytes());
+    bytes
+}
+
+#[test]
+fn q80_group_size_that_does_not_divide_hidden_dim() {
+    // 8 divides dim 64 but not hidden_dim 172: the reference would compute garbage.
+    let line = expect_model_error("q80-group-8", &q80_with_group_size(8), &["does not divide"]);
+    assert!(
+        line.contains("llama2 quantize"),
+        "{line:?} does not say how to requantize"
+    );
+}
+
+#[test]
+fn q80_group_size_zero_or_negative() {
+    for group in [0, -4] {
+        let line = expect_model_error("q80-group-0", &q80_with_group_size(group), &["positive"]);
+        assert!(
+            line.contains("group_size"),
+            "{line:?} does not name group_size"
+        );
+    }
+}
+
+#[test]
+fn q80_truncated_scales() {
+    let bytes = read_file(&model_file("stories260K_q80.bin"));
+    // The file ends with the last tensor's scales.
+    expect_model_error(
+        "q80-truncated",
+        &bytes[..bytes.len() - 2],
+        &["header describes"],
+    );
+}
+
+#[test]
+fn q80_unknown_version() {
+    let mut bytes = read_file(&model_file("stories260K_q80.bin"));
+    bytes[4..8].copy_from_slice(&3i32.to_le_bytes());
+    expect_model_error("q80-version-3", &bytes, &["version 3"]);
+}
+
 #[test]
 fn truncated_tokenizer() {
     let dir = TempDir::new("truncated-tokenizer");
