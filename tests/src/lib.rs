@@ -5,6 +5,8 @@
 //! Fixtures are never optional: a missing file makes the test fail with a message that
 //! names the path, so that a misplaced fixture directory cannot pass as "nothing to check".
 
+pub mod capi;
+
 use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,115 @@
+//! Opening a model, and what it needs: its config and the sizes of the caller buffers.
+
+use llama2_core::{Model, Sampler, State, Strategy, Tokenizer};
+
+use crate::guard::guard;
+use crate::handle::{check, kept, llama2_model, Target};
+use crate::raw::{check_disjoint, In, Out, Region};
+use crate::status::{llama2_status, Status};
+use crate::types::{llama2_buffer_sizes, llama2_config};
+
+/// Opens the model file held in `bytes[0..len]`, without copying it.
+///
+/// `bytes` must be 4-byte aligned (memory from `malloc`, a memory map, or an aligned array
+/// is) and hold exactly the file. The bytes are borrowed, not copied: they must stay valid and
+/// unchanged for as long as `model` or any state, generation or forward pass uses it.
+/// `model` is caller memory (a `llama2_model` variable); on failure it is left uninitialised.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
+/// `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`,
+/// `LLAMA2_ERR_SIZE_OVERFLOW`.
+///
+/// # Safety
+/// `model` must be valid for writes of `llama2_model`; `bytes` must be valid for `len`
+/// reads, and stay so as described above.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_model_open(
+    model: *mut llama2_model,
+    bytes: *const u8,
+    len: usize,
+) -> llama2_status {
+    guard(|| {
+        // SAFETY: the caller's contract: `model` is valid for writes.
+        let target = unsafe { Target::new(model) }?;
+        let bytes = In::new(bytes, len)?;
+        let bytes_region = bytes.region();
+        check_disjoint(&[&[target.region(), bytes_region]])?;
+        // SAFETY: the caller's contract: `bytes` is valid for `len` reads, unchanged while
+        // the model is used; it does not overlap the handle, the one thing this call writes.
+        let opened = Model::from_bytes(unsafe { kept(bytes) })?;
+        // SAFETY: the model borrows only `bytes`, which the caller keeps valid while the
+        // handle is used, and which does not overlap the handle (checked).
+        unsafe { target.install(opened, [bytes_region, Region::EMPTY]) };
+        Ok(())
+    })
+}
+
+/// Writes the model's hyperparameters and file layout to `*config`.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_UNINITIALIZED`.
+///
+/// # Safety
+/// `model` must point to an opened (or zeroed) `llama2_model` whose bytes are still valid;
+/// `config` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_model_config(
+    model: *const llama2_model,
+    config: *mut llama2_config,
+) -> llama2_status {
+    guard(|| {
+        let out = Out::new(config)?;
+        // SAFETY: the caller's contract for `model`.
+        let model = unsafe { check::<_, false>(model) }?;
+        // SAFETY: nothing else is borrowed by this call (`out` is written after).
+        let value = llama2_config::from(unsafe { model.into_ref() });
+        // SAFETY: the caller's contract: `config` is valid for writes; no borrow is live.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
+/// Writes to `*sizes` the element counts of the buffers this model needs with a state of
+/// `context` positions (1 ..= `seq_len`; fewer positions take less memory).
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_UNINITIALIZED`,
+/// `LLAMA2_ERR_INVALID_CONTEXT`, `LLAMA2_ERR_SIZE_OVERFLOW`.
+///
+/// # Safety
+/// As for `llama2_model_config()`, with `sizes` for `config`.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_model_buffer_sizes(
+    model: *const llama2_model,
+    context: usize,
+    sizes: *mut llama2_buffer_sizes,
+) -> llama2_status {
+    guard(|| {
+        let out = Out::new(sizes)?;
+        // SAFETY: the caller's contract for `model`.
+        let model = unsafe { check::<_, false>(model) }?;
+        // SAFETY: nothing else is borrowed by this call (`out` is written after).
+        let config = unsafe { model.into_ref() }.config;
+        if context == 0 || context > config.seq_len {
+            return Err(Status::InvalidContext);
+        }
+        let top_p = Strategy::TopP {
+            temperature: 1.0,
+            top_p: 0.9,
+        };
+        let value = llama2_buffer_sizes {
+            state: State::len_for(&config, context).ok_or(Status::SizeOverflow)?,
+            tokenizer_index: Tokenizer::index_len(config.vocab_size).ok_or(Status::SizeOverflow)?,
+            sampler_scratch: Sampler::scratch_len(&top_p, config.vocab_size),
+        };
+        // SAFETY: the caller's contract: `sizes` is valid for writes; no borrow is live.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
+/// The number of `uint32_t`s the prompt-token buffer of `llama2_generate()` (or of
+/// `llama2_encode()` with BOS and EOS) needs for a prompt of `prompt_len` bytes:
+/// `prompt_len + 3`, or `SIZE_MAX` if that overflows.
+#[no_mangle]
+pub extern "C" fn llama2_prompt_tokens_len(prompt_len: usize) -> usize {
+    prompt_len.saturating_add(3)
+}

@@ -1,0 +1,162 @@
+//! The tokenizer: opening one, encoding text, and decoding tokens with the text rule.
+
+use core::ffi::{c_char, c_void};
+
+use embedded_io::Write;
+use llama2_core::{TextDecoder, Tokenizer};
+
+use crate::guard::guard;
+use crate::handle::{check, kept, kept_mut, llama2_text, llama2_tokenizer, Target};
+use crate::raw::{check_disjoint, In, InOut, Out, Region};
+use crate::sink::{Callback, Stop};
+use crate::status::{llama2_status, Status};
+use crate::types::llama2_piece_fn;
+
+/// Opens the tokenizer file held in `bytes[0..len]` for a vocabulary of `vocab_size` tokens
+/// (the model's `vocab_size`), building its lookup index in `index[0..index_len]` (at least
+/// `2 * vocab_size` entries: `llama2_buffer_sizes.tokenizer_index`).
+///
+/// Both buffers are borrowed: they must stay valid, and unchanged, for as long as
+/// `tokenizer` is used. They must not overlap each other or the handle. On failure the
+/// handle is left uninitialised.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
+/// `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_TOKENIZER_FORMAT`, `LLAMA2_ERR_SIZE_OVERFLOW`.
+///
+/// # Safety
+/// `tokenizer` must be valid for writes of `llama2_tokenizer`; `bytes` valid for `len`
+/// reads and `index` for `index_len` reads and writes, and stay so as described above.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_tokenizer_open(
+    tokenizer: *mut llama2_tokenizer,
+    bytes: *const u8,
+    len: usize,
+    vocab_size: usize,
+    index: *mut u32,
+    index_len: usize,
+) -> llama2_status {
+    guard(|| {
+        // SAFETY: the caller's contract: `tokenizer` is valid for writes.
+        let target = unsafe { Target::new(tokenizer) }?;
+        let bytes = In::new(bytes, len)?;
+        let index = InOut::new(index, index_len)?;
+        let regions = [bytes.region(), index.region()];
+        check_disjoint(&[&[target.region()], &regions])?;
+        // SAFETY: the caller's contract: both buffers are valid, and not otherwise used,
+        // while the tokenizer is; they overlap neither each other nor the handle (checked).
+        let opened = unsafe { Tokenizer::new(kept(bytes), vocab_size, kept_mut(index)) }?;
+        // After `new` the index is only read.
+        let regions = [regions[0], regions[1].read_only()];
+        // SAFETY: the tokenizer borrows exactly `regions`, kept valid by the caller.
+        unsafe { target.install(opened, regions) };
+        Ok(())
+    })
+}
+
+/// Encodes `text[0..text_len]` (bytes, normally UTF-8; NULL is allowed when `text_len` is
+/// 0) into `tokens[0..tokens_len]` the way llama2.c does, BOS first if `bos`, EOS last if
+/// `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` =
+/// `llama2_prompt_tokens_len(text_len)` is always enough.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
+/// `LLAMA2_ERR_UNINITIALIZED`, `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_VOCAB_TOO_SMALL`.
+///
+/// # Safety
+/// `tokenizer` must point to an opened (or zeroed) tokenizer whose buffers are still valid;
+/// `text` must be valid for `text_len` reads, `tokens` for `tokens_len` reads and writes,
+/// `n_tokens` for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_encode(
+    tokenizer: *const llama2_tokenizer,
+    text: *const c_char,
+    text_len: usize,
+    bos: bool,
+    eos: bool,
+    tokens: *mut u32,
+    tokens_len: usize,
+    n_tokens: *mut usize,
+) -> llama2_status {
+    guard(|| {
+        let out = Out::new(n_tokens)?;
+        // SAFETY: the caller's contract for `tokenizer`.
+        let tokenizer = unsafe { check::<_, false>(tokenizer) }?;
+        let text = In::new_or_empty(text.cast::<u8>(), text_len)?;
+        let tokens = InOut::new(tokens, tokens_len)?;
+        check_disjoint(&[
+            tokenizer.regions(),
+            &[text.region(), tokens.region(), out.region()],
+        ])?;
+        // SAFETY: valid by the caller's contract, and disjoint where written (checked).
+        let (tokenizer, text, tokens) = unsafe {
+            (
+                tokenizer.into_ref(),
+                text.into_slice(),
+                tokens.into_mut_slice(),
+            )
+        };
+        let count = tokenizer.encode(text, bos, eos, tokens)?;
+        // SAFETY: valid for a write (the caller's contract); the borrows above have ended.
+        unsafe { out.write(count) };
+        Ok(())
+    })
+}
+
+/// Prepares `text` for a new text: `llama2_decode()` keeps in it the bytes of a UTF-8
+/// character that is not complete yet. Call it again to start another text.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`.
+///
+/// # Safety
+/// `text` must be valid for writes of `llama2_text`.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_text_init(text: *mut llama2_text) -> llama2_status {
+    guard(|| {
+        // SAFETY: the caller's contract: `text` is valid for writes.
+        let target = unsafe { Target::new(text) }?;
+        // SAFETY: a `TextDecoder` borrows nothing.
+        unsafe { target.install(TextDecoder::new(), [Region::EMPTY; 2]) };
+        Ok(())
+    })
+}
+
+/// Decodes `token`, which follows `prev` (the token before it; `prev` = BOS (1) drops the
+/// piece's leading space), with the text rule of `llama2_generate()`, and passes whatever
+/// text is complete to `on_piece` (zero or more calls). This is how a caller that runs its
+/// own loop with `llama2_forward()` and `llama2_sample()` prints exactly what generation
+/// prints (without the final newline).
+///
+/// Errors: `LLAMA2_ERR_NULL` (also for a NULL `on_piece`), `LLAMA2_ERR_MISALIGNED`,
+/// `LLAMA2_ERR_OVERLAP`, `LLAMA2_ERR_UNINITIALIZED`, `LLAMA2_ERR_TOKEN_OUT_OF_RANGE`,
+/// `LLAMA2_ERR_CALLBACK`.
+///
+/// # Safety
+/// `tokenizer` must point to an opened (or zeroed) tokenizer whose buffers are still valid,
+/// `text` to an initialised (or zeroed) `llama2_text`; `on_piece` must follow the contract
+/// of `llama2_piece_fn`.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_decode(
+    tokenizer: *const llama2_tokenizer,
+    text: *mut llama2_text,
+    prev: u32,
+    token: u32,
+    on_piece: llama2_piece_fn,
+    user: *mut c_void,
+) -> llama2_status {
+    guard(|| {
+        let function = on_piece.ok_or(Status::Null)?;
+        // SAFETY: the caller's contracts for both handles.
+        let (tokenizer, text) = unsafe { (check::<_, false>(tokenizer)?, check::<_, true>(text)?) };
+        check_disjoint(&[tokenizer.regions(), text.regions()])?;
+        // SAFETY: valid by the caller's contract, and disjoint where written (checked).
+        let (tokenizer, text) = unsafe { (tokenizer.into_ref(), text.into_mut()) };
+        let piece = tokenizer.decode(prev, token)?;
+        let mut sink = Callback { function, user };
+        let mut written = Ok(());
+        text.push(piece, |bytes| {
+            if written.is_ok() {
+                written = sink.write_all(bytes);
+            }
+        });
+        written.map_err(|Stop(status)| status)
+    })
+}

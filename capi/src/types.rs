@@ -1,0 +1,133 @@
+//! The plain structs and the callback type of the C API (everything but the handles).
+
+use core::ffi::{c_char, c_int, c_void};
+
+use llama2_core::{Format, Model, ProbIndex, BOS, EOS};
+
+/// The beginning-of-sequence token: the first token of every encoded prompt; generation stops
+/// when the model chooses it.
+pub const LLAMA2_BOS: u32 = 1;
+/// The end-of-sequence token (appended by `llama2_encode()` when asked).
+pub const LLAMA2_EOS: u32 = 2;
+
+/// A model's hyperparameters and file layout, as `llama2_model_config()` reports them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_config {
+    /// Width of the residual stream.
+    pub dim: usize,
+    /// Width of the feed-forward layer.
+    pub hidden_dim: usize,
+    /// Number of transformer layers.
+    pub n_layers: usize,
+    /// Number of query heads.
+    pub n_heads: usize,
+    /// Number of key/value heads.
+    pub n_kv_heads: usize,
+    /// Number of tokens in the vocabulary.
+    pub vocab_size: usize,
+    /// The longest context the model supports: the largest `context` of a state.
+    pub seq_len: usize,
+    /// Whether the classifier shares the token embedding.
+    pub shared_classifier: bool,
+    /// File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0).
+    pub version: u32,
+    /// Q8_0 group size for version 2, else 0.
+    pub group_size: usize,
+}
+
+impl From<&Model<'_>> for llama2_config {
+    fn from(model: &Model<'_>) -> llama2_config {
+        let c = &model.config;
+        let (version, group_size) = match model.format {
+            Format::V0 => (0, 0),
+            Format::V1 => (1, 0),
+            Format::V2 { group_size } => (2, group_size),
+        };
+        llama2_config {
+            dim: c.dim,
+            hidden_dim: c.hidden_dim,
+            n_layers: c.n_layers,
+            n_heads: c.n_heads,
+            n_kv_heads: c.n_kv_heads,
+            vocab_size: c.vocab_size,
+            seq_len: c.seq_len,
+            shared_classifier: c.shared_classifier,
+            version,
+            group_size,
+        }
+    }
+}
+
+/// Element counts of the caller buffers a model needs, from `llama2_model_buffer_sizes()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_buffer_sizes {
+    /// `float`s for `llama2_state_init()` with this context (activations and KV cache).
+    pub state: usize,
+    /// `uint32_t`s for `llama2_tokenizer_open()` (2 x vocab_size).
+    pub tokenizer_index: usize,
+    /// `llama2_prob_index` entries for `llama2_sampler_init()` (vocab_size). Only top-p
+    /// sampling (temperature > 0 and 0 < top_p < 1) uses them; otherwise 0 is enough.
+    pub sampler_scratch: usize,
+}
+
+/// Sampling settings, with llama2.c's meaning.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_sampling {
+    /// 0 always picks the most likely token (greedy); must be >= 0 (llama2.c's default: 1.0).
+    pub temperature: f32,
+    /// Nucleus sampling threshold in [0, 1]; 0 or 1 sample from every token (default 0.9).
+    pub top_p: f32,
+    /// Seed of llama2.c's xorshift generator. Must not be 0 unless temperature is 0 (the
+    /// generator would stay at 0); take one from a clock for llama2.c's `-s 0`.
+    pub seed: u64,
+}
+
+/// What a finished generation did.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_summary {
+    /// Tokens in the encoded prompt, BOS included.
+    pub prompt_tokens: usize,
+    /// Forward passes run (positions used).
+    pub steps: usize,
+    /// Whether generation ended because the model chose BOS.
+    pub stopped_on_bos: bool,
+}
+
+/// One entry of the top-p sampler's scratch buffer (8 bytes); the caller only allocates them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_prob_index {
+    pub prob: f32,
+    pub index: u32,
+}
+
+const _: () = assert!(LLAMA2_BOS == BOS && LLAMA2_EOS == EOS);
+
+// `llama2_sampler_init` views the caller's entries as the engine's `ProbIndex`.
+const _: () = assert!(
+    core::mem::size_of::<llama2_prob_index>() == core::mem::size_of::<ProbIndex>()
+        && core::mem::align_of::<llama2_prob_index>() == core::mem::align_of::<ProbIndex>()
+);
+
+/// Receives generated text: `len` bytes at `piece` (not NUL-terminated, valid only during the
+/// call), and the `user` pointer given to the generating function. Pieces are whole UTF-8
+/// characters. Return 0 to go on, anything else to stop the generation, which then returns
+/// `LLAMA2_ERR_CALLBACK`. It must return normally (no `longjmp` out of it) and must not call
+/// back into the library with the objects the running call uses.
+pub type llama2_piece_fn =
+    Option<unsafe extern "C" fn(piece: *const c_char, len: usize, user: *mut c_void) -> c_int>;
+
+/// Inner loops of the forward pass, for `llama2_state_set_kernels()`.
+pub type llama2_kernels = i32;
+/// The best loops the build target guarantees (NEON on aarch64, scalar on generic x86_64
+/// and Cortex-M). The default of a new state.
+pub const LLAMA2_KERNELS_NATIVE: llama2_kernels = 0;
+/// The reference loops, which add in llama2.c's order.
+pub const LLAMA2_KERNELS_SCALAR: llama2_kernels = 1;
+/// AVX2+FMA when the running x86_64 CPU has them (detected at run time; host builds only),
+/// else as `LLAMA2_KERNELS_NATIVE`.
+pub const LLAMA2_KERNELS_AUTO: llama2_kernels = 2;
