@@ -80,7 +80,7 @@ pub use checkpoint::{Format, Model, MAGIC};
 pub use config::Config;
 pub use error::{Buffer, Error, Result};
 pub use generate::{resolve_steps, GenerateError, Generator, Summary, TokenEvent};
-pub use kernels::Kernels;
+pub use kernels::{Kernels, Q8Rows, Q8Vector};
 pub use parallel::{Parallel, Serial, Split};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
 pub use state::State;

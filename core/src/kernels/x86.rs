@@ -162,9 +162,11 @@ pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
                 _mm256_castsi256_si128(abcd),
                 _mm256_extracti128_si256(abcd, 1),
             );
-            let w_scale = |k: usize| {
+            // SAFETY: `w.fits` guarantees 4 bytes of scale per group of every row; x86 is
+            // little-endian like the file, and the read is unaligned-safe.
+            let w_scale = |k: usize| unsafe {
                 let at = 4 * ((r + k) * groups + g);
-                f32::from_le_bytes([scales[at], scales[at + 1], scales[at + 2], scales[at + 3]])
+                scales.as_ptr().add(at).cast::<f32>().read_unaligned()
             };
             let ws = _mm_setr_ps(w_scale(0), w_scale(1), w_scale(2), w_scale(3));
             let term = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(isum), ws), _mm_set1_ps(x_scale));
