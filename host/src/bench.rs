@@ -103,7 +103,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         gen_rates.extend(generation);
     }
     let weight_bytes = model.weights.bytes_per_token(&config);
-    let bandwidth = measure_read_bandwidth();
+    let bandwidth = measure_read_bandwidth(parallel.threads());
     let report = Report {
         label,
         prompt_tok_s: median(&mut prompt_rates),
@@ -184,15 +184,20 @@ fn median(values: &mut [f64]) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
-/// Best-of-five read bandwidth in bytes/s over a buffer far larger than the caches.
-pub fn measure_read_bandwidth() -> f64 {
+/// Best-of-five read bandwidth in bytes/s of `threads` threads summing disjoint parts of a
+/// buffer far larger than the caches: the ceiling generation can reach.
+pub fn measure_read_bandwidth(threads: usize) -> f64 {
     const BYTES: usize = 512 << 20;
     let buffer: Vec<u64> = (0..BYTES as u64 / 8).collect();
+    let part = buffer.len().div_ceil(threads.max(1));
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
-        let sum = buffer.iter().fold(0u64, |a, &b| a.wrapping_add(b));
-        black_box(sum);
+        std::thread::scope(|scope| {
+            for chunk in buffer.chunks(part) {
+                scope.spawn(move || black_box(chunk.iter().fold(0u64, |a, &b| a.wrapping_add(b))));
+            }
+        });
         best = best.min(start.elapsed().as_secs_f64());
     }
     BYTES as f64 / best

@@ -149,6 +149,7 @@ pub struct Q8Vector<'a> {
     pub scales: &'a [f32],
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Q8Rows<'_> {
     /// Whether the lengths agree with each other, with `x` and with `rows` outputs.
     fn fits(&self, rows: usize, x: &Q8Vector<'_>) -> bool {
