@@ -17,6 +17,8 @@ pub enum Buffer {
     Sampler,
     /// The `u32` buffer that receives the tokens of an encoded prompt.
     Tokens,
+    /// The `f32` buffer of a [`crate::Batch`] (or its capacity in tokens).
+    Batch,
 }
 
 /// Everything that can go wrong in the core crate.

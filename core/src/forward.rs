@@ -1,15 +1,21 @@
-//! One step of the transformer: a token at a position in, logits out.
+//! The transformer: tokens at consecutive positions in, logits of the last one out.
 //!
-//! Follows llama2.c's `forward()` line for line (RMSNorm, RoPE, grouped-query attention,
-//! SwiGLU), so that the scalar path reproduces the reference's floats.
+//! Follows llama2.c's `forward()` step for step (RMSNorm, RoPE, grouped-query attention,
+//! SwiGLU), so that the scalar path reproduces the reference's floats. One token at a time
+//! ([`Model::forward`]) is the same code as a batch ([`Model::forward_batch`]) with one
+//! token: a batch only changes how often each weight is read, never a result.
 
+use crate::activations::{Activations, Scratch};
+use crate::attention::{attend, Cache};
+use crate::batch::Batch;
 use crate::checkpoint::Model;
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place, softmax, swiglu};
+use crate::error::{Buffer, Error, Result};
+use crate::kernels::Kernels;
+use crate::math::{add_assign, matmul, matmul_many, rmsnorm, rmsnorm_in_place, swiglu};
 use crate::parallel::Parallel;
 use crate::state::State;
-use crate::weights::Weights;
+use crate::weights::{Matrix, Weights};
 
 impl Model<'_> {
     /// Runs `token` at position `pos` and returns the logits of the next token.
@@ -23,133 +29,297 @@ impl Model<'_> {
         pos: usize,
         parallel: &impl Parallel,
     ) -> Result<&'s mut [f32]> {
+        self.check(state, core::slice::from_ref(&token), pos)?;
+        let State {
+            context,
+            att,
+            logits,
+            key_cache,
+            value_cache,
+            acts,
+            kernels,
+            ..
+        } = state;
+        let mut run = Run {
+            c: &self.config,
+            w: &self.weights,
+            k: *kernels,
+            context: *context,
+            att,
+            key_cache,
+            value_cache,
+        };
+        run.tokens(acts, &[token], pos, parallel);
+        run.classify(acts, logits, parallel);
+        Ok(state.logits)
+    }
+
+    /// Runs `tokens` at positions `first_pos..first_pos + tokens.len()` in one pass, using
+    /// `batch` for the per-token vectors, and returns the logits after the last token.
+    /// Equivalent to calling [`Model::forward`] for each token in turn, bit for bit.
+    pub fn forward_batch<'s>(
+        &self,
+        state: &'s mut State<'_>,
+        batch: &mut Batch<'_>,
+        tokens: &[u32],
+        first_pos: usize,
+        parallel: &impl Parallel,
+    ) -> Result<&'s mut [f32]> {
+        self.check(state, tokens, first_pos)?;
+        if batch.config != self.config {
+            return Err(Error::StateMismatch);
+        }
+        if tokens.len() > batch.capacity() {
+            return Err(Error::BufferTooSmall {
+                buffer: Buffer::Batch,
+                needed: tokens.len(),
+                actual: batch.capacity(),
+            });
+        }
+        let State {
+            context,
+            att,
+            logits,
+            key_cache,
+            value_cache,
+            kernels,
+            ..
+        } = state;
+        let mut run = Run {
+            c: &self.config,
+            w: &self.weights,
+            k: *kernels,
+            context: *context,
+            att,
+            key_cache,
+            value_cache,
+        };
+        run.tokens(&mut batch.acts, tokens, first_pos, parallel);
+        let last = tokens.len() - 1;
+        run.classify_from(&mut batch.acts, last, logits, parallel);
+        Ok(state.logits)
+    }
+
+    /// Checks a call's arguments: a state for this model, tokens in the vocabulary, and
+    /// positions inside the context.
+    fn check(&self, state: &State<'_>, tokens: &[u32], first_pos: usize) -> Result<()> {
         let c = &self.config;
         if state.config != *c {
             return Err(Error::StateMismatch);
         }
-        let row = usize::try_from(token).unwrap_or(usize::MAX);
-        if row >= c.vocab_size {
+        if let Some(&token) = tokens.iter().find(|&&t| t as usize >= c.vocab_size) {
             return Err(Error::TokenOutOfRange {
                 token,
                 vocab_size: c.vocab_size,
             });
         }
-        if pos >= state.context {
+        let last = first_pos.saturating_add(tokens.len().max(1) - 1);
+        if last >= state.context {
             return Err(Error::PositionOutOfRange {
-                pos,
+                pos: last,
                 context: state.context,
             });
         }
-        let w = &self.weights;
-        w.token_embedding.copy_row(row, state.x);
-        for l in 0..c.n_layers {
-            attention_block(c, w, state, l, pos, parallel);
-            ffn_block(c, w, state, l, parallel);
-        }
-        rmsnorm_in_place(state.kernels, state.x, w.rms_final);
-        matmul(
-            state.kernels,
-            state.logits,
-            state.x,
-            &w.classifier,
-            parallel,
-            &mut state.quant,
-        );
-        Ok(state.logits)
+        Ok(())
     }
 }
 
-/// `x += wo · attention(rmsnorm(x))` for layer `l`, storing this position's key and value.
-fn attention_block(
-    c: &Config,
-    w: &Weights<'_>,
-    s: &mut State<'_>,
-    l: usize,
-    pos: usize,
+/// The model and the state parts one pass works on.
+struct Run<'r, 'w> {
+    c: &'r Config,
+    w: &'r Weights<'w>,
+    k: Kernels,
+    context: usize,
+    att: &'r mut [f32],
+    key_cache: &'r mut [f32],
+    value_cache: &'r mut [f32],
+}
+
+impl Run<'_, '_> {
+    /// Runs every layer for `tokens` (checked by the caller) at consecutive positions from
+    /// `first_pos`, leaving each token's residual stream in `a.x`.
+    fn tokens(
+        &mut self,
+        a: &mut Activations<'_>,
+        tokens: &[u32],
+        first_pos: usize,
+        parallel: &impl Parallel,
+    ) {
+        let dim = self.c.dim;
+        for (x, &token) in a.x.chunks_exact_mut(dim).zip(tokens) {
+            self.w.token_embedding.copy_row(token as usize, x);
+        }
+        for l in 0..self.c.n_layers {
+            self.attention_block(a, tokens.len(), l, first_pos, parallel);
+            self.ffn_block(a, tokens.len(), l, parallel);
+        }
+    }
+
+    /// `x += wo · attention(rmsnorm(x))` for layer `l`, storing the tokens' keys and values.
+    fn attention_block(
+        &mut self,
+        a: &mut Activations<'_>,
+        n: usize,
+        l: usize,
+        first_pos: usize,
+        parallel: &impl Parallel,
+    ) {
+        let (c, w, k) = (self.c, self.w, self.k);
+        let (dim, kv_dim) = (c.dim, c.kv_dim());
+        let layer = l * self.context * kv_dim;
+        let slots = layer + first_pos * kv_dim..layer + (first_pos + n) * kv_dim;
+
+        norm_each(
+            k,
+            &mut a.xb[..n * dim],
+            &a.x[..n * dim],
+            Weights::norm(w.rms_att, c, l),
+        );
+        let xb = &a.xb[..n * dim];
+        project(
+            k,
+            &mut a.q[..n * dim],
+            xb,
+            &w.wq.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+        project(
+            k,
+            &mut self.key_cache[slots.clone()],
+            xb,
+            &w.wk.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+        project(
+            k,
+            &mut self.value_cache[slots.clone()],
+            xb,
+            &w.wv.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+
+        for b in 0..n {
+            let pos = first_pos + b;
+            let key = &mut self.key_cache[slots.start + b * kv_dim..][..kv_dim];
+            rope(&mut a.q[b * dim..(b + 1) * dim], key, pos, c.head_size());
+            let cache = Cache {
+                keys: &self.key_cache[layer..layer + (pos + 1) * kv_dim],
+                values: &self.value_cache[layer..layer + (pos + 1) * kv_dim],
+            };
+            let q = &a.q[b * dim..(b + 1) * dim];
+            let out = &mut a.xb[b * dim..(b + 1) * dim];
+            attend(k, c, q, &cache, pos, self.att, out, parallel);
+        }
+        project(
+            k,
+            &mut a.xb2[..n * dim],
+            &a.xb[..n * dim],
+            &w.wo.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+        add_assign(&mut a.x[..n * dim], &a.xb2[..n * dim]);
+    }
+
+    /// `x += w2 · swiglu(w1 · rmsnorm(x), w3 · rmsnorm(x))` for layer `l`.
+    fn ffn_block(&mut self, a: &mut Activations<'_>, n: usize, l: usize, parallel: &impl Parallel) {
+        let (c, w, k) = (self.c, self.w, self.k);
+        let (dim, hidden) = (c.dim, c.hidden_dim);
+        norm_each(
+            k,
+            &mut a.xb[..n * dim],
+            &a.x[..n * dim],
+            Weights::norm(w.rms_ffn, c, l),
+        );
+        project(
+            k,
+            &mut a.hb[..n * hidden],
+            &a.xb[..n * dim],
+            &w.w1.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+        project(
+            k,
+            &mut a.hb2[..n * hidden],
+            &a.xb[..n * dim],
+            &w.w3.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+        swiglu(&mut a.hb[..n * hidden], &a.hb2[..n * hidden]);
+        project(
+            k,
+            &mut a.xb[..n * dim],
+            &a.hb[..n * hidden],
+            &w.w2.layer(l),
+            &mut a.scratch,
+            parallel,
+        );
+        add_assign(&mut a.x[..n * dim], &a.xb[..n * dim]);
+    }
+
+    /// The classifier on the single token of `a`.
+    fn classify(&mut self, a: &mut Activations<'_>, logits: &mut [f32], parallel: &impl Parallel) {
+        self.classify_from(a, 0, logits, parallel);
+    }
+
+    /// The classifier on token `index` of `a`: final RMSNorm, then logits.
+    fn classify_from(
+        &mut self,
+        a: &mut Activations<'_>,
+        index: usize,
+        logits: &mut [f32],
+        parallel: &impl Parallel,
+    ) {
+        let dim = self.c.dim;
+        let x = &mut a.x[index * dim..(index + 1) * dim];
+        rmsnorm_in_place(self.k, x, self.w.rms_final);
+        matmul(
+            self.k,
+            logits,
+            x,
+            &self.w.classifier,
+            parallel,
+            &mut a.scratch.quant,
+        );
+    }
+}
+
+/// RMSNorm of every token's vector.
+fn norm_each(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32]) {
+    let dim = weight.len();
+    for (o, x) in out.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
+        rmsnorm(k, o, x, weight);
+    }
+}
+
+/// `out[b] = w · x[b]` for every token `b`. One token's result lands in place; a batch's
+/// comes out of [`matmul_many`] as `[row][token]` and is scattered per token.
+///
+fn project(
+    k: Kernels,
+    out: &mut [f32],
+    x: &[f32],
+    w: &Matrix<'_>,
+    scratch: &mut Scratch<'_>,
     parallel: &impl Parallel,
 ) {
-    let kv_dim = c.kv_dim();
-    let head_size = c.head_size();
-    let layer_cache = l * s.context * kv_dim;
-    let slot = layer_cache + pos * kv_dim;
-
-    rmsnorm(s.kernels, s.xb, s.x, Weights::norm(w.rms_att, c, l));
-    matmul(s.kernels, s.q, s.xb, &w.wq.layer(l), parallel, &mut s.quant);
-    let key = &mut s.key_cache[slot..slot + kv_dim];
-    matmul(s.kernels, key, s.xb, &w.wk.layer(l), parallel, &mut s.quant);
-    let value = &mut s.value_cache[slot..slot + kv_dim];
-    matmul(
-        s.kernels,
-        value,
-        s.xb,
-        &w.wv.layer(l),
-        parallel,
-        &mut s.quant,
-    );
-
-    rope(s.q, &mut s.key_cache[slot..slot + kv_dim], pos, head_size);
-
-    let scale = libm::sqrtf(head_size as f32);
-    let keys = &s.key_cache[layer_cache..slot + kv_dim];
-    let values = &s.value_cache[layer_cache..slot + kv_dim];
-    for h in 0..c.n_heads {
-        let q = &s.q[h * head_size..(h + 1) * head_size];
-        let kv_offset = (h / c.kv_mul()) * head_size;
-        let att = &mut s.att[h * s.context..h * s.context + pos + 1];
-        for (t, score) in att.iter_mut().enumerate() {
-            let k = &keys[t * kv_dim + kv_offset..][..head_size];
-            *score = s.kernels.dot(q, k) / scale;
-        }
-        softmax(att);
-        let out = &mut s.xb[h * head_size..(h + 1) * head_size];
-        out.fill(0.0);
-        for (t, &a) in att.iter().enumerate() {
-            let v = &values[t * kv_dim + kv_offset..][..head_size];
-            for (o, &vi) in out.iter_mut().zip(v) {
-                *o += a * vi;
-            }
+    let n = x.len() / w.cols();
+    if n == 1 {
+        return matmul(k, out, x, w, parallel, &mut scratch.quant);
+    }
+    let rows = w.rows();
+    let transposed = &mut scratch.transposed[..rows * n];
+    matmul_many(k, transposed, x, w, parallel, &mut scratch.quant);
+    for (r, per_token) in transposed.chunks_exact(n).enumerate() {
+        for (b, &v) in per_token.iter().enumerate() {
+            out[b * rows + r] = v;
         }
     }
-    matmul(
-        s.kernels,
-        s.xb2,
-        s.xb,
-        &w.wo.layer(l),
-        parallel,
-        &mut s.quant,
-    );
-    add_assign(s.x, s.xb2);
-}
-
-/// `x += w2 · swiglu(w1 · rmsnorm(x), w3 · rmsnorm(x))` for layer `l`.
-fn ffn_block(c: &Config, w: &Weights<'_>, s: &mut State<'_>, l: usize, parallel: &impl Parallel) {
-    rmsnorm(s.kernels, s.xb, s.x, Weights::norm(w.rms_ffn, c, l));
-    matmul(
-        s.kernels,
-        s.hb,
-        s.xb,
-        &w.w1.layer(l),
-        parallel,
-        &mut s.quant,
-    );
-    matmul(
-        s.kernels,
-        s.hb2,
-        s.xb,
-        &w.w3.layer(l),
-        parallel,
-        &mut s.quant,
-    );
-    swiglu(s.hb, s.hb2);
-    matmul(
-        s.kernels,
-        s.xb,
-        s.hb,
-        &w.w2.layer(l),
-        parallel,
-        &mut s.quant,
-    );
-    add_assign(s.x, s.xb);
 }
 
 /// Rotary position embedding, computed like the reference: pairs `(i, i+1)` of every head of
@@ -200,6 +370,69 @@ mod tests {
         assert!(full.iter().all(|v| v.is_finite()));
         // The output depends on the history, not only on the last token.
         assert_ne!(full, logits_for(&model, &[1, 6, 299, 7], 16));
+    }
+
+    #[test]
+    fn a_batch_gives_the_same_logits_bit_for_bit() {
+        let file = v0_model(RAW, false);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let c = model.config;
+        let tokens = [1, 5, 299, 7, 42, 3, 8];
+        let one_by_one = logits_for(&model, &tokens, 16);
+        let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+        for capacity in [3, 7, 8] {
+            let mut buffer = std::vec![0.0; State::len_for(&c, 16).unwrap()];
+            let mut state = State::new(&c, 16, &mut buffer).unwrap();
+            let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, capacity).unwrap()];
+            let mut batch = Batch::new(&c, capacity, &mut batch_buffer).unwrap();
+            let mut last = Vec::new();
+            for (i, chunk) in tokens.chunks(capacity).enumerate() {
+                last = model
+                    .forward_batch(&mut state, &mut batch, chunk, i * capacity, &Serial)
+                    .unwrap()
+                    .to_vec();
+            }
+            assert_eq!(bits(&last), bits(&one_by_one), "capacity {capacity}");
+            // The KV cache continues exactly: one more token after the batch agrees too.
+            let next = model
+                .forward(&mut state, 9, tokens.len(), &Serial)
+                .unwrap()
+                .to_vec();
+            let mut all = tokens.to_vec();
+            all.push(9);
+            assert_eq!(bits(&next), bits(&logits_for(&model, &all, 16)));
+        }
+    }
+
+    #[test]
+    fn a_batch_checks_its_capacity_and_positions() {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let c = model.config;
+        let mut buffer = std::vec![0.0; State::len_for(&c, 4).unwrap()];
+        let mut state = State::new(&c, 4, &mut buffer).unwrap();
+        let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, 2).unwrap()];
+        let mut batch = Batch::new(&c, 2, &mut batch_buffer).unwrap();
+        assert_eq!(
+            model
+                .forward_batch(&mut state, &mut batch, &[1, 2, 3], 0, &Serial)
+                .unwrap_err(),
+            Error::BufferTooSmall {
+                buffer: Buffer::Batch,
+                needed: 3,
+                actual: 2
+            }
+        );
+        assert_eq!(
+            model
+                .forward_batch(&mut state, &mut batch, &[1, 2], 3, &Serial)
+                .unwrap_err(),
+            Error::PositionOutOfRange { pos: 4, context: 4 }
+        );
+        assert!(matches!(
+            Batch::new(&c, 2, &mut batch_buffer[..10]),
+            Err(Error::BufferTooSmall { .. })
+        ));
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Generation: prompt in, text out to an [`embedded_io::Write`] sink, with llama2.c's rules
 //! (prompt tokens forced, steps count the prompt, stop when BOS is chosen).
 
+use crate::batch::Batch;
 use crate::checkpoint::Model;
-use crate::error::Error;
+use crate::error::{Error, Result};
 use crate::parallel::Parallel;
 use crate::sampler::Sampler;
 use crate::state::State;
@@ -93,6 +94,33 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
         steps: usize,
         prompt_buf: &mut [u32],
         out: &mut W,
+        on_token: impl FnMut(TokenEvent),
+    ) -> core::result::Result<Summary, GenerateError<W::Error>> {
+        self.run(None, prompt, steps, prompt_buf, out, on_token)
+    }
+
+    /// Like [`Generator::generate`], but runs the prompt through the model `batch.capacity()`
+    /// tokens at a time, reading each weight once per batch instead of once per token. The
+    /// tokens and text are exactly those of [`Generator::generate`].
+    pub fn generate_batched<W: embedded_io::Write>(
+        &mut self,
+        batch: &mut Batch<'_>,
+        prompt: &[u8],
+        steps: usize,
+        prompt_buf: &mut [u32],
+        out: &mut W,
+        on_token: impl FnMut(TokenEvent),
+    ) -> core::result::Result<Summary, GenerateError<W::Error>> {
+        self.run(Some(batch), prompt, steps, prompt_buf, out, on_token)
+    }
+
+    fn run<W: embedded_io::Write>(
+        &mut self,
+        batch: Option<&mut Batch<'_>>,
+        prompt: &[u8],
+        steps: usize,
+        prompt_buf: &mut [u32],
+        out: &mut W,
         mut on_token: impl FnMut(TokenEvent),
     ) -> core::result::Result<Summary, GenerateError<W::Error>> {
         let config = &self.model.config;
@@ -114,16 +142,28 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
         }
         let prompt_tokens = &prompt_buf[..n_prompt];
 
+        // Positions whose forward pass a batch has already run.
+        let prefilled = match batch {
+            Some(batch) => self.prefill(batch, prompt_tokens, steps)?,
+            None => 0,
+        };
         let mut text = TextDecoder::new();
         let mut token = prompt_tokens[0];
         let mut pos = 0;
         let mut stopped_on_bos = false;
         while pos < steps {
-            let logits = self.model.forward(self.state, token, pos, self.parallel)?;
             let from_prompt = pos + 1 < n_prompt;
             let next = if from_prompt {
+                if pos >= prefilled {
+                    self.model.forward(self.state, token, pos, self.parallel)?;
+                }
                 prompt_tokens[pos + 1]
             } else {
+                let logits = if pos + 1 == prefilled {
+                    self.state.logits_mut()
+                } else {
+                    self.model.forward(self.state, token, pos, self.parallel)?
+                };
                 self.sampler.sample(logits)?
             };
             pos += 1;
@@ -158,11 +198,29 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
     }
 }
 
+impl<P: Parallel> Generator<'_, '_, '_, P> {
+    /// Runs the prompt's positions (at most `steps`) through the model in batches and
+    /// returns how many ran. A prompt that forces BOS after its start is left to the
+    /// token-by-token loop, which stops there.
+    fn prefill(&mut self, batch: &mut Batch<'_>, prompt: &[u32], steps: usize) -> Result<usize> {
+        if prompt[1..].contains(&BOS) {
+            return Ok(0);
+        }
+        let positions = prompt.len().min(steps);
+        let capacity = batch.capacity();
+        for (i, chunk) in prompt[..positions].chunks(capacity).enumerate() {
+            self.model
+                .forward_batch(self.state, batch, chunk, i * capacity, self.parallel)?;
+        }
+        Ok(positions)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::parallel::Serial;
-    use crate::sampler::Strategy;
+    use crate::sampler::{ProbIndex, Strategy};
     use crate::testutil::{bytes, v0_model, vocab_file, RAW};
     use std::vec::Vec;
 
@@ -226,6 +284,61 @@ mod tests {
         assert!(summary.steps <= 6);
         assert!(out.starts_with(b"ab"), "BOS strips the leading space");
         assert_eq!(out.last(), Some(&b'\n'));
+    }
+
+    #[test]
+    fn batched_prompts_generate_the_same_tokens_and_text() {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let tokenizer_bytes = vocab_file(300);
+        let mut index = std::vec![0; 600];
+        let tokenizer = Tokenizer::new(&tokenizer_bytes, 300, &mut index).unwrap();
+        let c = model.config;
+        let prompt = "ab ba é ab";
+        let generate = |capacity: usize, steps: usize| {
+            let mut buffer = std::vec![0.0; State::len_for(&c, 16).unwrap()];
+            let mut state = State::new(&c, 16, &mut buffer).unwrap();
+            let mut scratch = std::vec![ProbIndex::default(); 300];
+            let strategy = Strategy::new(1.0, 0.9).unwrap();
+            let mut sampler = Sampler::new(strategy, 7, 300, &mut scratch).unwrap();
+            let mut generator = Generator {
+                model: &model,
+                tokenizer: &tokenizer,
+                state: &mut state,
+                sampler: &mut sampler,
+                parallel: &Serial,
+            };
+            let mut prompt_buf = std::vec![0; prompt.len() + 3];
+            let (mut out, mut events) = (Vec::new(), Vec::new());
+            let summary = if capacity == 0 {
+                generator.generate(prompt.as_bytes(), steps, &mut prompt_buf, &mut out, |e| {
+                    events.push(e)
+                })
+            } else {
+                let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, capacity).unwrap()];
+                let mut batch = Batch::new(&c, capacity, &mut batch_buffer).unwrap();
+                generator.generate_batched(
+                    &mut batch,
+                    prompt.as_bytes(),
+                    steps,
+                    &mut prompt_buf,
+                    &mut out,
+                    |e| events.push(e),
+                )
+            };
+            (summary.unwrap(), out, events)
+        };
+        for steps in [2, 5, 6, 7, 16] {
+            let expected = generate(0, steps);
+            assert!(expected.0.prompt_tokens > 4);
+            for capacity in [1, 2, 4, 16] {
+                assert_eq!(
+                    generate(capacity, steps),
+                    expected,
+                    "capacity {capacity}, steps {steps}"
+                );
+            }
+        }
     }
 
     #[test]

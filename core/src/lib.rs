@@ -50,6 +50,9 @@
 #[cfg(target_endian = "big")]
 compile_error!("llama2.c files are little-endian and are viewed in place; big-endian targets are not supported");
 
+mod activations;
+mod attention;
+mod batch;
 mod checkpoint;
 mod config;
 mod error;
@@ -72,12 +75,13 @@ mod testutil;
 #[doc = include_str!("../../README.md")]
 mod readme_doctest {}
 
+pub use batch::Batch;
 pub use checkpoint::{Format, Model, MAGIC};
 pub use config::Config;
 pub use error::{Buffer, Error, Result};
 pub use generate::{resolve_steps, GenerateError, Generator, Summary, TokenEvent};
-pub use kernels::Kernels;
-pub use parallel::{Parallel, Serial};
+pub use kernels::{Kernels, Q8Rows, Q8Vector};
+pub use parallel::{Parallel, Serial, Split};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
 pub use state::State;
 pub use text::TextDecoder;

@@ -3,7 +3,7 @@
 //! match llama2.c's `run.c` built without fast-math.
 
 use crate::kernels::{Kernels, Q8Rows, Q8Vector};
-use crate::parallel::Parallel;
+use crate::parallel::{Parallel, Split};
 use crate::weights::Matrix;
 
 /// Epsilon of RMSNorm in every llama2.c model.
@@ -33,18 +33,10 @@ pub fn rmsnorm_in_place(k: Kernels, x: &mut [f32], weight: &[f32]) {
     }
 }
 
-/// Softmax in place, shifted by the maximum for stability.
+/// Softmax in place with the reference loops (the sampler's; attention uses
+/// [`Kernels::softmax`]).
 pub fn softmax(x: &mut [f32]) {
-    let Some(&first) = x.first() else { return };
-    let max = x.iter().fold(first, |m, &v| if v > m { v } else { m });
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = libm::expf(*v - max);
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
-    }
+    Kernels::scalar().softmax(x);
 }
 
 /// Room for a quantized copy of a matmul input (Q8 models quantize activations too).
@@ -66,22 +58,70 @@ pub fn matmul(
     parallel: &impl Parallel,
     scratch: &mut QuantScratch<'_>,
 ) {
+    matmul_many(k, out, x, w, parallel, scratch);
+}
+
+/// Rows of a weight matrix one inner loop keeps in cache while it visits every input of a
+/// batch.
+const ROWS_PER_BLOCK: usize = 16;
+
+/// `out[r * B + b] = w_r · x_b` for a batch of `B = x.len() / w.cols()` inputs `x = [B][n]`:
+/// each weight row is read once for the whole batch. Every output is computed exactly as
+/// [`matmul`] computes it for that input alone, so batching never changes results.
+/// `scratch` must hold `x.len()` values and scales.
+pub fn matmul_many(
+    k: Kernels,
+    out: &mut [f32],
+    x: &[f32],
+    w: &Matrix<'_>,
+    parallel: &impl Parallel,
+    scratch: &mut QuantScratch<'_>,
+) {
+    let n = w.cols();
+    let batch = x.len() / n;
+    // Whole blocks of four rows: the Q8 SIMD kernel works on four rows at a time.
+    let split = Split {
+        granule: 4 * batch,
+        cost: 4 * n * batch,
+    };
     match *w {
-        Matrix::F32 { .. } => parallel.for_each_chunk(out, &|first, chunk| {
-            if let Matrix::F32 { data, cols } = w.rows_slice(first, chunk.len()) {
-                for (o, row) in chunk.iter_mut().zip(data.chunks_exact(cols)) {
-                    *o = k.dot(row, x);
+        Matrix::F32 { .. } => parallel.for_each_chunk(out, split, &|first, chunk| {
+            if let Matrix::F32 { data, cols } = w.rows_slice(first / batch, chunk.len() / batch) {
+                for (outs, row) in chunk.chunks_exact_mut(batch).zip(data.chunks_exact(cols)) {
+                    for (o, x) in outs.iter_mut().zip(x.chunks_exact(n)) {
+                        *o = k.dot(row, x);
+                    }
                 }
             }
         }),
         Matrix::Q8 { group, .. } => {
-            let n = x.len();
-            let values = &mut scratch.values[..n];
-            let scales = &mut scratch.scales[..n / group];
-            quantize(x, group, values, scales);
+            let values = &mut scratch.values[..x.len()];
+            let scales = &mut scratch.scales[..x.len() / group];
+            for ((x, q), s) in x
+                .chunks_exact(n)
+                .zip(values.chunks_exact_mut(n))
+                .zip(scales.chunks_exact_mut(n / group))
+            {
+                quantize(x, group, q, s);
+            }
             let (xq, xs) = (&*values, &*scales);
-            parallel.for_each_chunk(out, &|first, chunk| {
-                matvec_q8(k, chunk, xq, xs, &w.rows_slice(first, chunk.len()));
+            parallel.for_each_chunk(out, split, &|first, chunk| {
+                let rows = w.rows_slice(first / batch, chunk.len() / batch);
+                if batch == 1 {
+                    return matvec_q8(k, chunk, xq, xs, &rows);
+                }
+                let mut block_out = [0.0f32; ROWS_PER_BLOCK];
+                for (block, outs) in chunk.chunks_mut(ROWS_PER_BLOCK * batch).enumerate() {
+                    let count = outs.len() / batch;
+                    let block_rows = rows.rows_slice(block * ROWS_PER_BLOCK, count);
+                    let inputs = xq.chunks_exact(n).zip(xs.chunks_exact(n / group));
+                    for (b, (xq, xs)) in inputs.enumerate() {
+                        matvec_q8(k, &mut block_out[..count], xq, xs, &block_rows);
+                        for (i, &v) in block_out[..count].iter().enumerate() {
+                            outs[i * batch + b] = v;
+                        }
+                    }
+                }
             });
         }
     }

@@ -1,29 +1,18 @@
-//! The run state: every activation and the KV cache, carved from one caller buffer.
+//! The run state: the KV cache, attention scratch, logits and one token's activations,
+//! carved from one caller buffer.
 
-use crate::config::{add, mul, Config};
+use crate::activations::{self, take, Activations};
+use crate::config::{mul, Config};
 use crate::error::{Buffer, Error, Result};
 use crate::kernels::Kernels;
-use crate::math::QuantScratch;
 
-/// Activations and KV cache of one sequence, borrowed from a caller's `f32` buffer.
+/// Everything one sequence needs besides the weights, borrowed from a caller's `f32` buffer.
 ///
 /// The caller chooses `context ≤ seq_len`: positions `0..context` can be run, and the KV
 /// cache holds exactly that many positions, so a short context shrinks memory.
 pub struct State<'b> {
     pub(crate) config: Config,
     pub(crate) context: usize,
-    /// Residual stream, `[dim]`.
-    pub(crate) x: &'b mut [f32],
-    /// Normalised input / attention output, `[dim]`.
-    pub(crate) xb: &'b mut [f32],
-    /// Scratch for projections back to `dim`, `[dim]`.
-    pub(crate) xb2: &'b mut [f32],
-    /// Feed-forward gate, `[hidden_dim]`.
-    pub(crate) hb: &'b mut [f32],
-    /// Feed-forward up projection, `[hidden_dim]`.
-    pub(crate) hb2: &'b mut [f32],
-    /// Query, `[dim]`.
-    pub(crate) q: &'b mut [f32],
     /// Attention scores, `[n_heads][context]`.
     pub(crate) att: &'b mut [f32],
     /// Output of the classifier, `[vocab_size]`.
@@ -32,40 +21,10 @@ pub struct State<'b> {
     pub(crate) key_cache: &'b mut [f32],
     /// `[n_layers][context][kv_dim]`
     pub(crate) value_cache: &'b mut [f32],
-    /// Quantized copy of a matmul input, for Q8 models.
-    pub(crate) quant: QuantScratch<'b>,
+    /// The working vectors of a single token.
+    pub(crate) acts: Activations<'b>,
     /// The inner loops the forward pass runs.
     pub(crate) kernels: Kernels,
-}
-
-/// The sizes of the state's parts, in `f32` elements, in the order they are carved.
-const fn part_lens(config: &Config, context: usize) -> [Option<usize>; 12] {
-    let dim = Some(config.dim);
-    // Any matmul input (dim or hidden_dim values) may be quantized; group size >= 1.
-    let widest = if config.dim > config.hidden_dim {
-        config.dim
-    } else {
-        config.hidden_dim
-    };
-    let hidden = Some(config.hidden_dim);
-    let cache = mul(
-        mul(Some(config.n_layers), Some(context)),
-        Some(config.kv_dim()),
-    );
-    [
-        dim,
-        dim,
-        dim,
-        hidden,
-        hidden,
-        dim,
-        mul(Some(config.n_heads), Some(context)),
-        Some(config.vocab_size),
-        cache,
-        cache,
-        Some(widest.div_ceil(4)), // int8 values, four to an f32
-        Some(widest),             // scales
-    ]
 }
 
 impl core::fmt::Debug for State<'_> {
@@ -73,22 +32,33 @@ impl core::fmt::Debug for State<'_> {
         f.debug_struct("State")
             .field("config", &self.config)
             .field("context", &self.context)
+            .field("kernels", &self.kernels)
             .finish_non_exhaustive()
     }
+}
+
+/// The sizes of the state's own parts, in `f32` elements, in the order they are carved.
+const fn own_lens(config: &Config, context: usize) -> [Option<usize>; 4] {
+    let cache = mul(
+        mul(Some(config.n_layers), Some(context)),
+        Some(config.kv_dim()),
+    );
+    [
+        mul(Some(config.n_heads), Some(context)),
+        Some(config.vocab_size),
+        cache,
+        cache,
+    ]
 }
 
 impl<'b> State<'b> {
     /// Number of `f32` elements a state for `config` and `context` positions needs, or
     /// `None` if it does not fit in `usize`. Usable in `const` context to size a `static`.
     pub const fn len_for(config: &Config, context: usize) -> Option<usize> {
-        let parts = part_lens(config, context);
-        let mut total = Some(0);
-        let mut i = 0;
-        while i < parts.len() {
-            total = add(total, parts[i]);
-            i += 1;
-        }
-        total
+        crate::config::add(
+            activations::total(&own_lens(config, context)),
+            activations::total(&activations::part_lens(config, 1)),
+        )
     }
 
     /// Carves a state for `context` positions out of `buffer` (which may be longer than
@@ -108,30 +78,16 @@ impl<'b> State<'b> {
                 actual: buffer.len(),
             });
         }
-        let lens = part_lens(config, context).map(|len| len.unwrap_or(0));
+        let lens = own_lens(config, context).map(|len| len.unwrap_or(0));
         let mut rest = buffer;
-        let mut take = |len: usize| {
-            let (part, tail) = core::mem::take(&mut rest).split_at_mut(len);
-            rest = tail;
-            part
-        };
         Ok(State {
             config: *config,
             context,
-            x: take(lens[0]),
-            xb: take(lens[1]),
-            xb2: take(lens[2]),
-            hb: take(lens[3]),
-            hb2: take(lens[4]),
-            q: take(lens[5]),
-            att: take(lens[6]),
-            logits: take(lens[7]),
-            key_cache: take(lens[8]),
-            value_cache: take(lens[9]),
-            quant: QuantScratch {
-                values: bytemuck::cast_slice_mut(take(lens[10])),
-                scales: take(lens[11]),
-            },
+            att: take(&mut rest, lens[0]),
+            logits: take(&mut rest, lens[1]),
+            key_cache: take(&mut rest, lens[2]),
+            value_cache: take(&mut rest, lens[3]),
+            acts: Activations::carve(config, 1, &mut rest),
             kernels: Kernels::native(),
         })
     }

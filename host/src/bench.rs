@@ -5,11 +5,13 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use llama2_core::{argmax, Model, Parallel, Serial, State};
+use llama2_core::{argmax, Batch, Model, Parallel, State};
 
+use crate::cli::threads_or_default;
 use crate::error::CliError;
 use crate::kernels::KernelChoice;
 use crate::load::MappedFile;
+use crate::pool::ThreadPool;
 use crate::synthetic::{quantized, random_f32_model, AlignedBytes, Shape};
 
 /// Element type of a synthetic benchmark model.
@@ -39,6 +41,12 @@ pub struct BenchArgs {
     /// Repetitions; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Prompt tokens run through the model at once (1: one by one).
+    #[arg(long, value_name = "N", default_value_t = crate::cli::DEFAULT_BATCH, value_parser = crate::cli::parse_batch)]
+    pub batch_size: usize,
+    /// Threads to run on [default: the available cores].
+    #[arg(long, value_name = "N", value_parser = crate::cli::parse_threads)]
+    pub threads: Option<usize>,
     /// Inner loops: the processor's SIMD (auto) or the scalar reference.
     #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     pub kernels: KernelChoice,
@@ -76,28 +84,33 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             ),
         ));
     }
-    let parallel = Serial;
+    let parallel = ThreadPool::new(threads_or_default(args.threads))
+        .map_err(|e| CliError::usage("--threads", e))?;
     let mut buffer = vec![0f32; State::len_for(&config, positions).unwrap_or(0)];
+    let capacity = args.batch_size.min(positions);
+    let mut batch_buffer = vec![0f32; Batch::len_for(&config, capacity).unwrap_or(0)];
+    let mut batch =
+        Batch::new(&config, capacity, &mut batch_buffer).map_err(|e| CliError::usage(&label, e))?;
     let mut prompt_rates = Vec::new();
     let mut gen_rates = Vec::new();
     for _ in 0..args.runs {
         let mut state =
             State::new(&config, positions, &mut buffer).map_err(|e| CliError::usage(&label, e))?;
         state.set_kernels(args.kernels.resolve());
-        let (prompt, generation) = time_run(&model, &mut state, args, &parallel)
+        let (prompt, generation) = time_run(&model, &mut state, &mut batch, args, &parallel)
             .map_err(|e| CliError::usage(&label, e))?;
         prompt_rates.extend(prompt);
         gen_rates.extend(generation);
     }
     let weight_bytes = model.weights.bytes_per_token(&config);
-    let bandwidth = measure_read_bandwidth();
+    let bandwidth = measure_read_bandwidth(parallel.threads());
     let report = Report {
         label,
         prompt_tok_s: median(&mut prompt_rates),
         gen_tok_s: median(&mut gen_rates),
         weight_bytes,
         machine_gb_s: bandwidth / 1e9,
-        threads: 1,
+        threads: parallel.threads(),
         kernels: args.kernels.resolve().name(),
         runs: args.runs,
         prompt_tokens: args.prompt_tokens,
@@ -134,23 +147,32 @@ fn load(args: &BenchArgs) -> Result<(Source, String), CliError> {
 fn time_run(
     model: &Model<'_>,
     state: &mut State<'_>,
+    batch: &mut Batch<'_>,
     args: &BenchArgs,
     parallel: &impl Parallel,
 ) -> llama2_core::Result<(Option<f64>, Option<f64>)> {
     let vocab = model.config.vocab_size as u32;
-    let mut token = 1u32;
+    let prompt: Vec<u32> = (0..args.prompt_tokens as u32)
+        .map(|i| i.wrapping_mul(2_654_435_761) % vocab)
+        .collect();
     let start = Instant::now();
-    for pos in 0..args.prompt_tokens {
-        black_box(model.forward(state, token, pos, parallel)?);
-        token = (pos as u32).wrapping_mul(2_654_435_761) % vocab;
+    if args.batch_size > 1 {
+        for (i, chunk) in prompt.chunks(batch.capacity()).enumerate() {
+            black_box(model.forward_batch(state, batch, chunk, i * batch.capacity(), parallel)?);
+        }
+    } else {
+        for (pos, &token) in prompt.iter().enumerate() {
+            black_box(model.forward(state, token, pos, parallel)?);
+        }
     }
-    let prompt = rate(args.prompt_tokens, start);
+    let prompt_rate = rate(args.prompt_tokens, start);
+    let mut token = prompt.last().copied().unwrap_or(1);
     let start = Instant::now();
     for pos in args.prompt_tokens..args.prompt_tokens + args.gen_tokens {
         let logits = model.forward(state, token, pos, parallel)?;
         token = argmax(logits) as u32;
     }
-    Ok((prompt, rate(args.gen_tokens, start)))
+    Ok((prompt_rate, rate(args.gen_tokens, start)))
 }
 
 fn rate(tokens: usize, start: Instant) -> Option<f64> {
@@ -162,15 +184,20 @@ fn median(values: &mut [f64]) -> Option<f64> {
     values.get(values.len() / 2).copied()
 }
 
-/// Best-of-five read bandwidth in bytes/s over a buffer far larger than the caches.
-pub fn measure_read_bandwidth() -> f64 {
+/// Best-of-five read bandwidth in bytes/s of `threads` threads summing disjoint parts of a
+/// buffer far larger than the caches: the ceiling generation can reach.
+pub fn measure_read_bandwidth(threads: usize) -> f64 {
     const BYTES: usize = 512 << 20;
     let buffer: Vec<u64> = (0..BYTES as u64 / 8).collect();
+    let part = buffer.len().div_ceil(threads.max(1));
     let mut best = f64::MAX;
     for _ in 0..5 {
         let start = Instant::now();
-        let sum = buffer.iter().fold(0u64, |a, &b| a.wrapping_add(b));
-        black_box(sum);
+        std::thread::scope(|scope| {
+            for chunk in buffer.chunks(part) {
+                scope.spawn(move || black_box(chunk.iter().fold(0u64, |a, &b| a.wrapping_add(b))));
+            }
+        });
         best = best.min(start.elapsed().as_secs_f64());
     }
     BYTES as f64 / best

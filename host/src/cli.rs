@@ -96,6 +96,27 @@ pub struct RunArgs {
     /// Inner loops: the processor's SIMD (auto) or the scalar reference.
     #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
     pub kernels: KernelChoice,
+
+    /// Threads to run on [default: the available cores].
+    #[arg(long, value_name = "N", value_parser = parse_threads)]
+    pub threads: Option<usize>,
+
+    /// Prompt tokens run through the model at once; 1 runs them one by one. Never changes
+    /// the output, only the speed.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = parse_batch)]
+    pub batch_size: usize,
+}
+
+/// Prompt tokens per batch by default: enough to read each weight once for many tokens,
+/// small enough that the batch's vectors stay in cache.
+pub const DEFAULT_BATCH: usize = 16;
+
+/// Batch sizes are at least one.
+pub fn parse_batch(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a batch size, 1 or more".to_string()),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -109,4 +130,17 @@ fn parse_steps(text: &str) -> Result<usize, String> {
     text.parse::<usize>().map_err(|_| {
         "expected a whole number of steps, 0 or more (0 means the model's seq_len)".to_string()
     })
+}
+
+/// Threads are at least one.
+pub fn parse_threads(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a number of threads, 1 or more".to_string()),
+    }
+}
+
+/// The thread count to use: the one asked for, else the available cores.
+pub fn threads_or_default(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }

@@ -4,12 +4,13 @@ use std::io::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
-    GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer,
+    Batch, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
 };
 
-use crate::cli::{Mode, RunArgs};
+use crate::cli::{threads_or_default, Mode, RunArgs};
 use crate::error::{path_of, CliError};
 use crate::load::{tokenizer_path, MappedFile};
+use crate::pool::ThreadPool;
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     if args.mode == Mode::Chat {
@@ -56,18 +57,36 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let mut prompt_tokens = vec![0u32; prompt.len() + 3];
     let stdout = std::io::stdout().lock();
     let mut out = embedded_io_adapters::std::FromStd::new(stdout);
+    let pool = ThreadPool::new(threads_or_default(args.threads))
+        .map_err(|e| CliError::usage("--threads", e))?;
     let mut generator = Generator {
         model: &model,
         tokenizer: &tokenizer,
         state: &mut state,
         sampler: &mut sampler,
-        parallel: &Serial,
+        parallel: &pool,
     };
     // Timed like llama2.c: from the moment the first token has been printed.
     let mut start: Option<Instant> = None;
-    let summary = generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, |_| {
+    let on_token = |_| {
         start.get_or_insert_with(Instant::now);
-    });
+    };
+    let summary = if args.batch_size > 1 {
+        let capacity = args.batch_size.min(context);
+        let mut batch_buffer = vec![0f32; Batch::len_for(&config, capacity).unwrap_or(0)];
+        let mut batch = Batch::new(&config, capacity, &mut batch_buffer)
+            .map_err(|e| CliError::usage("--batch-size", e))?;
+        generator.generate_batched(
+            &mut batch,
+            prompt,
+            args.steps,
+            &mut prompt_tokens,
+            &mut out,
+            on_token,
+        )
+    } else {
+        generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, on_token)
+    };
     match summary {
         Ok(summary) => {
             if let (Some(start), true) = (start, summary.steps > 1) {

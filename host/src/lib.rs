@@ -7,6 +7,7 @@ pub mod generate;
 pub mod info;
 pub mod kernels;
 pub mod load;
+pub mod pool;
 pub mod quantize;
 pub mod synthetic;
 

@@ -5,9 +5,18 @@ use llama2_tests::{
     GenerateCase,
 };
 
-/// Runs every case as `llama2 MODEL -z TOKENIZER ARGS...` and fails with the list of those
-/// whose exit status is not 0 or whose stdout differs from the golden text.
-fn check_cases(cases: &[GenerateCase]) {
+/// How the engine runs: the reference loops or the CPU's SIMD, the threads, and the prompt
+/// batch size. None of them may change the output of an `exact` case.
+const SCALAR_SERIAL: &[&str] = &["--kernels", "scalar", "--threads", "1", "--batch-size", "1"];
+const SIMD_ONE_THREAD: &[&str] = &["--kernels", "auto", "--threads", "1", "--batch-size", "1"];
+const SIMD_TWO_THREADS_BATCHED: &[&str] =
+    &["--kernels", "auto", "--threads", "2", "--batch-size", "16"];
+const SCALAR_TWO_THREADS_BATCHED: &[&str] =
+    &["--kernels", "scalar", "--threads", "2", "--batch-size", "5"];
+
+/// Runs every case as `llama2 MODEL -z TOKENIZER ARGS... ENGINE...` and fails with the list
+/// of those whose exit status is not 0 or whose stdout differs from the golden text.
+fn check_cases(cases: &[GenerateCase], engine: &[&str]) {
     assert!(!cases.is_empty(), "no generate.jsonl case selected");
     let mut failures = Vec::new();
     for case in cases {
@@ -17,6 +26,7 @@ fn check_cases(cases: &[GenerateCase]) {
             model_file(&case.tokenizer).into_os_string(),
         ];
         args.extend(case.args.iter().map(Into::into));
+        args.extend(engine.iter().map(Into::into));
         let output = run_llama2(&args);
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !output.status.success() {
@@ -26,7 +36,7 @@ fn check_cases(cases: &[GenerateCase]) {
             ));
         } else if output.stdout != case.stdout.as_bytes() {
             failures.push(format!(
-                "{} ({} {:?}): stdout differs: {}",
+                "{} ({} {:?} {engine:?}): stdout differs: {}",
                 case.name,
                 case.model,
                 case.args,
@@ -44,17 +54,29 @@ fn check_cases(cases: &[GenerateCase]) {
     eprintln!("{} cases match", cases.len());
 }
 
-/// `exact: true`, every format: every build of ours must reproduce these.
+/// `exact: true`, every format: every build of ours must reproduce these, whatever the
+/// kernels, threads and batch size.
 #[test]
-fn exact_cases_match_byte_for_byte() {
-    check_cases(&exact_generate_cases());
+fn exact_cases_match_on_the_scalar_path() {
+    check_cases(&exact_generate_cases(), SCALAR_SERIAL);
+}
+
+#[test]
+fn exact_cases_match_with_simd_kernels() {
+    check_cases(&exact_generate_cases(), SIMD_ONE_THREAD);
+}
+
+#[test]
+fn exact_cases_match_with_two_threads_and_batched_prompts() {
+    check_cases(&exact_generate_cases(), SIMD_TWO_THREADS_BATCHED);
 }
 
 /// `exact: false` on fp32 models: a different float summation order may legitimately flip
-/// a sampled token in these (the logits goldens check optimized kernels instead), but the
-/// scalar path sums like the reference and matches them today. If a SIMD or threaded
-/// kernel changes the summation order of the CLI, relax this test alone, saying why.
+/// a sampled token in these (the logits goldens check the SIMD kernels instead), so they
+/// are required of the scalar kernels only, which sum like the reference. Threads and
+/// batching do not change any sum, so they must match there too.
 #[test]
 fn inexact_cases_match_on_the_scalar_path() {
-    check_cases(&inexact_fp32_generate_cases());
+    check_cases(&inexact_fp32_generate_cases(), SCALAR_SERIAL);
+    check_cases(&inexact_fp32_generate_cases(), SCALAR_TWO_THREADS_BATCHED);
 }

@@ -1,15 +1,18 @@
 //! `golden/generate.jsonl` through the library's `Generator`: the tokens and the text.
 
-use llama2_core::{Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer, BOS};
+use llama2_core::{
+    Batch, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer, BOS,
+};
 use llama2_tests::{
     exact_generate_cases, first_difference, inexact_fp32_generate_cases, load_model, model_file,
     read_file, GenerateCase, RunSettings,
 };
 
-/// Runs `case` with `llama2_core::Generator` (context = the model's `seq_len`, as the CLI)
-/// and returns the whole token sequence as the golden file spells it (BOS, every chosen
-/// token, BOS again if generation stopped on it) and the text written.
-fn generate(case: &GenerateCase) -> (Vec<u32>, Vec<u8>) {
+/// Runs `case` with `llama2_core::Generator` (context = the model's `seq_len`, as the CLI),
+/// the prompt in batches of `batch` tokens if given, and returns the whole token sequence
+/// as the golden file spells it (BOS, every chosen token, BOS again if generation stopped
+/// on it) and the text written.
+fn generate(case: &GenerateCase, batch: Option<usize>) -> (Vec<u32>, Vec<u8>) {
     let settings = RunSettings::parse(&case.args);
     let model_bytes = load_model(&case.model);
     let model = Model::from_bytes(model_bytes.bytes())
@@ -46,15 +49,29 @@ fn generate(case: &GenerateCase) -> (Vec<u32>, Vec<u8>) {
         sampler: &mut sampler,
         parallel: &Serial,
     };
-    let summary = generator
-        .generate(
+    let on_token = |event: llama2_core::TokenEvent| tokens.push(event.token);
+    let summary = match batch {
+        None => generator.generate(
             prompt,
             settings.steps,
             &mut prompt_tokens,
             &mut text,
-            |event| tokens.push(event.token),
-        )
-        .unwrap_or_else(|e| panic!("{}: generation failed: {e}", case.name));
+            on_token,
+        ),
+        Some(capacity) => {
+            let mut buffer = vec![0f32; Batch::len_for(&config, capacity).unwrap()];
+            let mut batch = Batch::new(&config, capacity, &mut buffer).unwrap();
+            generator.generate_batched(
+                &mut batch,
+                prompt,
+                settings.steps,
+                &mut prompt_tokens,
+                &mut text,
+                on_token,
+            )
+        }
+    }
+    .unwrap_or_else(|e| panic!("{}: generation failed: {e}", case.name));
     if summary.stopped_on_bos {
         tokens.push(BOS);
     }
@@ -62,11 +79,11 @@ fn generate(case: &GenerateCase) -> (Vec<u32>, Vec<u8>) {
 }
 
 /// Fails with the list of cases whose tokens or text differ from the golden ones.
-fn check_cases(cases: &[GenerateCase]) {
+fn check_cases(cases: &[GenerateCase], batch: Option<usize>) {
     assert!(!cases.is_empty(), "no generate.jsonl case selected");
     let mut failures = Vec::new();
     for case in cases {
-        let (tokens, text) = generate(case);
+        let (tokens, text) = generate(case, batch);
         if tokens != case.tokens {
             let at = tokens
                 .iter()
@@ -103,7 +120,13 @@ fn check_cases(cases: &[GenerateCase]) {
 /// `exact: true`: every build of ours must reproduce these.
 #[test]
 fn exact_cases_match_tokens_and_text() {
-    check_cases(&exact_generate_cases());
+    check_cases(&exact_generate_cases(), None);
+}
+
+/// Batched prompt processing must not change a single token.
+#[test]
+fn exact_cases_match_with_batched_prompts() {
+    check_cases(&exact_generate_cases(), Some(3));
 }
 
 /// `exact: false` on fp32 models: they match on the scalar path, which sums like the
@@ -111,5 +134,5 @@ fn exact_cases_match_tokens_and_text() {
 /// this test alone should be relaxed, saying why (as in generate_cli.rs).
 #[test]
 fn inexact_cases_match_on_the_scalar_path() {
-    check_cases(&inexact_fp32_generate_cases());
+    check_cases(&inexact_fp32_generate_cases(), None);
 }

@@ -95,6 +95,18 @@ impl Kernels {
         }
     }
 
+    /// Softmax in place. The scalar form is the reference (libm `expf`, sums in order); the
+    /// AVX2 form uses a polynomial `exp` within 2 ulp and lane-wise sums.
+    #[inline]
+    pub fn softmax(&self, x: &mut [f32]) {
+        match self.0 {
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => unsafe { x86::softmax(x) },
+            _ => scalar::softmax(x),
+        }
+    }
+
     /// One row of a Q8 matrix times a quantized vector: per group of `group` values the
     /// exact integer dot product, times the row's and the vector's scale, summed over groups
     /// in order. `w_scales` are little-endian f32 bytes.
@@ -137,6 +149,7 @@ pub struct Q8Vector<'a> {
     pub scales: &'a [f32],
 }
 
+#[cfg(target_arch = "x86_64")]
 impl Q8Rows<'_> {
     /// Whether the lengths agree with each other, with `x` and with `rows` outputs.
     fn fits(&self, rows: usize, x: &Q8Vector<'_>) -> bool {
@@ -209,6 +222,24 @@ mod tests {
                     "{} n={n}: {got} vs {reference}",
                     k.name()
                 );
+            }
+        }
+    }
+
+    #[test]
+    fn softmax_agrees_with_the_scalar_reference() {
+        for n in [1, 7, 8, 9, 64, 257, 1000] {
+            let logits: Vec<f32> = values(n, 11).iter().map(|v| v * 40.0).collect();
+            let mut reference = logits.clone();
+            Kernels::scalar().softmax(&mut reference);
+            for k in all() {
+                let mut got = logits.clone();
+                k.softmax(&mut got);
+                for (g, r) in got.iter().zip(&reference) {
+                    assert!((g - r).abs() <= 1e-6 * r, "{} n={n}: {g} vs {r}", k.name());
+                }
+                let total: f32 = got.iter().sum();
+                assert!((total - 1.0).abs() < 1e-5, "{} sums to {total}", k.name());
             }
         }
     }

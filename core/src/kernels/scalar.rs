@@ -37,3 +37,17 @@ pub fn q8_dot(
     }
     val
 }
+
+/// Softmax in place, shifted by the maximum for stability, summed in order.
+pub fn softmax(x: &mut [f32]) {
+    let Some(&first) = x.first() else { return };
+    let max = x.iter().fold(first, |m, &v| if v > m { v } else { m });
+    let mut sum = 0.0f32;
+    for v in x.iter_mut() {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    for v in x.iter_mut() {
+        *v /= sum;
+    }
+}

@@ -162,9 +162,11 @@ pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
                 _mm256_castsi256_si128(abcd),
                 _mm256_extracti128_si256(abcd, 1),
             );
-            let w_scale = |k: usize| {
+            // SAFETY: `w.fits` guarantees 4 bytes of scale per group of every row; x86 is
+            // little-endian like the file, and the read is unaligned-safe.
+            let w_scale = |k: usize| unsafe {
                 let at = 4 * ((r + k) * groups + g);
-                f32::from_le_bytes([scales[at], scales[at + 1], scales[at + 2], scales[at + 3]])
+                scales.as_ptr().add(at).cast::<f32>().read_unaligned()
             };
             let ws = _mm_setr_ps(w_scale(0), w_scale(1), w_scale(2), w_scale(3));
             let term = _mm_mul_ps(_mm_mul_ps(_mm_cvtepi32_ps(isum), ws), _mm_set1_ps(x_scale));
@@ -181,5 +183,72 @@ pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
         *o = super::scalar::q8_dot(row, row_scales, x, x_scales, group, |w, x| unsafe {
             group_sum(w, x)
         });
+    }
+}
+
+/// `e^x` for eight lanes: `x = n·ln2 + r` with `|r| ≤ ln2/2`, a degree-6 polynomial for
+/// `e^r` (relative error below 2 ulp over the range softmax uses), then `· 2^n` through the
+/// exponent bits. Inputs below -87 flush to 0, as `expf` underflows there.
+#[target_feature(enable = "avx2,fma")]
+fn exp8(x: __m256) -> __m256 {
+    let x = _mm256_max_ps(x, _mm256_set1_ps(-87.0));
+    let x = _mm256_min_ps(x, _mm256_set1_ps(88.0));
+    let n = _mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm256_mul_ps(
+        x,
+        _mm256_set1_ps(core::f32::consts::LOG2_E),
+    ));
+    // r = x - n·ln2, with ln2 split in two for precision (Cody-Waite).
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693_145_75), x);
+    let r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428_606_8e-6), r);
+    let mut p = _mm256_set1_ps(1.0 / 720.0);
+    for c in [1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0] {
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+    }
+    let scale = _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(
+        _mm256_cvtps_epi32(n),
+        _mm256_set1_epi32(127),
+    )));
+    let below = _mm256_cmp_ps::<_CMP_LE_OQ>(x, _mm256_set1_ps(-87.0));
+    _mm256_andnot_ps(below, _mm256_mul_ps(p, scale))
+}
+
+/// Softmax in place: the maximum, `e^(x - max)` and its sum eight lanes at a time, then a
+/// division by the sum.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn softmax(x: &mut [f32]) {
+    let n = x.len();
+    let Some(&first) = x.first() else { return };
+    let max = x.iter().fold(first, |m, &v| if v > m { v } else { m });
+    let ptr = x.as_mut_ptr();
+    let shift = _mm256_set1_ps(max);
+    let mut sums = _mm256_setzero_ps();
+    let mut i = 0;
+    // SAFETY (loads and stores): `i + 8 <= n` keeps them inside `x`.
+    while i + 8 <= n {
+        let e = exp8(_mm256_sub_ps(unsafe { _mm256_loadu_ps(ptr.add(i)) }, shift));
+        unsafe { _mm256_storeu_ps(ptr.add(i), e) };
+        sums = _mm256_add_ps(sums, e);
+        i += 8;
+    }
+    let mut sum = horizontal_sum_ps(sums);
+    for v in &mut x[i..] {
+        *v = libm::expf(*v - max);
+        sum += *v;
+    }
+    let divisor = _mm256_set1_ps(sum);
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: as above.
+        unsafe {
+            let v = _mm256_loadu_ps(ptr.add(i));
+            _mm256_storeu_ps(ptr.add(i), _mm256_div_ps(v, divisor));
+        }
+        i += 8;
+    }
+    for v in &mut x[i..] {
+        *v /= sum;
     }
 }

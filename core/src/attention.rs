@@ -1,0 +1,74 @@
+//! Causal grouped-query attention of one position over the KV cache, one head per granule
+//! of work.
+
+use crate::config::Config;
+use crate::kernels::Kernels;
+use crate::parallel::{Parallel, Split};
+
+/// Rough cost of one `exp` in multiply-adds, for [`Split::cost`].
+const EXP_COST: usize = 16;
+
+/// One layer's cached keys and values, `[position][kv_dim]`, up to and including `pos`.
+pub(crate) struct Cache<'c> {
+    pub keys: &'c [f32],
+    pub values: &'c [f32],
+}
+
+/// Writes into `out` (`[dim]`) each query head's attention-weighted sum of the cached values
+/// of positions `0..=pos`. `att` is scratch of `[n_heads][context]`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attend(
+    k: Kernels,
+    c: &Config,
+    q: &[f32],
+    cache: &Cache<'_>,
+    pos: usize,
+    att: &mut [f32],
+    out: &mut [f32],
+    parallel: &impl Parallel,
+) {
+    let head_size = c.head_size();
+    let kv_dim = c.kv_dim();
+    let context = att.len() / c.n_heads;
+    let positions = pos + 1;
+    let scale = libm::sqrtf(head_size as f32);
+    // Query head h reads key/value head h / kv_mul.
+    let kv_offset = |h: usize| (h / c.kv_mul()) * head_size;
+
+    // Each score costs a dot product and an `exp`.
+    let per_head = Split {
+        granule: context,
+        cost: positions * (head_size + EXP_COST),
+    };
+    parallel.for_each_chunk(att, per_head, &|first, chunk| {
+        for (i, scores) in chunk.chunks_exact_mut(context).enumerate() {
+            let h = first / context + i;
+            let q = &q[h * head_size..(h + 1) * head_size];
+            let scores = &mut scores[..positions];
+            for (t, score) in scores.iter_mut().enumerate() {
+                let key = &cache.keys[t * kv_dim + kv_offset(h)..][..head_size];
+                *score = k.dot(q, key) / scale;
+            }
+            k.softmax(scores);
+        }
+    });
+
+    let att = &*att;
+    let per_head = Split {
+        granule: head_size,
+        cost: positions * head_size,
+    };
+    parallel.for_each_chunk(out, per_head, &|first, chunk| {
+        for (i, out) in chunk.chunks_exact_mut(head_size).enumerate() {
+            let h = first / head_size + i;
+            let weights = &att[h * context..h * context + positions];
+            out.fill(0.0);
+            for (t, &a) in weights.iter().enumerate() {
+                let value = &cache.values[t * kv_dim + kv_offset(h)..][..head_size];
+                for (o, &v) in out.iter_mut().zip(value) {
+                    *o += a * v;
+                }
+            }
+        }
+    });
+}
