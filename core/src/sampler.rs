@@ -184,6 +184,11 @@ fn sample_top_p(probabilities: &[f32], top_p: f32, scratch: &mut [ProbIndex], co
             kept += 1;
         }
     }
+    if kept == 0 {
+        // Nothing reaches the cutoff (a flat distribution and a small top-p, NaN logits, a
+        // one-token vocabulary): llama2.c reads out of bounds here; take the most likely.
+        return argmax(probabilities);
+    }
     let candidates = &mut scratch[..kept];
     // Descending probability; equal probabilities keep index order, as a stable sort would.
     candidates.sort_unstable_by(|a, b| {
@@ -203,7 +208,7 @@ fn sample_top_p(probabilities: &[f32], top_p: f32, scratch: &mut [ProbIndex], co
     }
     let r = coin * cumulative;
     let mut cdf = 0.0f32;
-    for c in &candidates[..=last.min(kept.saturating_sub(1))] {
+    for c in &candidates[..=last] {
         cdf += c.prob;
         if r < cdf {
             return c.index as usize;
@@ -269,6 +274,21 @@ mod tests {
         // nucleus for 0.8 is {1, 3}: coin 0 picks the most likely, coin near 1 the second
         assert_eq!(sample_top_p(&p, 0.8, &mut scratch, 0.0), 1);
         assert_eq!(sample_top_p(&p, 0.8, &mut scratch, 0.999), 3);
+    }
+
+    #[test]
+    fn top_p_without_candidates_takes_the_most_likely() {
+        let mut scratch = [ProbIndex::default(); 4];
+        // cutoff (1 - 0.1) / 3 = 0.3 is above every probability
+        assert_eq!(
+            sample_top_p(&[0.25, 0.25, 0.25, 0.25], 0.1, &mut scratch, 0.5),
+            0
+        );
+        assert_eq!(sample_top_p(&[f32::NAN; 4], 0.9, &mut scratch, 0.5), 0);
+        assert_eq!(sample_top_p(&[1.0], 0.9, &mut scratch, 0.5), 0);
+        let strategy = Strategy::new(1.0, 0.9).unwrap();
+        let mut sampler = Sampler::new(strategy, 1, 4, &mut scratch).unwrap();
+        assert!(sampler.sample(&mut [f32::NAN; 4]).is_ok());
     }
 
     #[test]

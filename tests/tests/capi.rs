@@ -195,11 +195,11 @@ fn errors_c_gets_an_error_code_for_every_misuse() {
     assert_valgrind_clean("errors.c", &output);
 }
 
-/// The C program of `capi/README.md` (its only C code block) compiles and prints the story
-/// it promises: the golden greedy story of "Once upon a time".
+/// The C program of the repository's `README.md` (its only C code block) compiles and
+/// prints the story it promises: the golden greedy story of "Once upon a time".
 #[test]
 fn readme_program_prints_the_golden_story() {
-    let readme_path = capi_dir().join("README.md");
+    let readme_path = capi_dir().join("../README.md");
     let readme = String::from_utf8(read_file(&readme_path)).expect("README.md is UTF-8");
     let (_, rest) = readme
         .split_once("```c\n")
