@@ -8,14 +8,17 @@ use crate::parallel::{Parallel, Split};
 /// Rough cost of one `exp` in multiply-adds, for [`Split::cost`].
 const EXP_COST: usize = 16;
 
-/// One layer's cached keys and values, `[position][kv_dim]`, up to and including `pos`.
+/// One layer's KV cache, `[slot][kv_dim]` for `context` slots used as a ring: position `p`
+/// lives in slot `p % context`, so once `p ≥ context` each new position replaces the oldest.
 pub(crate) struct Cache<'c> {
     pub keys: &'c [f32],
     pub values: &'c [f32],
 }
 
 /// Writes into `out` (`[dim]`) each query head's attention-weighted sum of the cached values
-/// of positions `0..=pos`. `att` is scratch of `[n_heads][context]`.
+/// of the last `min(pos + 1, context)` positions, oldest first. Before the ring wraps that
+/// is every position `0..=pos`, exactly as llama2.c attends. `att` is scratch of
+/// `[n_heads][context]`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attend(
     k: Kernels,
@@ -30,7 +33,10 @@ pub(crate) fn attend(
     let head_size = c.head_size();
     let kv_dim = c.kv_dim();
     let context = att.len() / c.n_heads;
-    let positions = pos + 1;
+    let positions = (pos + 1).min(context);
+    let oldest = pos + 1 - positions;
+    // The cache slot of the `t`-th position attended to.
+    let slot = |t: usize| (oldest + t) % context * kv_dim;
     let scale = libm::sqrtf(head_size as f32);
     // Query head h reads key/value head h / kv_mul.
     let kv_offset = |h: usize| (h / c.kv_mul()) * head_size;
@@ -46,7 +52,7 @@ pub(crate) fn attend(
             let q = &q[h * head_size..(h + 1) * head_size];
             let scores = &mut scores[..positions];
             for (t, score) in scores.iter_mut().enumerate() {
-                let key = &cache.keys[t * kv_dim + kv_offset(h)..][..head_size];
+                let key = &cache.keys[slot(t) + kv_offset(h)..][..head_size];
                 *score = k.dot(q, key) / scale;
             }
             k.softmax(scores);
@@ -64,7 +70,7 @@ pub(crate) fn attend(
             let weights = &att[h * context..h * context + positions];
             out.fill(0.0);
             for (t, &a) in weights.iter().enumerate() {
-                let value = &cache.values[t * kv_dim + kv_offset(h)..][..head_size];
+                let value = &cache.values[slot(t) + kv_offset(h)..][..head_size];
                 for (o, &v) in out.iter_mut().zip(value) {
                     *o += a * v;
                 }

@@ -3,6 +3,10 @@
 //! The file is described once, section by section, by a [`Cursor`] walk; the same walk
 //! measures the expected length, so a truncated or overlong file is reported with both
 //! lengths and no section is ever read out of bounds.
+//!
+//! The file comes from outside: this module indexes it only through `get` (enforced by
+//! `clippy::indexing_slicing`), and every size is computed with checked arithmetic.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::config::{add, mul, Config};
 use crate::error::{Error, Result};
@@ -55,7 +59,7 @@ impl<'a> Model<'a> {
         if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<f32>()) {
             return Err(Error::Misaligned);
         }
-        if bytes.len() >= 8 && read_u32(bytes, 0) == MAGIC {
+        if read_u32(bytes, 0) == MAGIC {
             parse_versioned(bytes)
         } else {
             parse_v0(bytes)
@@ -63,9 +67,14 @@ impl<'a> Model<'a> {
     }
 }
 
+/// The little-endian u32 at `offset`. Callers checked the header length first; bytes past
+/// the end would read as zero.
 fn read_u32(bytes: &[u8], offset: usize) -> u32 {
     let mut word = [0u8; 4];
-    word.copy_from_slice(&bytes[offset..offset + 4]);
+    let field = bytes.get(offset..).unwrap_or_default();
+    for (w, &b) in word.iter_mut().zip(field) {
+        *w = b;
+    }
     u32::from_le_bytes(word)
 }
 
@@ -92,7 +101,8 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
     let mut raw = read_config(bytes, 0);
     // A negative vocabulary size marks a classifier stored after the other weights.
     let shared = raw[5] > 0;
-    raw[5] = raw[5].checked_abs().unwrap_or(0);
+    // `i32::MIN` has no positive counterpart: left negative, it is reported as it is.
+    raw[5] = raw[5].checked_abs().unwrap_or(i32::MIN);
     let config = Config::validated(raw, shared)?;
     let mut cursor = Cursor::new(bytes, V0_HEADER_LEN);
     let token_embedding = cursor.matrix(config.vocab_size, config.dim, Element::F32);
@@ -133,7 +143,7 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
 fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
     require_header(bytes, VERSIONED_HEADER_LEN)?;
     let version = read_i32(bytes, 4);
-    let shared = bytes[36] != 0;
+    let shared = bytes.get(36).is_some_and(|&flag| flag != 0);
     let (format, element) =
         match version {
             1 => (Format::V1, Element::F32),
@@ -222,6 +232,10 @@ struct Cursor<'a> {
     bytes: &'a [u8],
     /// Byte offset of the next section, `None` once a size overflowed.
     end: Option<usize>,
+    /// An f32 section did not start 4-byte aligned (cannot happen with the layouts above:
+    /// the file start is aligned and every section before an f32 one is a multiple of 4
+    /// bytes; checked all the same rather than trusted).
+    misaligned: bool,
 }
 
 impl<'a> Cursor<'a> {
@@ -229,6 +243,7 @@ impl<'a> Cursor<'a> {
         Cursor {
             bytes,
             end: Some(start),
+            misaligned: false,
         }
     }
 
@@ -237,16 +252,25 @@ impl<'a> Cursor<'a> {
         let start = self.end;
         self.end = add(start, len);
         match (start, self.end) {
-            (Some(start), Some(end)) if end <= self.bytes.len() => &self.bytes[start..end],
+            (Some(start), Some(end)) => self.bytes.get(start..end).unwrap_or_default(),
             _ => &[],
         }
     }
 
-    /// The next `count` f32 values; aligned because the file start is and every section
-    /// before an f32 section is a multiple of 4 bytes.
+    /// The next `count` f32 values.
     fn f32s(&mut self, count: Option<usize>) -> &'a [f32] {
         let bytes = self.bytes(mul(count, Some(4)));
-        bytemuck::try_cast_slice(bytes).unwrap_or(&[])
+        if bytes.is_empty() {
+            // A section past the end (reported by `finish`), or an empty one.
+            return &[];
+        }
+        match bytemuck::try_cast_slice(bytes) {
+            Ok(values) => values,
+            Err(_) => {
+                self.misaligned = true;
+                &[]
+            }
+        }
     }
 
     /// Bytes of a Q8 tensor of `count` values: the values, then one f32 scale per group.
@@ -286,6 +310,9 @@ impl<'a> Cursor<'a> {
     }
 
     fn finish(self) -> Result<()> {
+        if self.misaligned {
+            return Err(Error::Misaligned);
+        }
         match self.end {
             None => Err(Error::SizeOverflow),
             Some(expected) if expected != self.bytes.len() => Err(Error::FileSizeMismatch {

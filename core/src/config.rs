@@ -1,5 +1,6 @@
 //! The model's hyperparameters, validated once so that the rest of the crate can index
 //! without re-checking.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::error::{Error, Result};
 

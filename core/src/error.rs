@@ -19,6 +19,8 @@ pub enum Buffer {
     Tokens,
     /// The `f32` buffer of a [`crate::Batch`] (or its capacity in tokens).
     Batch,
+    /// A byte buffer that receives rendered text (a chat turn).
+    Text,
 }
 
 /// Everything that can go wrong in the core crate.

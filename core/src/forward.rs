@@ -76,6 +76,18 @@ impl Model<'_> {
                 actual: batch.capacity(),
             });
         }
+        // Past the context, a batch's later keys would overwrite ring slots its earlier
+        // tokens still attend to: those positions run one at a time.
+        let batched = tokens.len().min(state.context.saturating_sub(first_pos));
+        if batched < tokens.len() {
+            if batched > 0 {
+                self.forward_batch(state, batch, &tokens[..batched], first_pos, parallel)?;
+            }
+            for (i, &token) in tokens.iter().enumerate().skip(batched) {
+                self.forward(state, token, first_pos + i, parallel)?;
+            }
+            return Ok(state.logits);
+        }
         let State {
             context,
             att,
@@ -114,7 +126,7 @@ impl Model<'_> {
             });
         }
         let last = first_pos.saturating_add(tokens.len().max(1) - 1);
-        if last >= state.context {
+        if last >= state.context && !state.sliding {
             return Err(Error::PositionOutOfRange {
                 pos: last,
                 context: state.context,
@@ -167,7 +179,9 @@ impl Run<'_, '_> {
         let (c, w, k) = (self.c, self.w, self.k);
         let (dim, kv_dim) = (c.dim, c.kv_dim());
         let layer = l * self.context * kv_dim;
-        let slots = layer + first_pos * kv_dim..layer + (first_pos + n) * kv_dim;
+        // The ring slots of the tokens' positions; a batch never wraps (see forward_batch).
+        let first_slot = layer + first_pos % self.context * kv_dim;
+        let slots = first_slot..first_slot + n * kv_dim;
 
         norm_each(
             k,
@@ -206,8 +220,8 @@ impl Run<'_, '_> {
             let key = &mut self.key_cache[slots.start + b * kv_dim..][..kv_dim];
             rope(&mut a.q[b * dim..(b + 1) * dim], key, pos, c.head_size());
             let cache = Cache {
-                keys: &self.key_cache[layer..layer + (pos + 1) * kv_dim],
-                values: &self.value_cache[layer..layer + (pos + 1) * kv_dim],
+                keys: &self.key_cache[layer..layer + self.context * kv_dim],
+                values: &self.value_cache[layer..layer + self.context * kv_dim],
             };
             let q = &a.q[b * dim..(b + 1) * dim];
             let out = &mut a.xb[b * dim..(b + 1) * dim];

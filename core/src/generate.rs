@@ -56,6 +56,25 @@ pub struct Summary {
     pub stopped_on_bos: bool,
 }
 
+/// Decodes `next` (after `prev`) through the text rule into `out`, flushing it.
+pub(crate) fn write_piece<W: embedded_io::Write>(
+    tokenizer: &Tokenizer<'_>,
+    text: &mut TextDecoder,
+    prev: u32,
+    next: u32,
+    out: &mut W,
+) -> core::result::Result<(), GenerateError<W::Error>> {
+    let piece = tokenizer.decode(prev, next)?;
+    let mut written = Ok(());
+    text.push(piece, |bytes| {
+        if written.is_ok() {
+            written = out.write_all(bytes);
+        }
+    });
+    written.map_err(GenerateError::Write)?;
+    out.flush().map_err(GenerateError::Write)
+}
+
 /// The steps llama2.c runs when asked for `requested`: 0 or more than `limit` mean `limit`.
 pub fn resolve_steps(requested: usize, limit: usize) -> usize {
     if requested == 0 || requested > limit {
@@ -88,6 +107,10 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
     /// positions (resolved by [`resolve_steps`] against the state's context) and writes each
     /// token's text to `out` as soon as it is known, flushing after each. A final newline is
     /// written. `on_token` sees every token after its text is written.
+    ///
+    /// Generation stops when BOS is chosen, as in llama2.c, unless the state slides its
+    /// window ([`State::set_sliding_window`]): then exactly `steps` positions run (0 means
+    /// the context), past the context, and a BOS starts a new line of text.
     pub fn generate<W: embedded_io::Write>(
         &mut self,
         prompt: &[u8],
@@ -131,7 +154,11 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
             }
             .into());
         }
-        let steps = resolve_steps(steps, self.state.context());
+        let steps = if self.state.sliding_window() && steps != 0 {
+            steps // asked for explicitly: as many as requested, past the context
+        } else {
+            resolve_steps(steps, self.state.context())
+        };
         let n_prompt = self.tokenizer.encode(prompt, true, false, prompt_buf)?;
         if n_prompt > self.state.context() {
             return Err(Error::PromptTooLong {
@@ -167,19 +194,18 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
                 self.sampler.sample(logits)?
             };
             pos += 1;
-            if next == BOS {
+            if next == BOS && !self.state.sliding_window() {
                 stopped_on_bos = true;
                 break;
             }
-            let piece = self.tokenizer.decode(token, next)?;
-            let mut written = Ok(());
-            text.push(piece, |bytes| {
-                if written.is_ok() {
-                    written = out.write_all(bytes);
-                }
-            });
-            written.map_err(GenerateError::Write)?;
-            out.flush().map_err(GenerateError::Write)?;
+            if next == BOS {
+                // A sliding window runs every step asked for: BOS starts a new text, on a
+                // new line, instead of ending this one.
+                text.finish();
+                out.write_all(b"\n").map_err(GenerateError::Write)?;
+            } else {
+                write_piece(self.tokenizer, &mut text, token, next, out)?;
+            }
             on_token(TokenEvent {
                 pos: pos - 1,
                 token: next,
@@ -224,6 +250,71 @@ mod tests {
     use crate::testutil::{bytes, v0_model, vocab_file, RAW};
     use std::vec::Vec;
 
+    /// Calls `f` with a generator over the synthetic model, a tokenizer of `vocab` entries,
+    /// a state of `context` positions (sliding if asked) and a sampler for `strategy`.
+    fn with_generator<T>(
+        vocab: usize,
+        context: usize,
+        sliding: bool,
+        strategy: Strategy,
+        f: impl FnOnce(&mut Generator<'_, '_, '_, Serial>) -> T,
+    ) -> T {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let tokenizer_bytes = vocab_file(vocab);
+        let mut index = std::vec![0; 2 * vocab];
+        let tokenizer = Tokenizer::new(&tokenizer_bytes, vocab, &mut index).unwrap();
+        let mut buffer = std::vec![0.0; State::len_for(&model.config, context).unwrap()];
+        let mut state = State::new(&model.config, context, &mut buffer).unwrap();
+        state.set_sliding_window(sliding);
+        let mut scratch = std::vec![ProbIndex::default(); vocab];
+        let mut sampler = Sampler::new(strategy, 7, vocab, &mut scratch).unwrap();
+        f(&mut Generator {
+            model: &model,
+            tokenizer: &tokenizer,
+            state: &mut state,
+            sampler: &mut sampler,
+            parallel: &Serial,
+        })
+    }
+
+    /// The outcome of a generation: its summary, its text and its token events.
+    type Outcome = (Summary, Vec<u8>, Vec<TokenEvent>);
+
+    /// Generates from `prompt` with `g`, the prompt in batches of `capacity` if not 0.
+    fn generate_text(
+        g: &mut Generator<'_, '_, '_, Serial>,
+        prompt: &str,
+        steps: usize,
+        capacity: usize,
+    ) -> Outcome {
+        let mut prompt_buf = std::vec![0; prompt.len() + 3];
+        let (mut out, mut events) = (Vec::new(), Vec::new());
+        let on_token = |e| events.push(e);
+        let summary = if capacity == 0 {
+            g.generate(
+                prompt.as_bytes(),
+                steps,
+                &mut prompt_buf,
+                &mut out,
+                on_token,
+            )
+        } else {
+            let config = g.model.config;
+            let mut batch_buffer = std::vec![0.0; Batch::len_for(&config, capacity).unwrap()];
+            let mut batch = Batch::new(&config, capacity, &mut batch_buffer).unwrap();
+            g.generate_batched(
+                &mut batch,
+                prompt.as_bytes(),
+                steps,
+                &mut prompt_buf,
+                &mut out,
+                on_token,
+            )
+        };
+        (summary.unwrap(), out, events)
+    }
+
     /// Runs a greedy generation on the synthetic model with a tokenizer of `vocab` entries.
     fn run<W: embedded_io::Write>(
         vocab: usize,
@@ -235,27 +326,14 @@ mod tests {
         core::result::Result<Summary, GenerateError<W::Error>>,
         Vec<TokenEvent>,
     ) {
-        let file = v0_model(RAW, true);
-        let model = Model::from_bytes(bytes(&file)).unwrap();
-        let tokenizer_bytes = vocab_file(vocab);
-        let mut index = std::vec![0; 2 * vocab];
-        let tokenizer = Tokenizer::new(&tokenizer_bytes, vocab, &mut index).unwrap();
-        let mut buffer = std::vec![0.0; State::len_for(&model.config, context).unwrap()];
-        let mut state = State::new(&model.config, context, &mut buffer).unwrap();
-        let mut sampler = Sampler::new(Strategy::Argmax, 1, vocab, &mut []).unwrap();
-        let mut generator = Generator {
-            model: &model,
-            tokenizer: &tokenizer,
-            state: &mut state,
-            sampler: &mut sampler,
-            parallel: &Serial,
-        };
-        let mut prompt_buf = std::vec![0; prompt.len() + 3];
-        let mut events = Vec::new();
-        let result = generator.generate(prompt.as_bytes(), steps, &mut prompt_buf, out, |e| {
-            events.push(e)
-        });
-        (result, events)
+        with_generator(vocab, context, false, Strategy::Argmax, |g| {
+            let mut prompt_buf = std::vec![0; prompt.len() + 3];
+            let mut events = Vec::new();
+            let result = g.generate(prompt.as_bytes(), steps, &mut prompt_buf, out, |e| {
+                events.push(e)
+            });
+            (result, events)
+        })
     }
 
     #[test]
@@ -288,57 +366,45 @@ mod tests {
 
     #[test]
     fn batched_prompts_generate_the_same_tokens_and_text() {
-        let file = v0_model(RAW, true);
-        let model = Model::from_bytes(bytes(&file)).unwrap();
-        let tokenizer_bytes = vocab_file(300);
-        let mut index = std::vec![0; 600];
-        let tokenizer = Tokenizer::new(&tokenizer_bytes, 300, &mut index).unwrap();
-        let c = model.config;
+        let top_p = Strategy::new(1.0, 0.9).unwrap();
         let prompt = "ab ba é ab";
-        let generate = |capacity: usize, steps: usize| {
-            let mut buffer = std::vec![0.0; State::len_for(&c, 16).unwrap()];
-            let mut state = State::new(&c, 16, &mut buffer).unwrap();
-            let mut scratch = std::vec![ProbIndex::default(); 300];
-            let strategy = Strategy::new(1.0, 0.9).unwrap();
-            let mut sampler = Sampler::new(strategy, 7, 300, &mut scratch).unwrap();
-            let mut generator = Generator {
-                model: &model,
-                tokenizer: &tokenizer,
-                state: &mut state,
-                sampler: &mut sampler,
-                parallel: &Serial,
-            };
-            let mut prompt_buf = std::vec![0; prompt.len() + 3];
-            let (mut out, mut events) = (Vec::new(), Vec::new());
-            let summary = if capacity == 0 {
-                generator.generate(prompt.as_bytes(), steps, &mut prompt_buf, &mut out, |e| {
-                    events.push(e)
-                })
-            } else {
-                let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, capacity).unwrap()];
-                let mut batch = Batch::new(&c, capacity, &mut batch_buffer).unwrap();
-                generator.generate_batched(
-                    &mut batch,
-                    prompt.as_bytes(),
-                    steps,
-                    &mut prompt_buf,
-                    &mut out,
-                    |e| events.push(e),
-                )
-            };
-            (summary.unwrap(), out, events)
-        };
         for steps in [2, 5, 6, 7, 16] {
-            let expected = generate(0, steps);
+            let expected = with_generator(300, 16, false, top_p, |g| {
+                generate_text(g, prompt, steps, 0)
+            });
             assert!(expected.0.prompt_tokens > 4);
             for capacity in [1, 2, 4, 16] {
-                assert_eq!(
-                    generate(capacity, steps),
-                    expected,
-                    "capacity {capacity}, steps {steps}"
-                );
+                let got = with_generator(300, 16, false, top_p, |g| {
+                    generate_text(g, prompt, steps, capacity)
+                });
+                assert_eq!(got, expected, "capacity {capacity}, steps {steps}");
             }
         }
+    }
+
+    #[test]
+    fn a_sliding_window_generates_past_the_context() {
+        let top_p = Strategy::new(1.0, 0.9).unwrap();
+        let run = |context: usize, sliding: bool, steps: usize| {
+            with_generator(300, context, sliding, top_p, |g| {
+                generate_text(g, "ab", steps, 0)
+            })
+        };
+        // Within the context, sliding changes nothing until a BOS, which ends the text
+        // without it and starts a new line with it.
+        let (fixed, sliding) = (run(8, false, 8), run(8, true, 8));
+        assert!(sliding.2.starts_with(&fixed.2), "{sliding:?} vs {fixed:?}");
+        let fixed_text = &fixed.1[..fixed.1.len() - 1]; // without the final newline
+        assert!(sliding.1.starts_with(fixed_text));
+        // Past it, a 4-position window runs every step asked for (seq_len is 16).
+        let (summary, text, events) = run(4, true, 50);
+        assert_eq!(summary.steps, 50, "{summary:?}");
+        assert!(!summary.stopped_on_bos);
+        assert_eq!(events.len(), 50);
+        assert!(events.iter().all(|e| (e.token as usize) < 300));
+        assert_eq!(text.last(), Some(&b'\n'));
+        // Without it, steps stop at the context.
+        assert_eq!(run(4, false, 50).0.steps, 4);
     }
 
     #[test]

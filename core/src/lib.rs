@@ -46,6 +46,19 @@
 // Safe code only, but for the SIMD loops in `kernels`, each `unsafe` with its reason.
 #![deny(unsafe_code)]
 #![warn(missing_debug_implementations)]
+// Hostile input must give an `Err`, never a panic (docs/SECURITY.md): no `unwrap`, `expect`
+// or `panic!` outside tests. The parsing modules also deny `clippy::indexing_slicing`.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::todo,
+        clippy::unimplemented,
+        clippy::unreachable
+    )
+)]
 
 #[cfg(target_endian = "big")]
 compile_error!("llama2.c files are little-endian and are viewed in place; big-endian targets are not supported");
@@ -53,6 +66,7 @@ compile_error!("llama2.c files are little-endian and are viewed in place; big-en
 mod activations;
 mod attention;
 mod batch;
+mod chat;
 mod checkpoint;
 mod config;
 mod error;
@@ -76,6 +90,7 @@ mod testutil;
 mod readme_doctest {}
 
 pub use batch::Batch;
+pub use chat::{render_turn, rendered_len, Chat, TurnEnd};
 pub use checkpoint::{Format, Model, MAGIC};
 pub use config::Config;
 pub use error::{Buffer, Error, Result};

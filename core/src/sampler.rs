@@ -1,4 +1,9 @@
 //! Choosing the next token from logits, bit-compatible with llama2.c's sampler.
+//!
+//! Logits may hold NaN or infinities (non-finite weights are accepted, see
+//! docs/SECURITY.md): every strategy still returns an index inside the logits, and nothing
+//! here indexes without `get` (enforced by `clippy::indexing_slicing`).
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::error::{Buffer, Error, Result};
 use crate::math::softmax;
@@ -85,13 +90,27 @@ impl<'b> Sampler<'b> {
     }
 
     /// A sampler for a vocabulary of `vocab_size`; `scratch` must hold
-    /// [`Sampler::scratch_len`] elements.
+    /// [`Sampler::scratch_len`] elements. A strategy built by hand rather than by
+    /// [`Strategy::new`] is checked the same way: a temperature that is NaN, negative or
+    /// zero (outside argmax) and a top-p that is NaN or outside `[0, 1]` are refused.
     pub fn new(
         strategy: Strategy,
         seed: u64,
         vocab_size: usize,
         scratch: &'b mut [ProbIndex],
     ) -> Result<Self> {
+        match strategy {
+            Strategy::Argmax => {}
+            Strategy::Multinomial { temperature } | Strategy::TopP { temperature, .. }
+                if temperature.is_nan() || temperature <= 0.0 =>
+            {
+                return Err(Error::InvalidTemperature(temperature));
+            }
+            Strategy::TopP { top_p, .. } if !(0.0..=1.0).contains(&top_p) => {
+                return Err(Error::InvalidTopP(top_p));
+            }
+            Strategy::Multinomial { .. } | Strategy::TopP { .. } => {}
+        }
         let needed = Self::scratch_len(&strategy, vocab_size);
         if scratch.len() < needed {
             return Err(Error::BufferTooSmall {
@@ -134,7 +153,8 @@ impl<'b> Sampler<'b> {
                 sample_top_p(logits, top_p, scratch, coin)
             }
         };
-        // Vocabulary sizes come from an i32 header, so the index fits.
+        // Every strategy returns an index inside `logits` (0 for empty logits), and
+        // vocabulary sizes come from an i32 header, so the index fits.
         Ok(index as u32)
     }
 }
@@ -146,12 +166,14 @@ fn to_probabilities(logits: &mut [f32], temperature: f32) {
     softmax(logits);
 }
 
-/// Index of the first largest value.
+/// Index of the first largest value (NaN is never larger; 0 for no values or all NaN).
 pub fn argmax(values: &[f32]) -> usize {
     let mut best = 0;
+    let mut best_value = values.first().copied().unwrap_or(0.0);
     for (i, &v) in values.iter().enumerate().skip(1) {
-        if v > values[best] {
+        if v > best_value {
             best = i;
+            best_value = v;
         }
     }
     best
@@ -177,11 +199,14 @@ fn sample_top_p(probabilities: &[f32], top_p: f32, scratch: &mut [ProbIndex], co
     let mut kept = 0;
     for (i, &prob) in probabilities.iter().enumerate() {
         if prob >= cutoff {
-            scratch[kept] = ProbIndex {
-                prob,
-                index: i as u32,
-            };
-            kept += 1;
+            // `scratch` holds at least `n` elements (checked by `Sampler::sample`).
+            if let Some(slot) = scratch.get_mut(kept) {
+                *slot = ProbIndex {
+                    prob,
+                    index: i as u32,
+                };
+                kept += 1;
+            }
         }
     }
     if kept == 0 {
@@ -189,7 +214,7 @@ fn sample_top_p(probabilities: &[f32], top_p: f32, scratch: &mut [ProbIndex], co
         // one-token vocabulary): llama2.c reads out of bounds here; take the most likely.
         return argmax(probabilities);
     }
-    let candidates = &mut scratch[..kept];
+    let candidates = scratch.get_mut(..kept).unwrap_or_default();
     // Descending probability; equal probabilities keep index order, as a stable sort would.
     candidates.sort_unstable_by(|a, b| {
         b.prob
@@ -208,7 +233,7 @@ fn sample_top_p(probabilities: &[f32], top_p: f32, scratch: &mut [ProbIndex], co
     }
     let r = coin * cumulative;
     let mut cdf = 0.0f32;
-    for c in &candidates[..=last] {
+    for c in candidates.get(..=last).unwrap_or_default() {
         cdf += c.prob;
         if r < cdf {
             return c.index as usize;

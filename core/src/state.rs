@@ -25,6 +25,8 @@ pub struct State<'b> {
     pub(crate) acts: Activations<'b>,
     /// The inner loops the forward pass runs.
     pub(crate) kernels: Kernels,
+    /// Whether positions past `context` slide the attention window instead of failing.
+    pub(crate) sliding: bool,
 }
 
 impl core::fmt::Debug for State<'_> {
@@ -89,6 +91,7 @@ impl<'b> State<'b> {
             value_cache: take(&mut rest, lens[3]),
             acts: Activations::carve(config, 1, &mut rest),
             kernels: Kernels::native(),
+            sliding: false,
         })
     }
 
@@ -100,6 +103,20 @@ impl<'b> State<'b> {
     /// The inner loops in use.
     pub fn kernels(&self) -> Kernels {
         self.kernels
+    }
+
+    /// Lets positions run past the context: each new position then replaces the oldest
+    /// in the KV cache, and attention sees the last `context` positions. Positions keep
+    /// counting, so RoPE stays relative. Before the window is full nothing changes; after,
+    /// the model sees less than it was trained with, so quality can drift on long runs.
+    pub fn set_sliding_window(&mut self, sliding: bool) {
+        self.sliding = sliding;
+    }
+
+    /// Whether positions past the context slide the window (see
+    /// [`State::set_sliding_window`]).
+    pub fn sliding_window(&self) -> bool {
+        self.sliding
     }
 
     /// How many positions this state can hold.

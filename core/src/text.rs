@@ -3,6 +3,7 @@
 //! Like llama2.c's `safe_printf`, single control bytes are dropped; unlike it, raw bytes
 //! from byte-fallback tokens are gathered into UTF-8 characters, so emoji and other
 //! characters spelled with byte tokens appear instead of vanishing.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::tokenizer::Piece;
 

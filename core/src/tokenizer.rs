@@ -1,5 +1,9 @@
 //! The llama2.c BPE tokenizer over the bytes of a `tokenizer.bin`, with its lookup index
 //! kept in a caller buffer.
+//!
+//! The file comes from outside: this module indexes it only through `get` (enforced by
+//! `clippy::indexing_slicing`), and every offset sum on it is checked.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use core::cmp::Ordering;
 
@@ -57,14 +61,18 @@ impl<'a> Tokenizer<'a> {
             Some(word) => le_u32(word) as usize,
             None => return Err(Error::TokenizerTruncated { token: 0 }),
         };
+        // `index` holds at least `2 * vocab_size` elements (checked above).
         let (offsets, rest) = index.split_at_mut(vocab_size);
-        let sorted = &mut rest[..vocab_size];
+        let (sorted, _) = rest.split_at_mut(vocab_size);
         let mut at = 4usize;
         for (token, slot) in offsets.iter_mut().enumerate() {
-            let header = bytes
-                .get(at..at + 8)
+            // Every sum below is checked: on a 32-bit target `len` (up to `i32::MAX`) plus an
+            // offset near the end of a large file would wrap.
+            let header = at
+                .checked_add(8)
+                .and_then(|end| bytes.get(at..end))
                 .ok_or(Error::TokenizerTruncated { token })?;
-            let len = le_u32(&header[4..]) as i32;
+            let len = le_u32(header.get(4..).unwrap_or_default()) as i32;
             let len =
                 usize::try_from(len).map_err(|_| Error::TokenizerNegativeLength { token, len })?;
             if len > max_token_length {
@@ -74,10 +82,10 @@ impl<'a> Tokenizer<'a> {
                     max: max_token_length,
                 });
             }
-            let end = at + 8 + len;
-            if end > bytes.len() {
-                return Err(Error::TokenizerTruncated { token });
-            }
+            let end = at
+                .checked_add(8 + len)
+                .filter(|&end| end <= bytes.len())
+                .ok_or(Error::TokenizerTruncated { token })?;
             // Fits: `at < bytes.len() <= u32::MAX`, checked above.
             *slot = at as u32;
             at = end;
@@ -91,7 +99,7 @@ impl<'a> Tokenizer<'a> {
         for (i, id) in sorted.iter_mut().enumerate() {
             *id = i as u32;
         }
-        let entry = |id: u32| entry_piece(bytes, offsets[id as usize]);
+        let entry = |id: u32| entry_piece(bytes, offsets, id);
         sorted.sort_unstable_by(|&a, &b| entry(a).cmp(entry(b)).then(a.cmp(&b)));
         Ok(Tokenizer {
             bytes,
@@ -113,24 +121,22 @@ impl<'a> Tokenizer<'a> {
 
     /// The bytes of token `id`, or `None` if it is out of range.
     pub fn piece(&self, id: u32) -> Option<&'a [u8]> {
-        let offset = *self.offsets.get(id as usize)?;
-        Some(entry_piece(self.bytes, offset))
+        self.offsets.get(id as usize)?;
+        Some(entry_piece(self.bytes, self.offsets, id))
     }
 
     /// The merge score of token `id` (0 if out of range).
     fn score(&self, id: u32) -> f32 {
-        match self.offsets.get(id as usize) {
-            Some(&offset) => {
-                let at = offset as usize;
-                f32::from_bits(le_u32(&self.bytes[at..at + 4]))
-            }
+        let at = self.offsets.get(id as usize).map(|&offset| offset as usize);
+        match at.and_then(|at| self.bytes.get(at..at + 4)) {
+            Some(word) => f32::from_bits(le_u32(word)),
             None => 0.0,
         }
     }
 
     /// The id of the token whose bytes are `head` followed by `tail`, lowest id first.
     pub fn lookup(&self, head: &[u8], tail: &[u8]) -> Option<u32> {
-        let entry = |id: u32| entry_piece(self.bytes, self.offsets[id as usize]);
+        let entry = |id: u32| entry_piece(self.bytes, self.offsets, id);
         let first = self
             .sorted
             .partition_point(|&id| cmp_concat(entry(id), head, tail) == Ordering::Less);
@@ -145,6 +151,15 @@ impl<'a> Tokenizer<'a> {
     /// adjacent pair whose merged token scores highest; EOS last if `eos`. `out` needs at most
     /// `text.len() + 3` elements.
     pub fn encode(&self, text: &[u8], bos: bool, eos: bool, out: &mut [u32]) -> Result<usize> {
+        // A vocabulary too small to hold BOS or EOS cannot mark them.
+        for (wanted, id) in [(bos, BOS), (eos, EOS)] {
+            if wanted && id as usize >= self.vocab_size() {
+                return Err(Error::TokenOutOfRange {
+                    token: id,
+                    vocab_size: self.vocab_size(),
+                });
+            }
+        }
         let mut tokens = TokenBuf { out, len: 0 };
         if bos {
             tokens.push(BOS)?;
@@ -201,9 +216,10 @@ impl<'a> Tokenizer<'a> {
     fn merge_pairs(&self, tokens: &mut TokenBuf<'_>) {
         loop {
             let mut best: Option<(f32, u32, usize)> = None;
-            let current = &tokens.out[..tokens.len];
+            let current = tokens.out.get(..tokens.len).unwrap_or_default();
             for (i, pair) in current.windows(2).enumerate() {
-                let (Some(a), Some(b)) = (self.piece(pair[0]), self.piece(pair[1])) else {
+                let &[first, second] = pair else { continue };
+                let (Some(a), Some(b)) = (self.piece(first), self.piece(second)) else {
                     continue;
                 };
                 if let Some(id) = self.lookup(a, b) {
@@ -214,7 +230,10 @@ impl<'a> Tokenizer<'a> {
                 }
             }
             let Some((_, id, i)) = best else { return };
-            tokens.out[i] = id;
+            // `i + 1 < tokens.len <= out.len()`: `i` indexes a pair of the current tokens.
+            if let Some(slot) = tokens.out.get_mut(i) {
+                *slot = id;
+            }
             tokens.out.copy_within(i + 2..tokens.len, i + 1);
             tokens.len -= 1;
         }
@@ -259,17 +278,24 @@ impl TokenBuf<'_> {
     }
 }
 
+/// The little-endian u32 at the start of `bytes` (missing bytes read as zero).
 fn le_u32(bytes: &[u8]) -> u32 {
     let mut word = [0u8; 4];
-    word.copy_from_slice(&bytes[..4]);
+    for (w, &b) in word.iter_mut().zip(bytes) {
+        *w = b;
+    }
     u32::from_le_bytes(word)
 }
 
-/// The bytes of the entry at `offset`, which [`Tokenizer::new`] checked to be in range.
-fn entry_piece(bytes: &[u8], offset: u32) -> &[u8] {
+/// The bytes of token `id`, whose entry [`Tokenizer::new`] checked to lie inside `bytes`
+/// (an id out of range, which callers never pass, gives an empty piece).
+fn entry_piece<'a>(bytes: &'a [u8], offsets: &[u32], id: u32) -> &'a [u8] {
+    let Some(&offset) = offsets.get(id as usize) else {
+        return &[];
+    };
     let at = offset as usize;
-    let len = le_u32(&bytes[at + 4..at + 8]) as usize;
-    &bytes[at + 8..at + 8 + len]
+    let len = le_u32(bytes.get(at + 4..).unwrap_or_default()) as usize;
+    bytes.get(at + 8..at + 8 + len).unwrap_or_default()
 }
 
 fn is_continuation(byte: u8) -> bool {
@@ -279,9 +305,11 @@ fn is_continuation(byte: u8) -> bool {
 /// Orders `piece` against the concatenation `head ++ tail` without building it.
 fn cmp_concat(piece: &[u8], head: &[u8], tail: &[u8]) -> Ordering {
     let n = piece.len().min(head.len());
-    match piece[..n].cmp(&head[..n]) {
+    let (piece_head, piece_tail) = piece.split_at(n);
+    match piece_head.cmp(head.get(..n).unwrap_or_default()) {
         Ordering::Equal if piece.len() < head.len() => Ordering::Less,
-        Ordering::Equal => piece[head.len()..].cmp(tail),
+        // Here `n == head.len()`: the rest of the piece against the tail.
+        Ordering::Equal => piece_tail.cmp(tail),
         other => other,
     }
 }

@@ -31,8 +31,8 @@ impl<'a> Matrix<'a> {
     /// Number of rows (outputs of a matrix-vector product).
     pub fn rows(&self) -> usize {
         match *self {
-            Matrix::F32 { data, cols } => data.len() / cols,
-            Matrix::Q8 { values, cols, .. } => values.len() / cols,
+            Matrix::F32 { data, cols } => data.len().checked_div(cols).unwrap_or(0),
+            Matrix::Q8 { values, cols, .. } => values.len().checked_div(cols).unwrap_or(0),
         }
     }
 

@@ -73,11 +73,12 @@ pub struct RunArgs {
     #[arg(short = 's', long, default_value_t = 0, value_name = "INT")]
     pub seed: i64,
 
-    /// Number of steps to run, prompt included; 0 means the model's seq_len.
+    /// Number of steps to run, prompt included; 0 means the context (the model's seq_len
+    /// by default). More than the context needs --sliding-window.
     #[arg(short = 'n', long, default_value_t = 256, value_name = "INT", value_parser = parse_steps)]
     pub steps: usize,
 
-    /// Prompt to continue.
+    /// Prompt to continue (in chat mode: the first user message).
     #[arg(short = 'i', long, value_name = "STRING")]
     pub prompt: Option<String>,
 
@@ -85,7 +86,7 @@ pub struct RunArgs {
     #[arg(short = 'z', long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
 
-    /// Mode: generate a continuation, or chat.
+    /// Mode: generate a continuation, or chat (user turns from stdin, Llama 2 chat template).
     #[arg(short = 'm', long, value_enum, default_value_t = Mode::Generate)]
     pub mode: Mode,
 
@@ -100,6 +101,15 @@ pub struct RunArgs {
     /// Threads to run on [default: the available cores].
     #[arg(long, value_name = "N", value_parser = parse_threads)]
     pub threads: Option<usize>,
+
+    /// Positions the KV cache holds [default: the model's seq_len]; less saves memory.
+    #[arg(long, value_name = "N", value_parser = parse_context)]
+    pub context: Option<usize>,
+
+    /// Keep going past the context: each new position replaces the oldest in the KV cache,
+    /// so -n can exceed the context (quality may drift once the window slides).
+    #[arg(long)]
+    pub sliding_window: bool,
 
     /// Prompt tokens run through the model at once; 1 runs them one by one. Never changes
     /// the output, only the speed.
@@ -143,4 +153,12 @@ pub fn parse_threads(text: &str) -> Result<usize, String> {
 /// The thread count to use: the one asked for, else the available cores.
 pub fn threads_or_default(threads: Option<usize>) -> usize {
     threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Contexts are at least one position.
+fn parse_context(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a number of positions, 1 or more".to_string()),
+    }
 }

@@ -1,10 +1,11 @@
-//! `llama2 MODEL ...`: generate text, streamed to stdout, with llama2.c's speed report.
+//! `llama2 MODEL ...`: load the files, set the engine up, then generate text (streamed to
+//! stdout, with llama2.c's speed report) or chat.
 
 use std::io::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
-    Batch, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
+    Batch, Config, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
 };
 
 use crate::cli::{threads_or_default, Mode, RunArgs};
@@ -13,12 +14,6 @@ use crate::load::{tokenizer_path, MappedFile};
 use crate::pool::ThreadPool;
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
-    if args.mode == Mode::Chat {
-        return Err(CliError::usage(
-            "-m chat",
-            "chat mode is not available yet; use -m generate",
-        ));
-    }
     let strategy = Strategy::new(args.temperature, args.top_p).map_err(|e| {
         let flag = match e {
             llama2_core::Error::InvalidTemperature(_) => "-t/--temperature",
@@ -37,13 +32,23 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let tokenizer = Tokenizer::new(tokenizer_file.bytes(), config.vocab_size, &mut index)
         .map_err(|e| CliError::file(&tokenizer_path, e))?;
 
-    let context = config.seq_len;
+    let context = args.context.unwrap_or(config.seq_len);
+    if context > config.seq_len {
+        return Err(CliError::usage(
+            "--context",
+            format!(
+                "{context} is longer than the model's seq_len {}",
+                config.seq_len
+            ),
+        ));
+    }
     let state_len = State::len_for(&config, context)
         .ok_or_else(|| CliError::file(model_path, llama2_core::Error::SizeOverflow))?;
     let mut activations = vec![0f32; state_len];
     let mut state = State::new(&config, context, &mut activations)
         .map_err(|e| CliError::file(model_path, e))?;
     state.set_kernels(args.kernels.resolve());
+    state.set_sliding_window(args.sliding_window);
     let mut scratch =
         vec![ProbIndex::default(); Sampler::scratch_len(&strategy, config.vocab_size)];
     let seed = u64::try_from(args.seed)
@@ -53,29 +58,46 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let mut sampler = Sampler::new(strategy, seed, config.vocab_size, &mut scratch)
         .map_err(|e| CliError::file(model_path, e))?;
 
-    let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
-    let mut prompt_tokens = vec![0u32; prompt.len() + 3];
-    let stdout = std::io::stdout().lock();
-    let mut out = embedded_io_adapters::std::FromStd::new(stdout);
     let pool = ThreadPool::new(threads_or_default(args.threads))
         .map_err(|e| CliError::usage("--threads", e))?;
-    let mut generator = Generator {
+    let generator = Generator {
         model: &model,
         tokenizer: &tokenizer,
         state: &mut state,
         sampler: &mut sampler,
         parallel: &pool,
     };
+    let result = match args.mode {
+        Mode::Generate => generate(args, generator, &config),
+        Mode::Chat => crate::chat::run(args, generator),
+    };
+    match result {
+        Ok(()) => Ok(()),
+        // Output closed early (`llama2 ... | head`): stop quietly, as other filters do.
+        Err(GenerateError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(GenerateError::Write(e)) => Err(CliError::usage("stdout", e)),
+        Err(GenerateError::Engine(e)) => Err(CliError::file(model_path, e)),
+    }
+}
+
+/// Generates a continuation of the prompt and reports the speed on stderr.
+fn generate(
+    args: &RunArgs,
+    mut generator: Generator<'_, '_, '_, ThreadPool>,
+    config: &Config,
+) -> Result<(), GenerateError<std::io::Error>> {
+    let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
+    let mut prompt_tokens = vec![0u32; prompt.len() + 3];
+    let mut out = embedded_io_adapters::std::FromStd::new(std::io::stdout().lock());
     // Timed like llama2.c: from the moment the first token has been printed.
     let mut start: Option<Instant> = None;
     let on_token = |_| {
         start.get_or_insert_with(Instant::now);
     };
     let summary = if args.batch_size > 1 {
-        let capacity = args.batch_size.min(context);
-        let mut batch_buffer = vec![0f32; Batch::len_for(&config, capacity).unwrap_or(0)];
-        let mut batch = Batch::new(&config, capacity, &mut batch_buffer)
-            .map_err(|e| CliError::usage("--batch-size", e))?;
+        let capacity = args.batch_size.min(generator.state.context());
+        let mut batch_buffer = vec![0f32; Batch::len_for(config, capacity).unwrap_or(0)];
+        let mut batch = Batch::new(config, capacity, &mut batch_buffer)?;
         generator.generate_batched(
             &mut batch,
             prompt,
@@ -86,21 +108,13 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         )
     } else {
         generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, on_token)
-    };
-    match summary {
-        Ok(summary) => {
-            if let (Some(start), true) = (start, summary.steps > 1) {
-                let seconds = start.elapsed().as_secs_f64();
-                let rate = (summary.steps - 1) as f64 / seconds;
-                let _ = writeln!(std::io::stderr(), "achieved tok/s: {rate:.6}");
-            }
-            Ok(())
-        }
-        // Output closed early (`llama2 ... | head`): stop quietly, as other filters do.
-        Err(GenerateError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(GenerateError::Write(e)) => Err(CliError::usage("stdout", e)),
-        Err(GenerateError::Engine(e)) => Err(CliError::file(model_path, e)),
+    }?;
+    if let (Some(start), true) = (start, summary.steps > 1) {
+        let seconds = start.elapsed().as_secs_f64();
+        let rate = (summary.steps - 1) as f64 / seconds;
+        let _ = writeln!(std::io::stderr(), "achieved tok/s: {rate:.6}");
     }
+    Ok(())
 }
 
 /// A seed from the clock, like llama2.c's `time(NULL)` (never 0, which would stall xorshift).

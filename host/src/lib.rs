@@ -1,6 +1,7 @@
 //! The `llama2` command over the no_std core: file loading, buffers, timing and streaming.
 
 pub mod bench;
+pub mod chat;
 pub mod cli;
 pub mod error;
 pub mod generate;
