@@ -27,6 +27,9 @@ enum Kind {
     Scalar,
     #[cfg(target_arch = "x86_64")]
     Avx2Fma,
+    /// AVX2+FMA, with AVX512-VNNI for the Q8 dot products.
+    #[cfg(target_arch = "x86_64")]
+    Avx512Vnni,
     #[cfg(target_arch = "aarch64")]
     Neon,
 }
@@ -68,12 +71,24 @@ impl Kernels {
         Kernels(Kind::Avx2Fma)
     }
 
+    /// AVX2+FMA kernels whose Q8 dot products use AVX512-VNNI (`vpdpbusd`) on 256-bit
+    /// vectors; results are bit-identical to [`Kernels::avx2_fma_unchecked`].
+    ///
+    /// # Safety
+    /// The processor must support AVX2, FMA, AVX512-VNNI and AVX512-VL.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn avx512_vnni_unchecked() -> Kernels {
+        Kernels(Kind::Avx512Vnni)
+    }
+
     /// A short name for reports: `scalar`, `avx2+fma` or `neon`.
     pub const fn name(&self) -> &'static str {
         match self.0 {
             Kind::Scalar => "scalar",
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512Vnni => "avx2+fma+avx512vnni",
             #[cfg(target_arch = "aarch64")]
             Kind::Neon => "neon",
         }
@@ -89,7 +104,7 @@ impl Kernels {
             // SAFETY: this variant is only constructed where AVX2 and FMA are available
             // (`native` at compile time, or the caller's promise in `avx2_fma_unchecked`).
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx2Fma => unsafe { x86::dot(a, b) },
+            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe { x86::dot(a, b) },
             #[cfg(target_arch = "aarch64")]
             Kind::Neon => neon::dot(a, b),
         }
@@ -102,7 +117,7 @@ impl Kernels {
         match self.0 {
             // SAFETY: as in `dot`.
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx2Fma => unsafe { x86::softmax(x) },
+            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe { x86::softmax(x) },
             _ => scalar::softmax(x),
         }
     }
@@ -123,9 +138,11 @@ impl Kernels {
             Kind::Scalar => scalar::q8_dot(w, w_scales, x, x_scales, group, scalar::group_sum),
             // SAFETY: as in `dot`.
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx2Fma => scalar::q8_dot(w, w_scales, x, x_scales, group, |w, x| unsafe {
-                x86::group_sum(w, x)
-            }),
+            Kind::Avx2Fma | Kind::Avx512Vnni => {
+                scalar::q8_dot(w, w_scales, x, x_scales, group, |w, x| unsafe {
+                    x86::group_sum(w, x)
+                })
+            }
             #[cfg(target_arch = "aarch64")]
             Kind::Neon => scalar::q8_dot(w, w_scales, x, x_scales, group, neon::group_sum),
         }
@@ -168,10 +185,14 @@ impl Kernels {
     /// group size allows. Bit-identical to calling [`Kernels::q8_dot`] per row.
     pub fn q8_matvec(&self, out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
         #[cfg(target_arch = "x86_64")]
-        if self.0 == Kind::Avx2Fma && w.group.is_multiple_of(32) && w.fits(out.len(), &x) {
-            // SAFETY: AVX2 is available (see `dot`); the shapes were checked just above.
-            unsafe { x86::q8_matvec_32(out, w, x) };
-            return;
+        if w.group.is_multiple_of(32) && w.fits(out.len(), &x) {
+            match self.0 {
+                // SAFETY: the features are available (see `dot`); the shapes were checked
+                // just above.
+                Kind::Avx2Fma => return unsafe { x86::q8_matvec_32(out, w, x) },
+                Kind::Avx512Vnni => return unsafe { x86::q8_matvec_32_vnni(out, w, x) },
+                _ => {}
+            }
         }
         let groups = w.cols / w.group;
         let rows = w
@@ -195,6 +216,12 @@ mod tests {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the features were just detected.
             kernels.push(unsafe { Kernels::avx2_fma_unchecked() });
+            if std::is_x86_feature_detected!("avx512vnni")
+                && std::is_x86_feature_detected!("avx512vl")
+            {
+                // SAFETY: as above.
+                kernels.push(unsafe { Kernels::avx512_vnni_unchecked() });
+            }
         }
         kernels
     }

@@ -97,14 +97,29 @@ pub unsafe fn group_sum(w: &[i8], x: &[i8]) -> i32 {
     total
 }
 
-/// Integer products of one 32-value chunk of a weight row with the chunk of `x`, as eight
-/// i32 partial sums. `x_abs` is `|x|`; `w · sign(x)` is formed here.
+/// Adds the integer products of one 32-value chunk of a weight row with the chunk of `x` to
+/// eight i32 partial sums. `x_abs` is `|x|`; `w · sign(x)` is formed here. With `VNNI` one
+/// `vpdpbusd` does what `maddubs` + `madd` + `add` do (the sums are the same integers).
 #[inline(always)]
-unsafe fn chunk_products(w: *const i8, x: __m256i, x_abs: __m256i, ones: __m256i) -> __m256i {
-    // SAFETY: the caller guarantees 32 readable bytes at `w` and AVX2 support.
+unsafe fn add_chunk_products<const VNNI: bool>(
+    sum: __m256i,
+    w: *const i8,
+    x: __m256i,
+    x_abs: __m256i,
+    ones: __m256i,
+) -> __m256i {
+    // SAFETY: the caller guarantees 32 readable bytes at `w`, AVX2 support, and with
+    // `VNNI` AVX512-VNNI and AVX512-VL support.
     unsafe {
-        let wv = _mm256_loadu_si256(w.cast());
-        _mm256_madd_epi16(_mm256_maddubs_epi16(x_abs, _mm256_sign_epi8(wv, x)), ones)
+        let signed_w = _mm256_sign_epi8(_mm256_loadu_si256(w.cast()), x);
+        if VNNI {
+            _mm256_dpbusd_epi32(sum, x_abs, signed_w)
+        } else {
+            _mm256_add_epi32(
+                sum,
+                _mm256_madd_epi16(_mm256_maddubs_epi16(x_abs, signed_w), ones),
+            )
+        }
     }
 }
 
@@ -121,6 +136,24 @@ const PREFETCH_ROWS: usize = 8;
 /// The CPU must support AVX2; `w.group % 32 == 0` and `w.fits(out.len(), &x)`.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { q8_rows::<false>(out, w, x) }
+}
+
+/// [`q8_matvec_32`] with AVX512-VNNI dot products: the same integers, so the same bits.
+///
+/// # Safety
+/// The CPU must support AVX2, AVX512-VNNI and AVX512-VL; `w.group % 32 == 0` and
+/// `w.fits(out.len(), &x)`.
+#[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
+pub unsafe fn q8_matvec_32_vnni(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+    // SAFETY: forwarded from the caller.
+    unsafe { q8_rows::<true>(out, w, x) }
+}
+
+/// The body of [`q8_matvec_32`] and [`q8_matvec_32_vnni`], inlined into each.
+#[inline(always)]
+unsafe fn q8_rows<const VNNI: bool>(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
     let Q8Rows {
         values,
         scales,
@@ -144,7 +177,7 @@ pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
                     let x_abs = _mm256_sign_epi8(xv, xv);
                     for (k, sum) in sums.iter_mut().enumerate() {
                         let w = values.as_ptr().add((r + k) * cols + c);
-                        *sum = _mm256_add_epi32(*sum, chunk_products(w, xv, x_abs, ones));
+                        *sum = add_chunk_products::<VNNI>(*sum, w, xv, x_abs, ones);
                         // Four interleaved short rows defeat the hardware prefetcher: ask
                         // for the same place PREFETCH_ROWS rows on. A prefetch never
                         // faults, so running past the matrix's end is harmless.
