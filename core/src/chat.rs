@@ -3,7 +3,7 @@
 //! no state lost on a refused turn.
 
 use crate::error::{Buffer, Error};
-use crate::generate::{write_piece, GenerateError, Generator};
+use crate::generate::{check_prompt_fits, write_piece, GenerateError, Generator};
 use crate::parallel::Parallel;
 use crate::text::TextDecoder;
 use crate::tokenizer::EOS;
@@ -116,6 +116,13 @@ impl<'g, 'a, 'b, P: Parallel> Chat<'g, 'a, 'b, P> {
         let g = &mut self.generator;
         let system = if self.pos == 0 { system } else { None };
         let len = render_turn(system, user, text_buf)?;
+        let left = self.limit - self.pos;
+        let window = if g.state.sliding_window() {
+            left.min(g.state.context())
+        } else {
+            left
+        };
+        check_prompt_fits(g.tokenizer, &text_buf[..len], window)?;
         // The pending EOS goes first, then the turn (which starts with BOS).
         let skip = usize::from(!self.eos_pending);
         let (head, rest) = token_buf.split_first_mut().ok_or(Error::BufferTooSmall {
@@ -127,16 +134,10 @@ impl<'g, 'a, 'b, P: Parallel> Chat<'g, 'a, 'b, P> {
         let n = 1 + g.tokenizer.encode(&text_buf[..len], true, false, rest)?;
         let tokens = &token_buf[skip..n];
         // The turn must fit the positions left and, with a sliding window, the window.
-        let left = self.limit - self.pos;
-        let room = if g.state.sliding_window() {
-            left.min(g.state.context())
-        } else {
-            left
-        };
-        if tokens.len() > room {
+        if tokens.len() > window {
             return Err(Error::PromptTooLong {
                 tokens: tokens.len(),
-                context: room,
+                context: window,
             }
             .into());
         }

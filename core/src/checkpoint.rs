@@ -337,6 +337,14 @@ mod tests {
         }
     }
 
+    /// Little-endian f32 words of `bytes` (a multiple of 4 long), whatever its alignment.
+    fn f32_words(bytes: &[u8]) -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|w| f32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+            .collect()
+    }
+
     /// The v1 layout of the same weights as `v0_model(RAW, shared)`.
     fn v1_from_v0(v0: &[f32], shared: bool, version: i32) -> Vec<f32> {
         let model = Model::from_bytes(bytes(v0)).unwrap();
@@ -348,7 +356,8 @@ mod tests {
             header[8 + 4 * i..12 + 4 * i].copy_from_slice(&v.to_le_bytes());
         }
         header[36] = u8::from(shared);
-        let mut out: Vec<f32> = bytemuck::cast_slice::<u8, f32>(&header).to_vec();
+        // Copied word by word: a byte array need not be 4-byte aligned (Miri checks).
+        let mut out = f32_words(&header);
         let data = |m: Matrix<'_>| f32_data(m).to_vec();
         let stack = |s: Stack<'_>| -> Vec<f32> {
             (0..model.config.n_layers)
@@ -495,7 +504,7 @@ mod tests {
         // pad to whole f32s for aligned storage; the caller trims
         let len = bytes.len();
         bytes.resize(len.next_multiple_of(4), 0);
-        let mut words: Vec<f32> = bytemuck::cast_slice(&bytes).to_vec();
+        let mut words = f32_words(&bytes);
         words.push(f32::from_bits(len as u32)); // remember the true length
         words
     }

@@ -77,7 +77,9 @@ pub enum Error {
     InvalidContext { requested: usize, seq_len: usize },
     /// The tokenizer's vocabulary differs from the model's.
     VocabularyMismatch { model: usize, tokenizer: usize },
-    /// The prompt encodes to more tokens than the context holds.
+    /// The prompt encodes to more tokens than the context holds. `tokens` is the count, or,
+    /// for a prompt refused before encoding because even its longest possible tokens could
+    /// not fit, the least it could be.
     PromptTooLong { tokens: usize, context: usize },
     /// The state was sized for a different model config.
     StateMismatch,

@@ -56,6 +56,24 @@ pub struct Summary {
     pub stopped_on_bos: bool,
 }
 
+/// Refuses, before encoding it, a text that cannot fit `positions` tokens: each token
+/// spells at most `max_token_length` bytes of the text, and BOS comes first.
+/// Encoding is quadratic in the text's length, so this bounds what a hostile prompt costs.
+pub(crate) fn check_prompt_fits(
+    tokenizer: &Tokenizer<'_>,
+    text: &[u8],
+    positions: usize,
+) -> Result<()> {
+    let fewest = 1 + text.len().div_ceil(tokenizer.max_token_length().max(1));
+    if !text.is_empty() && fewest > positions {
+        return Err(Error::PromptTooLong {
+            tokens: fewest,
+            context: positions,
+        });
+    }
+    Ok(())
+}
+
 /// Decodes `next` (after `prev`) through the text rule into `out`, flushing it.
 pub(crate) fn write_piece<W: embedded_io::Write>(
     tokenizer: &Tokenizer<'_>,
@@ -159,6 +177,7 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
         } else {
             resolve_steps(steps, self.state.context())
         };
+        check_prompt_fits(self.tokenizer, prompt, self.state.context())?;
         let n_prompt = self.tokenizer.encode(prompt, true, false, prompt_buf)?;
         if n_prompt > self.state.context() {
             return Err(Error::PromptTooLong {
@@ -415,6 +434,15 @@ mod tests {
             Err(GenerateError::Engine(Error::VocabularyMismatch {
                 model: 300,
                 tokenizer: 266
+            }))
+        );
+        // A prompt that cannot fit is refused before it is encoded: 200 bytes need at least
+        // 1 + 200 / 6 tokens with this vocabulary's 6-byte longest token.
+        assert_eq!(
+            run(300, 4, &"ab".repeat(100), 4, &mut out).0,
+            Err(GenerateError::Engine(Error::PromptTooLong {
+                tokens: 35,
+                context: 4
             }))
         );
         // "#0#0#0" has no merges beyond single characters: 1 + 1 + 6 tokens > context 4

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
-    Batch, Config, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
+    Batch, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
 };
 
 use crate::cli::{threads_or_default, Mode, RunArgs};
@@ -28,11 +28,21 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
 
     let tokenizer_path = tokenizer_path(args.tokenizer.as_deref(), model_path)?;
     let tokenizer_file = MappedFile::open(&tokenizer_path)?;
-    let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap_or(0)];
+    let mut index = zeroed(
+        Tokenizer::index_len(config.vocab_size),
+        "the tokenizer index",
+    )
+    .map_err(|e| CliError::file(model_path, e))?;
     let tokenizer = Tokenizer::new(tokenizer_file.bytes(), config.vocab_size, &mut index)
         .map_err(|e| CliError::file(&tokenizer_path, e))?;
 
-    let context = args.context.unwrap_or(config.seq_len);
+    // The KV cache holds what the run can use: the steps asked for, unless a context is given
+    // or the window slides. (A file's seq_len alone may be huge at no cost in file size.)
+    let context = match args.context {
+        Some(context) => context,
+        None if args.sliding_window || args.steps == 0 => config.seq_len,
+        None => args.steps.min(config.seq_len),
+    };
     if context > config.seq_len {
         return Err(CliError::usage(
             "--context",
@@ -42,15 +52,20 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             ),
         ));
     }
-    let state_len = State::len_for(&config, context)
-        .ok_or_else(|| CliError::file(model_path, llama2_core::Error::SizeOverflow))?;
-    let mut activations = vec![0f32; state_len];
+    let mut activations = zeroed(
+        State::len_for(&config, context),
+        "the KV cache and activations",
+    )
+    .map_err(|e| CliError::file(model_path, format!("{e}; try a shorter --context")))?;
     let mut state = State::new(&config, context, &mut activations)
         .map_err(|e| CliError::file(model_path, e))?;
     state.set_kernels(args.kernels.resolve());
     state.set_sliding_window(args.sliding_window);
-    let mut scratch =
-        vec![ProbIndex::default(); Sampler::scratch_len(&strategy, config.vocab_size)];
+    let mut scratch: Vec<ProbIndex> = zeroed(
+        Some(Sampler::scratch_len(&strategy, config.vocab_size)),
+        "the sampler",
+    )
+    .map_err(|e| CliError::file(model_path, e))?;
     let seed = u64::try_from(args.seed)
         .ok()
         .filter(|&s| s > 0)
@@ -58,6 +73,22 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let mut sampler = Sampler::new(strategy, seed, config.vocab_size, &mut scratch)
         .map_err(|e| CliError::file(model_path, e))?;
 
+    // Prompt batches only help generation (chat turns are short and run token by token).
+    let capacity = match args.mode {
+        Mode::Generate if args.batch_size > 1 => args.batch_size.min(context),
+        _ => 0,
+    };
+    let mut batch_buffer: Vec<f32> = match capacity {
+        0 => Vec::new(),
+        n => zeroed(Batch::len_for(&config, n), "the prompt batch")
+            .map_err(|e| CliError::file(model_path, e))?,
+    };
+    let batch = match capacity {
+        0 => None,
+        n => Some(
+            Batch::new(&config, n, &mut batch_buffer).map_err(|e| CliError::file(model_path, e))?,
+        ),
+    };
     let pool = ThreadPool::new(threads_or_default(args.threads))
         .map_err(|e| CliError::usage("--threads", e))?;
     let generator = Generator {
@@ -68,7 +99,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         parallel: &pool,
     };
     let result = match args.mode {
-        Mode::Generate => generate(args, generator, &config),
+        Mode::Generate => generate(args, generator, batch),
         Mode::Chat => crate::chat::run(args, generator),
     };
     match result {
@@ -84,7 +115,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
 fn generate(
     args: &RunArgs,
     mut generator: Generator<'_, '_, '_, ThreadPool>,
-    config: &Config,
+    batch: Option<Batch<'_>>,
 ) -> Result<(), GenerateError<std::io::Error>> {
     let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
     let mut prompt_tokens = vec![0u32; prompt.len() + 3];
@@ -94,20 +125,16 @@ fn generate(
     let on_token = |_| {
         start.get_or_insert_with(Instant::now);
     };
-    let summary = if args.batch_size > 1 {
-        let capacity = args.batch_size.min(generator.state.context());
-        let mut batch_buffer = vec![0f32; Batch::len_for(config, capacity).unwrap_or(0)];
-        let mut batch = Batch::new(config, capacity, &mut batch_buffer)?;
-        generator.generate_batched(
+    let summary = match batch {
+        Some(mut batch) => generator.generate_batched(
             &mut batch,
             prompt,
             args.steps,
             &mut prompt_tokens,
             &mut out,
             on_token,
-        )
-    } else {
-        generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, on_token)
+        ),
+        None => generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, on_token),
     }?;
     if let (Some(start), true) = (start, summary.steps > 1) {
         let seconds = start.elapsed().as_secs_f64();
@@ -115,6 +142,21 @@ fn generate(
         let _ = writeln!(std::io::stderr(), "achieved tok/s: {rate:.6}");
     }
     Ok(())
+}
+
+/// A zeroed buffer of `len` elements, or a message naming `what` when the length overflows
+/// or the memory cannot be had (sizes come from untrusted headers: no abort on them).
+fn zeroed<T: Clone + Default>(len: Option<usize>, what: &str) -> Result<Vec<T>, String> {
+    let len = len.ok_or_else(|| format!("{what} would not fit in memory"))?;
+    let mut buffer = Vec::new();
+    buffer.try_reserve_exact(len).map_err(|_| {
+        format!(
+            "cannot allocate {} MB for {what}",
+            len.saturating_mul(std::mem::size_of::<T>()) / 1_000_000
+        )
+    })?;
+    buffer.resize(len, T::default());
+    Ok(buffer)
 }
 
 /// A seed from the clock, like llama2.c's `time(NULL)` (never 0, which would stall xorshift).

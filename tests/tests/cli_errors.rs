@@ -364,3 +364,31 @@ fn no_tokenizer_found() {
     let output = run_llama2_in(dir.path(), &[s(&model), "-n", "3"]);
     check_error(&output, "tokenizer", &["no tokenizer"]);
 }
+
+/// A header may claim a huge `seq_len` at no cost in file size: the CLI sizes its KV cache
+/// for the steps it runs, and a state too large to allocate is a one-line error, not an
+/// abort.
+#[test]
+fn a_huge_seq_len_is_neither_allocated_nor_fatal() {
+    let mut bytes = read_file(&model_file("stories260K_v1.bin"));
+    bytes[8 + 24..8 + 28].copy_from_slice(&i32::MAX.to_le_bytes()); // seq_len
+    let dir = TempDir::new("huge-seq-len");
+    let model = dir.write("model.bin", &bytes);
+    let tokenizer = model_file("tok512.bin");
+    let output = run_llama2(&[s(&model), "-z", s(&tokenizer), "-t", "0", "-n", "20"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(!output.stdout.is_empty());
+    let line = expect_error(
+        &[s(&model), "-z", s(&tokenizer), "-n", "0"],
+        s(&model),
+        &["cannot allocate"],
+    );
+    assert!(
+        line.contains("--context"),
+        "{line:?} does not say how to fix it"
+    );
+}

@@ -272,6 +272,9 @@ pub unsafe fn softmax(x: &mut [f32]) {
         sum += *v;
     }
     let divisor = _mm256_set1_ps(sum);
+    // Taken again: the `&mut x[i..]` above reborrowed all of `x`, which invalidates
+    // pointers derived before it (Stacked Borrows; Miri reports the old one's use).
+    let ptr = x.as_mut_ptr();
     let mut i = 0;
     while i + 8 <= n {
         // SAFETY: as above.

@@ -1,0 +1,695 @@
+//! The bodies of the fuzz targets. The libFuzzer binaries in `fuzz/fuzz_targets` call them,
+//! and `tests/tests/fuzz_regressions.rs` replays the kept corpus through them on stable, so
+//! an input that once failed keeps being checked by a plain `cargo test`.
+//!
+//! Every body must return normally on every input: the engine reports bad input as an
+//! `Err`, and the bodies assert the properties that must hold whatever the bytes (views in
+//! range, tokens inside the vocabulary, batched and token-by-token passes agreeing). A
+//! panic, an out-of-bounds access or an `Err` that should not happen is a finding.
+
+use std::sync::OnceLock;
+
+use llama2_core::{
+    Batch, Error, Kernels, Matrix, Model, Piece, ProbIndex, Sampler, Serial, Stack, State,
+    Strategy, TextDecoder, Tokenizer, MAGIC,
+};
+
+/// Bytes copied into 4-byte aligned storage, as a memory map would give them.
+pub struct Aligned {
+    words: Vec<u32>,
+    len: usize,
+}
+
+impl Aligned {
+    pub fn new(bytes: &[u8]) -> Aligned {
+        let mut words = vec![0u32; bytes.len().div_ceil(4)];
+        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
+        Aligned {
+            words,
+            len: bytes.len(),
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
+        &bytemuck::cast_slice(&self.words)[..self.len]
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// model_parse
+// ---------------------------------------------------------------------------------------
+
+/// Parses arbitrary bytes as a model file. A file that parses must describe views of
+/// exactly the sizes its config says; a small one is also run for a step.
+pub fn model_parse(data: &[u8]) {
+    let file = Aligned::new(data);
+    if data.len() >= 8 {
+        // The same bytes one byte off their alignment are refused before anything is read.
+        let mut shifted = vec![0u32; data.len().div_ceil(4) + 1];
+        let shifted_bytes = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut shifted)[1..];
+        shifted_bytes[..data.len()].copy_from_slice(data);
+        assert_eq!(
+            Model::from_bytes(&shifted_bytes[..data.len()]).unwrap_err(),
+            Error::Misaligned
+        );
+    }
+    let Ok(model) = Model::from_bytes(file.bytes()) else {
+        return;
+    };
+    check_views(&model);
+    let c = model.config;
+    // One forward step and a sample on models small enough to run quickly.
+    let small = c.parameter_count().is_some_and(|n| n <= 1 << 16)
+        && c.vocab_size <= 1 << 12
+        && c.dim <= 256
+        && c.hidden_dim <= 256;
+    if !small {
+        return;
+    }
+    let context = c.seq_len.min(2);
+    let Some(len) = State::len_for(&c, context) else {
+        return;
+    };
+    let mut buffer = vec![0f32; len];
+    let mut state = State::new(&c, context, &mut buffer).expect("sized by len_for");
+    state.set_kernels(Kernels::scalar());
+    let token = (c.vocab_size - 1) as u32;
+    let logits = model
+        .forward(&mut state, token, 0, &Serial)
+        .expect("valid token and position");
+    assert_eq!(logits.len(), c.vocab_size);
+    let mut sampler = Sampler::new(Strategy::Argmax, 1, c.vocab_size, &mut []).unwrap();
+    assert!((sampler.sample(logits).unwrap() as usize) < c.vocab_size);
+}
+
+/// Every view of a parsed model has the shape its config describes.
+fn check_views(model: &Model<'_>) {
+    let c = model.config;
+    let w = model.weights;
+    let check = |m: Matrix<'_>, rows: usize, cols: usize| {
+        assert_eq!((m.rows(), m.cols()), (rows, cols));
+        if let Matrix::Q8 {
+            values,
+            scales,
+            group,
+            cols,
+        } = m
+        {
+            assert!(group > 0 && cols % group == 0);
+            assert_eq!(values.len(), rows * cols);
+            assert_eq!(scales.len(), 4 * rows * (cols / group));
+        }
+    };
+    check(w.token_embedding, c.vocab_size, c.dim);
+    check(w.classifier, c.vocab_size, c.dim);
+    assert_eq!(w.rms_att.len(), c.n_layers * c.dim);
+    assert_eq!(w.rms_ffn.len(), c.n_layers * c.dim);
+    assert_eq!(w.rms_final.len(), c.dim);
+    let stacks: [(Stack<'_>, usize, usize); 7] = [
+        (w.wq, c.dim, c.dim),
+        (w.wk, c.kv_dim(), c.dim),
+        (w.wv, c.kv_dim(), c.dim),
+        (w.wo, c.dim, c.dim),
+        (w.w1, c.hidden_dim, c.dim),
+        (w.w2, c.dim, c.hidden_dim),
+        (w.w3, c.hidden_dim, c.dim),
+    ];
+    for (stack, rows, cols) in stacks {
+        for l in 0..c.n_layers {
+            check(stack.layer(l), rows, cols);
+        }
+    }
+    let _ = w.bytes_per_token(&c);
+}
+
+// ---------------------------------------------------------------------------------------
+// tokenizer_parse
+// ---------------------------------------------------------------------------------------
+
+/// The first two bytes are a vocabulary size (below 1024), the rest a tokenizer file. A file
+/// that parses must give every token back by id, by lookup and by decode.
+pub fn tokenizer_parse(data: &[u8]) {
+    let [lo, hi, bytes @ ..] = data else {
+        return;
+    };
+    let vocab = usize::from(u16::from_le_bytes([*lo, *hi])) % 1024;
+    let mut index = vec![0u32; Tokenizer::index_len(vocab).unwrap()];
+    let Ok(t) = Tokenizer::new(bytes, vocab, &mut index) else {
+        return;
+    };
+    assert_eq!(t.vocab_size(), vocab);
+    for id in 0..vocab as u32 {
+        let piece = t.piece(id).expect("in range");
+        assert!(piece.len() <= t.max_token_length());
+        let found = t.lookup(piece, b"").expect("every piece can be looked up");
+        assert!(found <= id, "the lowest id of equal pieces is found");
+        assert_eq!(t.piece(found), Some(piece));
+        if let Some((head, tail)) = piece.split_first() {
+            assert_eq!(
+                t.lookup(&[*head], tail).map(|f| t.piece(f)),
+                Some(Some(piece))
+            );
+        }
+        t.decode(1, id).expect("in range");
+        t.decode(id, id).expect("in range");
+    }
+    assert_eq!(t.piece(vocab as u32), None);
+    assert_eq!(
+        t.decode(0, vocab as u32),
+        Err(Error::TokenOutOfRange {
+            token: vocab as u32,
+            vocab_size: vocab
+        })
+    );
+    // Encode a little of the file's own bytes with the parsed vocabulary.
+    let text = &bytes[..bytes.len().min(48)];
+    check_encode(&t, text, true, true, false);
+}
+
+// ---------------------------------------------------------------------------------------
+// encode
+// ---------------------------------------------------------------------------------------
+
+/// The tokenizers the `encode` target chooses from, parsed once (their bytes and index live
+/// for the rest of the process).
+struct Tokenizers {
+    /// The real 512-token tokenizer of stories260K.
+    tok512: Tokenizer<'static>,
+    /// The 32000-token Llama 2 tokenizer.
+    llama: Tokenizer<'static>,
+    /// A small vocabulary without the byte tokens (byte fallback fails).
+    small: Tokenizer<'static>,
+}
+
+/// The fixture directory: `$LLAMA2_FIXTURES`, else `../shared/fixtures` beside the
+/// repository.
+pub fn fixtures_dir() -> std::path::PathBuf {
+    match std::env::var_os("LLAMA2_FIXTURES") {
+        Some(dir) => dir.into(),
+        None => concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/fixtures").into(),
+    }
+}
+
+fn tokenizers() -> &'static Tokenizers {
+    static TOKENIZERS: OnceLock<Tokenizers> = OnceLock::new();
+    TOKENIZERS.get_or_init(|| {
+        let read = |name: &str| {
+            let path = fixtures_dir().join("models").join(name);
+            std::fs::read(&path).unwrap_or_else(|e| {
+                panic!(
+                    "the encode target needs {} (set LLAMA2_FIXTURES): {e}",
+                    path.display()
+                )
+            })
+        };
+        let parse = |file: Vec<u8>, vocab: usize| {
+            let file: &'static [u8] = Box::leak(file.into_boxed_slice());
+            let index: &'static mut [u32] = Box::leak(vec![0u32; 2 * vocab].into_boxed_slice());
+            Tokenizer::new(file, vocab, index).expect("fixture tokenizers parse")
+        };
+        let small_pieces: [&[u8]; 8] = [b"<unk>", b"<s>", b"</s>", b" ", b"a", b"b", b"ab", b" ab"];
+        let small = tokenizer_file(5, &small_pieces.map(|p| (p.len() as f32, p)));
+        Tokenizers {
+            tok512: parse(read("tok512.bin"), 512),
+            llama: parse(read("tokenizer.bin"), 32000),
+            small: parse(small, small_pieces.len()),
+        }
+    })
+}
+
+/// A tokenizer file: `max_token_length`, then `(score, bytes)` entries.
+pub fn tokenizer_file(max_token_length: u32, entries: &[(f32, &[u8])]) -> Vec<u8> {
+    let mut out = max_token_length.to_le_bytes().to_vec();
+    for (score, piece) in entries {
+        out.extend_from_slice(&score.to_le_bytes());
+        out.extend_from_slice(&(piece.len() as i32).to_le_bytes());
+        out.extend_from_slice(piece);
+    }
+    out
+}
+
+/// The longest text the `encode` target encodes: encoding is quadratic in the text length
+/// (as in llama2.c), and longer texts find nothing new.
+pub const MAX_TEXT: usize = 1024;
+
+/// The first byte chooses the tokenizer (bits 0-1), BOS (bit 2), EOS (bit 3) and a
+/// too-short output buffer (bit 4); the rest is the text.
+pub fn encode(data: &[u8]) {
+    let Some((&flags, text)) = data.split_first() else {
+        return;
+    };
+    let text = &text[..text.len().min(MAX_TEXT)];
+    let all = tokenizers();
+    let t = match flags & 3 {
+        0 | 3 => &all.tok512,
+        1 => &all.llama,
+        _ => &all.small,
+    };
+    check_encode(t, text, flags & 4 != 0, flags & 8 != 0, flags & 16 != 0);
+}
+
+/// Encodes `text` and checks the tokens: in the vocabulary, no more than the documented
+/// bound, and (for a tokenizer with a space token) decoding back to exactly `text`.
+fn check_encode(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool, short: bool) {
+    let len = if short {
+        text.len() / 2
+    } else {
+        text.len() + 3
+    };
+    let mut out = vec![0u32; len];
+    let n = match t.encode(text, bos, eos, &mut out) {
+        Ok(n) => n,
+        Err(Error::BufferTooSmall { .. }) if short => return,
+        // Byte fallback needs the 256 byte tokens; BOS and EOS need ids 1 and 2.
+        Err(Error::VocabularyTooSmall { .. }) if t.vocab_size() < 259 => return,
+        Err(Error::TokenOutOfRange { token, .. }) if (token as usize) >= t.vocab_size() => {
+            assert!(token == 1 || token == 2);
+            return;
+        }
+        Err(e) => panic!("encoding {text:?} failed: {e}"),
+    };
+    assert!(n <= out.len());
+    let tokens = &out[..n];
+    for &token in tokens {
+        assert!(
+            (token as usize) < t.vocab_size(),
+            "token {token} out of range"
+        );
+    }
+    // BOS takes part in the merges, as in llama2.c, so a vocabulary with a token spelling
+    // BOS's piece followed by more may absorb it; EOS is appended after the merges.
+    let bos_kept = bos && tokens.first() == Some(&1);
+    if eos {
+        assert_eq!(tokens.last(), Some(&2));
+    }
+    // Decoding gives the text back: the dummy-prefix space is dropped after BOS, and byte
+    // tokens are raw bytes. (Text spelling a byte token, `<0xHH>`, may merge into it.)
+    let has_space = t.lookup(b" ", b"").is_some();
+    let body = &tokens[usize::from(bos_kept)..n - usize::from(eos)];
+    if has_space
+        && bos == bos_kept
+        && !text.windows(3).any(|w| w == b"<0x")
+        && t.vocab_size() >= 259
+    {
+        let mut decoded = Vec::new();
+        let mut prev = 1; // BOS: strips the dummy prefix's space
+        for &token in body {
+            match t.decode(prev, token).unwrap() {
+                Piece::Text(bytes) => decoded.extend_from_slice(bytes),
+                Piece::Byte(b) => decoded.push(b),
+            }
+            prev = token;
+        }
+        assert_eq!(decoded, text, "tokens {tokens:?}");
+    }
+    // The text rule takes any sequence of pieces; what it prints of byte tokens is UTF-8.
+    let mut decoder = TextDecoder::new();
+    let mut prev = 1;
+    for &token in body {
+        let piece = t.decode(prev, token).unwrap();
+        decoder.push(piece, |bytes| {
+            if let Piece::Byte(_) = piece {
+                assert!(std::str::from_utf8(bytes).is_ok(), "{bytes:?}");
+            }
+        });
+        prev = token;
+    }
+    decoder.finish();
+}
+
+// ---------------------------------------------------------------------------------------
+// forward_sample
+// ---------------------------------------------------------------------------------------
+
+/// The shape of a tiny model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub dim: usize,
+    pub hidden_dim: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub vocab_size: usize,
+    pub seq_len: usize,
+    pub shared: bool,
+}
+
+/// A file layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    V0,
+    V1,
+    V2 { group: usize },
+}
+
+/// Supplies the numbers of a model file.
+pub trait Fill {
+    fn f32(&mut self) -> f32;
+    fn i8(&mut self) -> i8;
+}
+
+/// Writes a model file of `shape` in `layout`, taking every number from `fill`.
+pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8> {
+    let s = shape;
+    let head_size = s.dim / s.n_heads;
+    let kv_dim = head_size * s.n_kv_heads;
+    let raw = [
+        s.dim,
+        s.hidden_dim,
+        s.n_layers,
+        s.n_heads,
+        s.n_kv_heads,
+        s.vocab_size,
+        s.seq_len,
+    ]
+    .map(|v| v as i32);
+    let mut out = Vec::new();
+    let f32s = |out: &mut Vec<u8>, n: usize, fill: &mut dyn FnMut() -> f32| {
+        for _ in 0..n {
+            out.extend_from_slice(&fill().to_le_bytes());
+        }
+    };
+    let l = s.n_layers;
+    let (d, h, v) = (s.dim, s.hidden_dim, s.vocab_size);
+    match layout {
+        Layout::V0 => {
+            let mut header = raw;
+            if !s.shared {
+                header[5] = -header[5];
+            }
+            for x in header {
+                out.extend_from_slice(&x.to_le_bytes());
+            }
+            let mut f = || fill.f32();
+            for n in [
+                v * d,
+                l * d,
+                l * d * d,
+                l * kv_dim * d,
+                l * kv_dim * d,
+                l * d * d,
+                l * d,
+                l * h * d,
+                l * d * h,
+                l * h * d,
+                d,
+                s.seq_len * head_size, // the two unused RoPE tables
+                if s.shared { 0 } else { v * d },
+            ] {
+                f32s(&mut out, n, &mut f);
+            }
+        }
+        Layout::V1 | Layout::V2 { .. } => {
+            let mut header = [0u8; 256];
+            header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+            let version: i32 = if layout == Layout::V1 { 1 } else { 2 };
+            header[4..8].copy_from_slice(&version.to_le_bytes());
+            for (i, x) in raw.iter().enumerate() {
+                header[8 + 4 * i..12 + 4 * i].copy_from_slice(&x.to_le_bytes());
+            }
+            header[36] = u8::from(s.shared);
+            if let Layout::V2 { group } = layout {
+                header[37..41].copy_from_slice(&(group as i32).to_le_bytes());
+            }
+            out.extend_from_slice(&header);
+            {
+                let mut f = || fill.f32();
+                for n in [l * d, l * d, d] {
+                    f32s(&mut out, n, &mut f);
+                }
+            }
+            // (per-layer tensor size, layers) in file order
+            let tensors = [
+                (v * d, 1),
+                (d * d, l),
+                (kv_dim * d, l),
+                (kv_dim * d, l),
+                (d * d, l),
+                (h * d, l),
+                (d * h, l),
+                (h * d, l),
+                (if s.shared { 0 } else { v * d }, 1),
+            ];
+            for (n, layers) in tensors {
+                match layout {
+                    Layout::V2 { group } => {
+                        for _ in 0..layers {
+                            out.extend((0..n).map(|_| fill.i8() as u8));
+                            let mut f = || fill.f32();
+                            f32s(&mut out, n / group, &mut f);
+                        }
+                    }
+                    _ => {
+                        let mut f = || fill.f32();
+                        f32s(&mut out, n * layers, &mut f);
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Numbers from fuzz bytes, cycled: raw f32 bits (NaN, infinities and huge values
+/// included) or small values, one byte each.
+struct BytesFill<'d> {
+    bytes: &'d [u8],
+    at: usize,
+    raw: bool,
+}
+
+impl BytesFill<'_> {
+    fn byte(&mut self) -> u8 {
+        if self.bytes.is_empty() {
+            return 0;
+        }
+        let b = self.bytes[self.at % self.bytes.len()];
+        self.at = self.at.wrapping_add(1);
+        b
+    }
+}
+
+impl Fill for BytesFill<'_> {
+    fn f32(&mut self) -> f32 {
+        if self.raw {
+            f32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()])
+        } else {
+            f32::from(self.byte() as i8) / 32.0
+        }
+    }
+
+    fn i8(&mut self) -> i8 {
+        self.byte() as i8
+    }
+}
+
+/// Same bits, or both NaN (NaN payloads may differ between paths).
+fn same(a: &[f32], b: &[f32]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.to_bits() == y.to_bits() || (x.is_nan() && y.is_nan()))
+}
+
+const TEMPERATURES: [f32; 8] = [0.0, 1.0, 0.5, 2.0, 1e-30, 1e30, f32::INFINITY, 0.9];
+const TOP_PS: [f32; 8] = [0.9, 0.0, 1.0, 0.5, 1e-7, 0.999_999, 0.1, 0.99];
+
+/// Eight header bytes choose a tiny shape, layout and settings; the rest fill the weights
+/// and give the tokens. Runs every position token by token and in batches, samples each
+/// step with argmax, multinomial and top-p, and checks the engine's errors for tokens and
+/// positions out of range.
+pub fn forward_sample(data: &[u8]) {
+    let Some((h, rest)) = data.split_first_chunk::<8>() else {
+        return;
+    };
+    let n_heads = 1 + usize::from(h[0] & 1);
+    let n_kv_heads = if h[0] & 2 != 0 { n_heads } else { 1 };
+    let head_size = 2 + 2 * usize::from(h[0] >> 2 & 1);
+    let dim = n_heads * head_size;
+    let layout = match h[1] & 3 {
+        0 => Layout::V0,
+        1 => Layout::V1,
+        _ => Layout::V2 {
+            group: [1, 2, dim, 2][usize::from(h[1] >> 2 & 3)],
+        },
+    };
+    let unit = match layout {
+        Layout::V2 { group } => group,
+        _ => 1,
+    };
+    let shape = Shape {
+        dim,
+        hidden_dim: unit * (1 + usize::from(h[2] & 3)),
+        n_layers: 1 + usize::from(h[2] >> 2 & 1),
+        n_heads,
+        n_kv_heads,
+        vocab_size: 1 + usize::from(h[3] & 15),
+        seq_len: 1 + usize::from(h[3] >> 4 & 7),
+        shared: h[1] & 0x80 == 0,
+    };
+    let mut fill = BytesFill {
+        bytes: rest,
+        at: 0,
+        raw: h[4] & 1 != 0,
+    };
+    let file = Aligned::new(&model_file(shape, layout, &mut fill));
+    let model = Model::from_bytes(file.bytes()).expect("a well-formed tiny model parses");
+    let c = model.config;
+    let context = 1 + usize::from(h[4] >> 1 & 7) % c.seq_len;
+    let tokens: Vec<u32> = (0..context)
+        .map(|i| u32::from(rest.get(i).copied().unwrap_or(0)) % c.vocab_size as u32)
+        .collect();
+
+    let kernels = [Kernels::scalar(), best_kernels()][usize::from(h[4] >> 4 & 1)];
+    let new_state = |buffer: &mut Vec<f32>| {
+        *buffer = vec![f32::NAN; State::len_for(&c, context).unwrap()];
+    };
+    let mut buffer = Vec::new();
+    new_state(&mut buffer);
+    let mut state = State::new(&c, context, &mut buffer).unwrap();
+    state.set_kernels(kernels);
+
+    let temperature = TEMPERATURES[usize::from(h[5] & 7)];
+    let top_p = TOP_PS[usize::from(h[5] >> 3 & 7)];
+    let seed = u64::from(h[6]) + 1;
+    let mut scratch = vec![ProbIndex::default(); c.vocab_size];
+    let strategies = [
+        Strategy::Argmax,
+        Strategy::new(temperature.max(1e-30), 1.0).unwrap(),
+        Strategy::new(temperature.max(1e-30), top_p).unwrap(),
+        Strategy::new(temperature, top_p).unwrap(),
+    ];
+    let mut last = Vec::new();
+    for (pos, &token) in tokens.iter().enumerate() {
+        let logits = model.forward(&mut state, token, pos, &Serial).unwrap();
+        assert_eq!(logits.len(), c.vocab_size);
+        last = logits.to_vec();
+        for strategy in strategies {
+            let mut sampler = Sampler::new(strategy, seed, c.vocab_size, &mut scratch).unwrap();
+            let mut probabilities = last.clone();
+            let next = sampler.sample(&mut probabilities).unwrap();
+            assert!((next as usize) < c.vocab_size, "{strategy:?} chose {next}");
+        }
+    }
+    // Out of range: errors, never a panic.
+    assert_eq!(
+        model
+            .forward(&mut state, c.vocab_size as u32, 0, &Serial)
+            .unwrap_err(),
+        Error::TokenOutOfRange {
+            token: c.vocab_size as u32,
+            vocab_size: c.vocab_size
+        }
+    );
+    assert_eq!(
+        model.forward(&mut state, 0, context, &Serial).unwrap_err(),
+        Error::PositionOutOfRange {
+            pos: context,
+            context
+        }
+    );
+
+    // The same positions in batches give the same logits, bit for bit.
+    let capacity = 1 + usize::from(h[7] & 3);
+    let mut buffer2 = Vec::new();
+    new_state(&mut buffer2);
+    let mut state2 = State::new(&c, context, &mut buffer2).unwrap();
+    state2.set_kernels(kernels);
+    let mut batch_buffer = vec![f32::NAN; Batch::len_for(&c, capacity).unwrap()];
+    let mut batch = Batch::new(&c, capacity, &mut batch_buffer).unwrap();
+    let mut batched = Vec::new();
+    for (i, chunk) in tokens.chunks(capacity).enumerate() {
+        let logits = model
+            .forward_batch(&mut state2, &mut batch, chunk, i * capacity, &Serial)
+            .unwrap();
+        batched = logits.to_vec();
+    }
+    assert!(same(&batched, &last), "batch {batched:?} vs {last:?}");
+    assert_eq!(
+        model
+            .forward_batch(&mut state2, &mut batch, &[c.vocab_size as u32], 0, &Serial)
+            .unwrap_err(),
+        Error::TokenOutOfRange {
+            token: c.vocab_size as u32,
+            vocab_size: c.vocab_size
+        }
+    );
+}
+
+/// The fastest kernels this CPU runs, so that fuzzing also covers the SIMD loops.
+fn best_kernels() -> Kernels {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        // SAFETY: the features were just detected.
+        return unsafe { Kernels::avx2_fma_unchecked() };
+    }
+    Kernels::native()
+}
+
+/// Small well-formed seed inputs for each target, by target name.
+pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
+    let mut seeds = Vec::new();
+    let shape = Shape {
+        dim: 4,
+        hidden_dim: 8,
+        n_layers: 2,
+        n_heads: 2,
+        n_kv_heads: 1,
+        vocab_size: 6,
+        seq_len: 4,
+        shared: true,
+    };
+    struct Counter(u32);
+    impl Fill for Counter {
+        fn f32(&mut self) -> f32 {
+            self.0 = self.0.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (self.0 >> 8) as f32 / 16_777_216.0 - 0.5
+        }
+        fn i8(&mut self) -> i8 {
+            (self.f32() * 250.0) as i8
+        }
+    }
+    for (name, layout) in [
+        ("v0", Layout::V0),
+        ("v1", Layout::V1),
+        ("v2", Layout::V2 { group: 4 }),
+    ] {
+        for shared in [true, false] {
+            let shape = Shape { shared, ..shape };
+            let file = model_file(shape, layout, &mut Counter(7));
+            seeds.push(("model_parse", format!("{name}_shared{shared}"), file));
+        }
+    }
+    let tok = tokenizer_file(
+        5,
+        &[
+            (0.0, b"<unk>"),
+            (0.0, b"<s>"),
+            (0.0, b"</s>"),
+            (-1.0, b" "),
+            (-2.0, b"a"),
+            (3.0, b"ab"),
+        ],
+    );
+    let mut input = 6u16.to_le_bytes().to_vec();
+    input.extend_from_slice(&tok);
+    seeds.push(("tokenizer_parse", "six".into(), input));
+    for (i, text) in ["Once upon a time", "héllo 🦙 wörld", "\u{0}\u{1}\u{ff}"]
+        .iter()
+        .enumerate()
+    {
+        for flags in [0u8, 4 | 8, 1 | 4, 2] {
+            let mut input = vec![flags];
+            input.extend_from_slice(text.as_bytes());
+            seeds.push(("encode", format!("text{i}_flags{flags}"), input));
+        }
+    }
+    for h0 in [0u8, 3, 7] {
+        for layout in [0u8, 1, 2, 6] {
+            let mut input = vec![h0, layout, 5, 0x35, 0x0e, 0x19, 3, 2];
+            input.extend((0..64).map(|i: u8| i.wrapping_mul(37)));
+            seeds.push(("forward_sample", format!("h{h0}_l{layout}"), input));
+        }
+    }
+    seeds
+}

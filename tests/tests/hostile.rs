@@ -1,0 +1,1009 @@
+//! Hostile inputs: malformed model and tokenizer files, bad settings and out-of-range ids,
+//! each with the exact `llama2_core::Error` it must produce (docs/SECURITY.md).
+//!
+//! The malformed files are the fixtures mutated in memory: `stories260K.bin` (v0),
+//! `stories260K_v1.bin`, `stories260K_q80.bin` (v2, group size 4) and `tok512.bin`.
+//! Each table row is a name, the input and the expected error; every row runs and the test
+//! lists all rows that failed.
+
+use llama2_core::{
+    Batch, Buffer, Error, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer,
+    MAGIC,
+};
+use llama2_tests::{read_fixture, AlignedBytes};
+
+/// stories260K: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len.
+const RAW: [i32; 7] = [64, 172, 5, 8, 4, 512, 512];
+const DIM: usize = 64;
+const VOCAB: usize = 512;
+/// Header field offsets in a v0 file; versioned files have them 8 bytes later.
+const FIELD: [&str; 7] = [
+    "dim",
+    "hidden_dim",
+    "n_layers",
+    "n_heads",
+    "n_kv_heads",
+    "vocab_size",
+    "seq_len",
+];
+
+fn fixture_model(name: &str) -> Vec<u8> {
+    read_fixture(&format!("models/{name}"))
+}
+
+fn v0() -> Vec<u8> {
+    fixture_model("stories260K.bin")
+}
+
+fn v1() -> Vec<u8> {
+    fixture_model("stories260K_v1.bin")
+}
+
+fn v2() -> Vec<u8> {
+    fixture_model("stories260K_q80.bin")
+}
+
+fn tok512() -> Vec<u8> {
+    fixture_model("tok512.bin")
+}
+
+/// `bytes` with the i32 at `offset` replaced.
+fn set_i32(mut bytes: Vec<u8>, offset: usize, value: i32) -> Vec<u8> {
+    bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
+    bytes
+}
+
+/// `bytes` with header field `field` (by name) set to `value`; `header` is 0 for v0 files
+/// and 8 for versioned ones (after magic and version).
+fn set_field(bytes: Vec<u8>, header: usize, field: &str, value: i32) -> Vec<u8> {
+    let i = FIELD.iter().position(|&f| f == field).unwrap();
+    set_i32(bytes, header + 4 * i, value)
+}
+
+/// `bytes` with a whole v0 header.
+fn with_v0_header(bytes: Vec<u8>, raw: [i32; 7]) -> Vec<u8> {
+    raw.iter()
+        .enumerate()
+        .fold(bytes, |b, (i, &v)| set_i32(b, 4 * i, v))
+}
+
+fn truncated(mut bytes: Vec<u8>, len: usize) -> Vec<u8> {
+    bytes.truncate(len);
+    bytes
+}
+
+fn extended(mut bytes: Vec<u8>, extra: usize) -> Vec<u8> {
+    bytes.resize(bytes.len() + extra, 0);
+    bytes
+}
+
+/// The expected length of a v0 file of this shape (shared classifier), in u64 so that it
+/// can be computed for shapes whose size overflows a 32-bit `usize`.
+fn v0_len(raw: [i32; 7]) -> u64 {
+    let [dim, hidden, layers, heads, kv_heads, vocab, seq] = raw.map(|v| v as u64);
+    let head_size = dim / heads;
+    let kv_dim = head_size * kv_heads;
+    let per_layer = 2 * dim + 2 * dim * dim + 2 * kv_dim * dim + 3 * hidden * dim;
+    28 + 4 * (vocab * dim + layers * per_layer + dim + seq * head_size)
+}
+
+/// Parses model bytes from 4-byte aligned storage.
+fn parse(bytes: &[u8]) -> Result<(), Error> {
+    let aligned = AlignedBytes::new(bytes);
+    Model::from_bytes(aligned.bytes()).map(|_| ())
+}
+
+/// Errors are equal, NaN payloads included (`NaN != NaN` under `PartialEq`).
+fn same(a: &Result<(), Error>, b: &Result<(), Error>) -> bool {
+    a == b || format!("{a:?}") == format!("{b:?}")
+}
+
+/// Runs every row, then fails listing the rows whose result differed.
+fn check_table(kind: &str, rows: Vec<(&str, Result<(), Error>, Error)>) {
+    let mut failures = Vec::new();
+    let count = rows.len();
+    for (name, got, expected) in rows {
+        let expected = Err(expected);
+        if !same(&got, &expected) {
+            failures.push(format!("  {name}: got {got:?}, expected {expected:?}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {count} {kind} rows failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn malformed_model_files() {
+    let (v0_len_full, v1_len_full, v2_len_full) = (v0().len(), v1().len(), v2().len());
+    // v2 layout: 256-byte header, fp32 norms ((2 * n_layers + 1) * dim), then the token
+    // embedding's int8 values and its scales.
+    let v2_embedding_scales = 256 + 4 * (2 * 5 + 1) * DIM + VOCAB * DIM;
+    // Every size fits on 64 bits, but n_layers * 3 * hidden_dim * dim does not on 32.
+    let big_32 = [4096, 16384, 64, 32, 32, 32000, 2048];
+    let big_32_expected = if usize::BITS == 32 {
+        Error::SizeOverflow
+    } else {
+        Error::FileSizeMismatch {
+            expected: v0_len(big_32) as usize,
+            actual: v0_len_full,
+        }
+    };
+    // Sizes that overflow even a 64-bit usize (vocab * dim * 4 bytes, and more).
+    let huge = [1 << 30, 1 << 30, 1 << 30, 2, 2, 1 << 30, 1];
+    let mut misaligned_storage = vec![0u8];
+    misaligned_storage.extend_from_slice(&v0());
+
+    let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
+        // --- empty and truncated files
+        (
+            "empty file",
+            parse(&[]),
+            Error::TruncatedHeader {
+                needed: 28,
+                actual: 0,
+            },
+        ),
+        (
+            "7 bytes",
+            parse(&v0()[..7]),
+            Error::TruncatedHeader {
+                needed: 28,
+                actual: 7,
+            },
+        ),
+        (
+            "v0 cut inside the header",
+            parse(&v0()[..20]),
+            Error::TruncatedHeader {
+                needed: 28,
+                actual: 20,
+            },
+        ),
+        (
+            "v1 cut inside its 256-byte header",
+            parse(&v1()[..100]),
+            Error::TruncatedHeader {
+                needed: 256,
+                actual: 100,
+            },
+        ),
+        (
+            "v2 cut inside its header",
+            parse(&v2()[..255]),
+            Error::TruncatedHeader {
+                needed: 256,
+                actual: 255,
+            },
+        ),
+        (
+            "v0 header only",
+            parse(&v0()[..28]),
+            Error::FileSizeMismatch {
+                expected: v0_len_full,
+                actual: 28,
+            },
+        ),
+        (
+            "v0 cut inside the weights",
+            parse(&truncated(v0(), 500_000)),
+            Error::FileSizeMismatch {
+                expected: v0_len_full,
+                actual: 500_000,
+            },
+        ),
+        (
+            "v0 missing its last byte",
+            parse(&truncated(v0(), v0_len_full - 1)),
+            Error::FileSizeMismatch {
+                expected: v0_len_full,
+                actual: v0_len_full - 1,
+            },
+        ),
+        (
+            "v1 cut inside the weights",
+            parse(&truncated(v1(), v1_len_full / 2)),
+            Error::FileSizeMismatch {
+                expected: v1_len_full,
+                actual: v1_len_full / 2,
+            },
+        ),
+        (
+            "v2 cut inside the token embedding's scales",
+            parse(&truncated(v2(), v2_embedding_scales + 101)),
+            Error::FileSizeMismatch {
+                expected: v2_len_full,
+                actual: v2_embedding_scales + 101,
+            },
+        ),
+        (
+            "v2 missing the last layer's last scale",
+            parse(&truncated(v2(), v2_len_full - 4)),
+            Error::FileSizeMismatch {
+                expected: v2_len_full,
+                actual: v2_len_full - 4,
+            },
+        ),
+        // --- files longer than their config says
+        (
+            "v0 with 4 bytes more",
+            parse(&extended(v0(), 4)),
+            Error::FileSizeMismatch {
+                expected: v0_len_full,
+                actual: v0_len_full + 4,
+            },
+        ),
+        (
+            "v1 with 1 byte more",
+            parse(&extended(v1(), 1)),
+            Error::FileSizeMismatch {
+                expected: v1_len_full,
+                actual: v1_len_full + 1,
+            },
+        ),
+        (
+            "v2 with 1 byte more",
+            parse(&extended(v2(), 1)),
+            Error::FileSizeMismatch {
+                expected: v2_len_full,
+                actual: v2_len_full + 1,
+            },
+        ),
+        (
+            "v0 claiming an unshared classifier it lacks (negative vocab_size)",
+            parse(&set_field(v0(), 0, "vocab_size", -512)),
+            Error::FileSizeMismatch {
+                expected: v0_len_full + 4 * VOCAB * DIM,
+                actual: v0_len_full,
+            },
+        ),
+        (
+            "v1 claiming an unshared classifier it lacks (flag 0)",
+            parse(&{
+                let mut b = v1();
+                b[36] = 0;
+                b
+            }),
+            Error::FileSizeMismatch {
+                expected: v1_len_full + 4 * VOCAB * DIM,
+                actual: v1_len_full,
+            },
+        ),
+        // --- zero, negative and absurd dimensions
+        (
+            "dim 0",
+            parse(&set_field(v0(), 0, "dim", 0)),
+            Error::NonPositiveField {
+                field: "dim",
+                value: 0,
+            },
+        ),
+        (
+            "hidden_dim -1",
+            parse(&set_field(v0(), 0, "hidden_dim", -1)),
+            Error::NonPositiveField {
+                field: "hidden_dim",
+                value: -1,
+            },
+        ),
+        (
+            "v1 n_layers i32::MIN",
+            parse(&set_field(v1(), 8, "n_layers", i32::MIN)),
+            Error::NonPositiveField {
+                field: "n_layers",
+                value: i64::from(i32::MIN),
+            },
+        ),
+        (
+            "v1 n_heads 0",
+            parse(&set_field(v1(), 8, "n_heads", 0)),
+            Error::NonPositiveField {
+                field: "n_heads",
+                value: 0,
+            },
+        ),
+        (
+            "v2 n_kv_heads -4",
+            parse(&set_field(v2(), 8, "n_kv_heads", -4)),
+            Error::NonPositiveField {
+                field: "n_kv_heads",
+                value: -4,
+            },
+        ),
+        (
+            "v1 vocab_size 0",
+            parse(&set_field(v1(), 8, "vocab_size", 0)),
+            Error::NonPositiveField {
+                field: "vocab_size",
+                value: 0,
+            },
+        ),
+        (
+            "v1 negative vocab_size (only v0 marks the classifier so)",
+            parse(&set_field(v1(), 8, "vocab_size", -512)),
+            Error::NonPositiveField {
+                field: "vocab_size",
+                value: -512,
+            },
+        ),
+        (
+            "v0 vocab_size i32::MIN (no positive counterpart)",
+            parse(&set_field(v0(), 0, "vocab_size", i32::MIN)),
+            Error::NonPositiveField {
+                field: "vocab_size",
+                value: i64::from(i32::MIN),
+            },
+        ),
+        (
+            "v2 seq_len -1",
+            parse(&set_field(v2(), 8, "seq_len", -1)),
+            Error::NonPositiveField {
+                field: "seq_len",
+                value: -1,
+            },
+        ),
+        (
+            "dim i32::MAX",
+            parse(&set_field(v0(), 0, "dim", i32::MAX)),
+            Error::HeadsDoNotDivideDim {
+                dim: i32::MAX as usize,
+                n_heads: 8,
+            },
+        ),
+        (
+            "absurd sizes overflowing a 64-bit usize",
+            parse(&with_v0_header(v0(), huge)),
+            Error::SizeOverflow,
+        ),
+        (
+            "sizes whose product overflows a 32-bit usize",
+            parse(&with_v0_header(v0(), big_32)),
+            big_32_expected,
+        ),
+        (
+            "v1 seq_len i32::MAX (fits: v1 stores no RoPE tables), dim too large",
+            parse(&set_field(
+                set_field(v1(), 8, "seq_len", i32::MAX),
+                8,
+                "dim",
+                128,
+            )),
+            Error::FileSizeMismatch {
+                expected: 256
+                    + 4 * (5 * (2 * 128 + 2 * 128 * 128 + 2 * 64 * 128 + 3 * 172 * 128)
+                        + 128
+                        + 512 * 128),
+                actual: v1_len_full,
+            },
+        ),
+        // --- relations between the fields
+        (
+            "dim 64 not divisible by n_heads 7",
+            parse(&set_field(v0(), 0, "n_heads", 7)),
+            Error::HeadsDoNotDivideDim {
+                dim: 64,
+                n_heads: 7,
+            },
+        ),
+        (
+            "n_heads 8 not divisible by n_kv_heads 3",
+            parse(&set_field(v0(), 0, "n_kv_heads", 3)),
+            Error::KvHeadsDoNotDivideHeads {
+                n_heads: 8,
+                n_kv_heads: 3,
+            },
+        ),
+        (
+            "n_kv_heads 16 above n_heads 8",
+            parse(&set_field(v1(), 8, "n_kv_heads", 16)),
+            Error::KvHeadsDoNotDivideHeads {
+                n_heads: 8,
+                n_kv_heads: 16,
+            },
+        ),
+        (
+            "odd head size (64 heads of 1)",
+            parse(&set_field(v0(), 0, "n_heads", 64)),
+            Error::OddHeadSize { head_size: 1 },
+        ),
+        // --- magic and version
+        (
+            "unknown magic (GGUF) read as a v0 dim",
+            parse(&{
+                let mut b = v0();
+                b[..4].copy_from_slice(b"GGUF");
+                b
+            }),
+            Error::HeadsDoNotDivideDim {
+                dim: u32::from_le_bytes(*b"GGUF") as usize,
+                n_heads: 8,
+            },
+        ),
+        (
+            "ak42 version 0",
+            parse(&set_i32(v1(), 4, 0)),
+            Error::UnsupportedVersion(0),
+        ),
+        (
+            "ak42 version 3",
+            parse(&set_i32(v1(), 4, 3)),
+            Error::UnsupportedVersion(3),
+        ),
+        (
+            "ak42 version -1",
+            parse(&set_i32(v2(), 4, -1)),
+            Error::UnsupportedVersion(-1),
+        ),
+        (
+            "ak42 magic on a v0 file",
+            parse(&set_i32(v0(), 0, MAGIC as i32)),
+            Error::UnsupportedVersion(172),
+        ),
+        // --- v2 group size
+        (
+            "v2 group size 0",
+            parse(&set_i32(v2(), 37, 0)),
+            Error::NonPositiveField {
+                field: "group_size",
+                value: 0,
+            },
+        ),
+        (
+            "v2 group size -4",
+            parse(&set_i32(v2(), 37, -4)),
+            Error::NonPositiveField {
+                field: "group_size",
+                value: -4,
+            },
+        ),
+        (
+            "v2 group size 3 divides neither dim nor hidden_dim",
+            parse(&set_i32(v2(), 37, 3)),
+            Error::GroupSizeMismatch {
+                group_size: 3,
+                dim: 64,
+                hidden_dim: 172,
+            },
+        ),
+        (
+            "v2 group size 8 divides dim 64 but not hidden_dim 172",
+            parse(&set_i32(v2(), 37, 8)),
+            Error::GroupSizeMismatch {
+                group_size: 8,
+                dim: 64,
+                hidden_dim: 172,
+            },
+        ),
+        (
+            "v2 group size i32::MAX",
+            parse(&set_i32(v2(), 37, i32::MAX)),
+            Error::GroupSizeMismatch {
+                group_size: i32::MAX as usize,
+                dim: 64,
+                hidden_dim: 172,
+            },
+        ),
+        (
+            "v2 group size 2 (divides both, but the file holds scales for groups of 4)",
+            parse(&set_i32(v2(), 37, 2)),
+            Error::FileSizeMismatch {
+                expected: v2_len_full + 4 * (RAW_Q8_VALUES / 2 - RAW_Q8_VALUES / 4),
+                actual: v2_len_full,
+            },
+        ),
+        // --- alignment
+        (
+            "weights not 4-byte aligned",
+            {
+                let aligned = AlignedBytes::new(&misaligned_storage);
+                Model::from_bytes(&aligned.bytes()[1..]).map(|_| ())
+            },
+            Error::Misaligned,
+        ),
+    ];
+    check_table("model file", rows);
+}
+
+/// Int8 values in stories260K's v2 file: embedding + per layer wq, wk, wv, wo, w1, w2, w3.
+const RAW_Q8_VALUES: usize = VOCAB * DIM + 5 * (2 * DIM * DIM + 2 * 32 * DIM + 3 * 172 * DIM);
+
+#[test]
+fn header_helpers_describe_the_fixtures() {
+    assert_eq!(v0_len(RAW) as usize, v0().len());
+    let v2 = v2();
+    let norms = 4 * (2 * 5 + 1) * DIM;
+    assert_eq!(
+        v2.len(),
+        256 + norms + RAW_Q8_VALUES + 4 * (RAW_Q8_VALUES / 4)
+    );
+}
+
+/// Parses tokenizer bytes for a vocabulary of `vocab` tokens.
+fn tokenizer(bytes: &[u8], vocab: usize) -> Result<(), Error> {
+    let mut index = vec![0u32; 2 * vocab];
+    Tokenizer::new(bytes, vocab, &mut index).map(|_| ())
+}
+
+/// tok512.bin without its last entry (11 bytes).
+fn tok511() -> Vec<u8> {
+    let bytes = tok512();
+    truncated(bytes.clone(), bytes.len() - 11)
+}
+
+#[test]
+fn malformed_tokenizer_files() {
+    let full = tok512().len();
+    // entry 0: score at 4, length at 8, "<unk>" at 12..17; max_token_length is 7.
+    let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
+        (
+            "empty file",
+            tokenizer(&[], VOCAB),
+            Error::TokenizerTruncated { token: 0 },
+        ),
+        (
+            "cut inside max_token_length",
+            tokenizer(&tok512()[..3], VOCAB),
+            Error::TokenizerTruncated { token: 0 },
+        ),
+        (
+            "cut inside the first entry's header",
+            tokenizer(&tok512()[..10], VOCAB),
+            Error::TokenizerTruncated { token: 0 },
+        ),
+        (
+            "cut inside the first entry's bytes",
+            tokenizer(&tok512()[..14], VOCAB),
+            Error::TokenizerTruncated { token: 0 },
+        ),
+        (
+            "missing its last byte",
+            tokenizer(&tok512()[..full - 1], VOCAB),
+            Error::TokenizerTruncated { token: 511 },
+        ),
+        (
+            "negative length",
+            tokenizer(&set_i32(tok512(), 8, -1), VOCAB),
+            Error::TokenizerNegativeLength { token: 0, len: -1 },
+        ),
+        (
+            "length i32::MIN",
+            tokenizer(&set_i32(tok512(), 8, i32::MIN), VOCAB),
+            Error::TokenizerNegativeLength {
+                token: 0,
+                len: i32::MIN,
+            },
+        ),
+        (
+            "huge length, above max_token_length",
+            tokenizer(&set_i32(tok512(), 8, i32::MAX), VOCAB),
+            Error::TokenLongerThanMax {
+                token: 0,
+                len: i32::MAX as usize,
+                max: 7,
+            },
+        ),
+        (
+            "huge length and huge max_token_length: past the end",
+            tokenizer(&set_i32(set_i32(tok512(), 8, i32::MAX), 0, -1), VOCAB),
+            Error::TokenizerTruncated { token: 0 },
+        ),
+        (
+            "max_token_length 4, smaller than <unk>",
+            tokenizer(&set_i32(tok512(), 0, 4), VOCAB),
+            Error::TokenLongerThanMax {
+                token: 0,
+                len: 5,
+                max: 4,
+            },
+        ),
+        (
+            "max_token_length 0",
+            tokenizer(&set_i32(tok512(), 0, 0), VOCAB),
+            Error::TokenLongerThanMax {
+                token: 0,
+                len: 5,
+                max: 0,
+            },
+        ),
+        (
+            "fewer entries than the model's vocabulary (511 of 512)",
+            tokenizer(&tok511(), VOCAB),
+            Error::TokenizerTruncated { token: 511 },
+        ),
+        (
+            "more entries than the model's vocabulary (512 for 511)",
+            tokenizer(&tok512(), 511),
+            Error::TokenizerTrailingBytes {
+                vocab_size: 511,
+                extra: 11,
+            },
+        ),
+        (
+            "the 32000-token tokenizer for a 512-token model",
+            tokenizer(&fixture_model("tokenizer.bin"), VOCAB),
+            Error::TokenizerTrailingBytes {
+                vocab_size: VOCAB,
+                extra: 427_547,
+            },
+        ),
+        (
+            "index buffer too small",
+            {
+                let mut index = vec![0u32; 100];
+                Tokenizer::new(&tok512(), VOCAB, &mut index).map(|_| ())
+            },
+            Error::BufferTooSmall {
+                buffer: Buffer::TokenizerIndex,
+                needed: 2 * VOCAB,
+                actual: 100,
+            },
+        ),
+        (
+            "vocabulary size overflowing the index length",
+            Tokenizer::new(&tok512(), usize::MAX, &mut []).map(|_| ()),
+            Error::SizeOverflow,
+        ),
+    ];
+    check_table("tokenizer file", rows);
+}
+
+/// Settings and ids from the caller: temperature, top-p, context, tokens, positions.
+#[test]
+fn bad_settings_and_ids() {
+    let model_bytes = AlignedBytes::new(&v0());
+    let model = Model::from_bytes(model_bytes.bytes()).unwrap();
+    let c = model.config;
+    let tok = tok512();
+    let mut index = vec![0u32; 2 * VOCAB];
+    let tokenizer = Tokenizer::new(&tok, VOCAB, &mut index).unwrap();
+    let sampler_with = |strategy: Strategy| {
+        let mut scratch = vec![ProbIndex::default(); VOCAB];
+        Sampler::new(strategy, 1, VOCAB, &mut scratch).map(|_| ())
+    };
+    let mut state_buffer = vec![0f32; State::len_for(&c, 4).unwrap()];
+    let mut state = State::new(&c, 4, &mut state_buffer).unwrap();
+    let mut batch_buffer = vec![0f32; Batch::len_for(&c, 4).unwrap()];
+    let mut batch = Batch::new(&c, 4, &mut batch_buffer).unwrap();
+    let mut batch2_buffer = vec![0f32; Batch::len_for(&c, 2).unwrap()];
+    let mut batch2 = Batch::new(&c, 2, &mut batch2_buffer).unwrap();
+    let other_bytes = AlignedBytes::new(&fixture_model("synth_mqa_unshared.bin"));
+    let other = Model::from_bytes(other_bytes.bytes()).unwrap();
+
+    let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
+        (
+            "temperature NaN",
+            Strategy::new(f32::NAN, 0.9).map(|_| ()),
+            Error::InvalidTemperature(f32::NAN),
+        ),
+        (
+            "temperature -1",
+            Strategy::new(-1.0, 0.9).map(|_| ()),
+            Error::InvalidTemperature(-1.0),
+        ),
+        (
+            "temperature -inf",
+            Strategy::new(f32::NEG_INFINITY, 0.9).map(|_| ()),
+            Error::InvalidTemperature(f32::NEG_INFINITY),
+        ),
+        (
+            "top-p -0.1",
+            Strategy::new(1.0, -0.1).map(|_| ()),
+            Error::InvalidTopP(-0.1),
+        ),
+        (
+            "top-p 1.5",
+            Strategy::new(1.0, 1.5).map(|_| ()),
+            Error::InvalidTopP(1.5),
+        ),
+        (
+            "top-p NaN",
+            Strategy::new(1.0, f32::NAN).map(|_| ()),
+            Error::InvalidTopP(f32::NAN),
+        ),
+        (
+            "top-p +inf",
+            Strategy::new(1.0, f32::INFINITY).map(|_| ()),
+            Error::InvalidTopP(f32::INFINITY),
+        ),
+        (
+            "hand-built multinomial with temperature 0",
+            sampler_with(Strategy::Multinomial { temperature: 0.0 }),
+            Error::InvalidTemperature(0.0),
+        ),
+        (
+            "hand-built top-p with temperature NaN",
+            sampler_with(Strategy::TopP {
+                temperature: f32::NAN,
+                top_p: 0.9,
+            }),
+            Error::InvalidTemperature(f32::NAN),
+        ),
+        (
+            "hand-built top-p with top-p 2",
+            sampler_with(Strategy::TopP {
+                temperature: 1.0,
+                top_p: 2.0,
+            }),
+            Error::InvalidTopP(2.0),
+        ),
+        (
+            "top-p sampler without its scratch",
+            Sampler::new(Strategy::new(1.0, 0.9).unwrap(), 1, VOCAB, &mut []).map(|_| ()),
+            Error::BufferTooSmall {
+                buffer: Buffer::Sampler,
+                needed: VOCAB,
+                actual: 0,
+            },
+        ),
+        (
+            "context 0",
+            State::new(&c, 0, &mut [0.0; 8]).map(|_| ()),
+            Error::InvalidContext {
+                requested: 0,
+                seq_len: 512,
+            },
+        ),
+        (
+            "context above seq_len",
+            State::new(&c, 513, &mut [0.0; 8]).map(|_| ()),
+            Error::InvalidContext {
+                requested: 513,
+                seq_len: 512,
+            },
+        ),
+        (
+            "state buffer too small",
+            State::new(&c, 4, &mut [0.0; 8]).map(|_| ()),
+            Error::BufferTooSmall {
+                buffer: Buffer::State,
+                needed: State::len_for(&c, 4).unwrap(),
+                actual: 8,
+            },
+        ),
+        (
+            "Model::forward token = vocab_size",
+            model.forward(&mut state, 512, 0, &Serial).map(|_| ()),
+            Error::TokenOutOfRange {
+                token: 512,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "Model::forward token u32::MAX",
+            model.forward(&mut state, u32::MAX, 0, &Serial).map(|_| ()),
+            Error::TokenOutOfRange {
+                token: u32::MAX,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "Model::forward position = context",
+            model.forward(&mut state, 1, 4, &Serial).map(|_| ()),
+            Error::PositionOutOfRange { pos: 4, context: 4 },
+        ),
+        (
+            "Model::forward position usize::MAX",
+            model
+                .forward(&mut state, 1, usize::MAX, &Serial)
+                .map(|_| ()),
+            Error::PositionOutOfRange {
+                pos: usize::MAX,
+                context: 4,
+            },
+        ),
+        (
+            "Model::forward_batch with an id out of range",
+            model
+                .forward_batch(&mut state, &mut batch, &[1, 5, 600], 0, &Serial)
+                .map(|_| ()),
+            Error::TokenOutOfRange {
+                token: 600,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "Model::forward_batch past the context",
+            model
+                .forward_batch(&mut state, &mut batch, &[1, 5, 6], 2, &Serial)
+                .map(|_| ()),
+            Error::PositionOutOfRange { pos: 4, context: 4 },
+        ),
+        (
+            "Model::forward_batch with more tokens than the batch holds",
+            model
+                .forward_batch(&mut state, &mut batch2, &[1; 3], 0, &Serial)
+                .map(|_| ()),
+            Error::BufferTooSmall {
+                buffer: Buffer::Batch,
+                needed: 3,
+                actual: 2,
+            },
+        ),
+        (
+            "Model::forward with another model's state",
+            other.forward(&mut state, 1, 0, &Serial).map(|_| ()),
+            Error::StateMismatch,
+        ),
+        (
+            "Tokenizer::decode id = vocab_size",
+            tokenizer.decode(1, 512).map(|_| ()),
+            Error::TokenOutOfRange {
+                token: 512,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "Tokenizer::decode id u32::MAX",
+            tokenizer.decode(1, u32::MAX).map(|_| ()),
+            Error::TokenOutOfRange {
+                token: u32::MAX,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "Tokenizer::encode into a short buffer",
+            tokenizer
+                .encode(b"Once upon a time", true, false, &mut [0; 2])
+                .map(|_| ()),
+            Error::BufferTooSmall {
+                buffer: Buffer::Tokens,
+                needed: 3,
+                actual: 2,
+            },
+        ),
+        (
+            "Tokenizer::encode with BOS for a one-token vocabulary",
+            {
+                let one = [1u32.to_le_bytes(), 0f32.to_le_bytes(), 1i32.to_le_bytes()].concat();
+                let file = [one.as_slice(), b"a"].concat();
+                let mut index = [0u32; 2];
+                let t = Tokenizer::new(&file, 1, &mut index).unwrap();
+                t.encode(b"a", true, false, &mut [0; 4]).map(|_| ())
+            },
+            Error::TokenOutOfRange {
+                token: 1,
+                vocab_size: 1,
+            },
+        ),
+    ];
+    check_table("setting", rows);
+}
+
+/// Runs a greedy generation of stories260K with `tokenizer_bytes` parsed for
+/// `tokenizer_vocab` tokens and a state of `context` positions.
+fn generate(
+    model_bytes: &[u8],
+    tokenizer_bytes: &[u8],
+    tokenizer_vocab: usize,
+    context: usize,
+    strategy: Strategy,
+    prompt: &[u8],
+) -> Result<llama2_core::Summary, Error> {
+    let aligned = AlignedBytes::new(model_bytes);
+    let model = Model::from_bytes(aligned.bytes())?;
+    let c = model.config;
+    let mut index = vec![0u32; 2 * tokenizer_vocab];
+    let tokenizer = Tokenizer::new(tokenizer_bytes, tokenizer_vocab, &mut index)?;
+    let mut buffer = vec![0f32; State::len_for(&c, context).unwrap()];
+    let mut state = State::new(&c, context, &mut buffer)?;
+    let mut scratch = vec![ProbIndex::default(); c.vocab_size];
+    let mut sampler = Sampler::new(strategy, 7, c.vocab_size, &mut scratch)?;
+    let mut generator = Generator {
+        model: &model,
+        tokenizer: &tokenizer,
+        state: &mut state,
+        sampler: &mut sampler,
+        parallel: &Serial,
+    };
+    let mut prompt_buf = vec![0u32; prompt.len() + 3];
+    let mut out = Vec::new();
+    generator
+        .generate(prompt, 0, &mut prompt_buf, &mut out, |_| {})
+        .map_err(|e| match e {
+            llama2_core::GenerateError::Engine(e) => e,
+            llama2_core::GenerateError::Write(e) => panic!("writing to a Vec failed: {e:?}"),
+        })
+}
+
+#[test]
+fn generation_checks_vocabulary_and_prompt_length() {
+    let prompt = b"Once upon a time, there was a little girl named Lily.";
+    let mut index = vec![0u32; 2 * VOCAB];
+    let tok = tok512();
+    let t = Tokenizer::new(&tok, VOCAB, &mut index).unwrap();
+    let mut tokens = vec![0u32; prompt.len() + 3];
+    let n = t.encode(prompt, true, false, &mut tokens).unwrap();
+    assert!(n > 8);
+    let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
+        (
+            "tokenizer of 511 entries for a 512-token model",
+            generate(&v0(), &tok511(), 511, 16, Strategy::Argmax, b"hi").map(|_| ()),
+            Error::VocabularyMismatch {
+                model: 512,
+                tokenizer: 511,
+            },
+        ),
+        (
+            "prompt longer than the context",
+            generate(&v0(), &tok512(), VOCAB, 10, Strategy::Argmax, prompt).map(|_| ()),
+            Error::PromptTooLong {
+                tokens: n,
+                context: 10,
+            },
+        ),
+        (
+            // 53 bytes need at least 1 + 53 / 7 tokens (7 bytes is tok512's longest token):
+            // refused before the quadratic encoder runs, with that lower bound.
+            "prompt that cannot fit even at the longest tokens",
+            generate(&v0(), &tok512(), VOCAB, 8, Strategy::Argmax, prompt).map(|_| ()),
+            Error::PromptTooLong {
+                tokens: 1 + prompt.len().div_ceil(7),
+                context: 8,
+            },
+        ),
+    ];
+    check_table("generation", rows);
+    // The same prompt fits a context one token longer than it.
+    let summary = generate(&v0(), &tok512(), VOCAB, n, Strategy::Argmax, prompt).unwrap();
+    assert_eq!(summary.prompt_tokens, n);
+}
+
+/// Non-finite weights are accepted (checking them would cost a full read of the file at
+/// load time); they make NaN logits, and every sampler still returns a token in range:
+/// argmax and top-p (with no candidate) take token 0, multinomial the last token.
+#[test]
+fn non_finite_weights_never_crash() {
+    let nan = f32::NAN.to_le_bytes();
+    // v1: rms_final follows rms_att and rms_ffn (2 * 5 * 64 floats after the header).
+    let mut nan_norm = v1();
+    let rms_final = 256 + 4 * 2 * 5 * DIM;
+    for at in (rms_final..rms_final + 4 * DIM).step_by(4) {
+        nan_norm[at..at + 4].copy_from_slice(&nan);
+    }
+    // v0: token 1's embedding row is +inf (RMSNorm turns it into NaN).
+    let mut inf_embedding = v0();
+    let row = 28 + 4 * DIM;
+    for at in (row..row + 4 * DIM).step_by(4) {
+        inf_embedding[at..at + 4].copy_from_slice(&f32::INFINITY.to_le_bytes());
+    }
+    // v2: every scale of the shared embedding/classifier is NaN.
+    let mut nan_scales = v2();
+    let scales = 256 + 4 * (2 * 5 + 1) * DIM + VOCAB * DIM;
+    for at in (scales..scales + VOCAB * DIM).step_by(4) {
+        nan_scales[at..at + 4].copy_from_slice(&nan);
+    }
+    for (name, file) in [
+        ("NaN rms_final (v1)", &nan_norm),
+        ("+inf embedding of BOS (v0)", &inf_embedding),
+        ("NaN Q8 scales (v2)", &nan_scales),
+    ] {
+        let aligned = AlignedBytes::new(file);
+        let model = Model::from_bytes(aligned.bytes()).unwrap();
+        let c = model.config;
+        let mut buffer = vec![0f32; State::len_for(&c, 4).unwrap()];
+        let mut state = State::new(&c, 4, &mut buffer).unwrap();
+        let logits = model.forward(&mut state, 1, 0, &Serial).unwrap().to_vec();
+        assert!(logits.iter().all(|v| v.is_nan()), "{name}: logits not NaN");
+        let mut scratch = vec![ProbIndex::default(); VOCAB];
+        for (strategy, expected) in [
+            (Strategy::Argmax, 0),
+            (Strategy::new(1.0, 1.0).unwrap(), VOCAB as u32 - 1),
+            (Strategy::new(1.0, 0.9).unwrap(), 0),
+        ] {
+            let mut sampler = Sampler::new(strategy, 42, VOCAB, &mut scratch).unwrap();
+            assert_eq!(
+                sampler.sample(&mut logits.clone()),
+                Ok(expected),
+                "{name}, {strategy:?}"
+            );
+        }
+        // A whole generation runs to its end.
+        for strategy in [Strategy::Argmax, Strategy::new(0.8, 0.9).unwrap()] {
+            let summary = generate(file, &tok512(), VOCAB, 12, strategy, b"Hi").unwrap();
+            assert_eq!(summary.steps, 12, "{name}, {strategy:?}");
+        }
+    }
+}
