@@ -12,7 +12,7 @@ use crate::checkpoint::Model;
 use crate::config::Config;
 use crate::error::{Buffer, Error, Result};
 use crate::kernels::Kernels;
-use crate::math::{add_assign, matmul, matmul_many, rmsnorm, rmsnorm_in_place, swiglu};
+use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place, swiglu};
 use crate::parallel::Parallel;
 use crate::state::State;
 use crate::weights::{Matrix, Weights};
@@ -30,25 +30,7 @@ impl Model<'_> {
         parallel: &impl Parallel,
     ) -> Result<&'s mut [f32]> {
         self.check(state, core::slice::from_ref(&token), pos)?;
-        let State {
-            context,
-            att,
-            logits,
-            key_cache,
-            value_cache,
-            acts,
-            kernels,
-            ..
-        } = state;
-        let mut run = Run {
-            c: &self.config,
-            w: &self.weights,
-            k: *kernels,
-            context: *context,
-            att,
-            key_cache,
-            value_cache,
-        };
+        let (mut run, acts, logits) = Run::split(self, state);
         run.tokens(acts, &[token], pos, parallel);
         run.classify(acts, logits, parallel);
         Ok(state.logits)
@@ -88,24 +70,7 @@ impl Model<'_> {
             }
             return Ok(state.logits);
         }
-        let State {
-            context,
-            att,
-            logits,
-            key_cache,
-            value_cache,
-            kernels,
-            ..
-        } = state;
-        let mut run = Run {
-            c: &self.config,
-            w: &self.weights,
-            k: *kernels,
-            context: *context,
-            att,
-            key_cache,
-            value_cache,
-        };
+        let (mut run, _, logits) = Run::split(self, state);
         run.tokens(&mut batch.acts, tokens, first_pos, parallel);
         let last = tokens.len() - 1;
         run.classify_from(&mut batch.acts, last, logits, parallel);
@@ -147,7 +112,25 @@ struct Run<'r, 'w> {
     value_cache: &'r mut [f32],
 }
 
-impl Run<'_, '_> {
+impl<'r, 'w> Run<'r, 'w> {
+    /// Splits `state` into the parts a pass works on, the state's own single-token
+    /// activations, and its logits.
+    fn split<'b>(
+        model: &'r Model<'w>,
+        state: &'r mut State<'b>,
+    ) -> (Self, &'r mut Activations<'b>, &'r mut [f32]) {
+        let run = Run {
+            c: &model.config,
+            w: &model.weights,
+            k: state.kernels,
+            context: state.context,
+            att: state.att,
+            key_cache: state.key_cache,
+            value_cache: state.value_cache,
+        };
+        (run, &mut state.acts, state.logits)
+    }
+
     /// Runs every layer for `tokens` (checked by the caller) at consecutive positions from
     /// `first_pos`, leaving each token's residual stream in `a.x`.
     fn tokens(
@@ -312,7 +295,7 @@ fn norm_each(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32]) {
 }
 
 /// `out[b] = w · x[b]` for every token `b`. One token's result lands in place; a batch's
-/// comes out of [`matmul_many`] as `[row][token]` and is scattered per token.
+/// comes out of [`matmul`] as `[row][token]` and is scattered per token.
 ///
 fn project(
     k: Kernels,
@@ -328,7 +311,7 @@ fn project(
     }
     let rows = w.rows();
     let transposed = &mut scratch.transposed[..rows * n];
-    matmul_many(k, transposed, x, w, parallel, &mut scratch.quant);
+    matmul(k, transposed, x, w, parallel, &mut scratch.quant);
     for (r, per_token) in transposed.chunks_exact(n).enumerate() {
         for (b, &v) in per_token.iter().enumerate() {
             out[b * rows + r] = v;

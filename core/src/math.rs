@@ -46,30 +46,18 @@ pub struct QuantScratch<'b> {
     pub scales: &'b mut [f32],
 }
 
-/// `out = w · x` for a `[out.len()][x.len()]` matrix, rows handed out through `parallel`.
-///
-/// For a Q8 matrix, `x` is first quantized into `scratch` in groups of the matrix's group
-/// size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
-pub fn matmul(
-    k: Kernels,
-    out: &mut [f32],
-    x: &[f32],
-    w: &Matrix<'_>,
-    parallel: &impl Parallel,
-    scratch: &mut QuantScratch<'_>,
-) {
-    matmul_many(k, out, x, w, parallel, scratch);
-}
-
 /// Rows of a weight matrix one inner loop keeps in cache while it visits every input of a
 /// batch.
 const ROWS_PER_BLOCK: usize = 16;
 
-/// `out[r * B + b] = w_r · x_b` for a batch of `B = x.len() / w.cols()` inputs `x = [B][n]`:
-/// each weight row is read once for the whole batch. Every output is computed exactly as
-/// [`matmul`] computes it for that input alone, so batching never changes results.
-/// `scratch` must hold `x.len()` values and scales.
-pub fn matmul_many(
+/// `out[r * B + b] = w_r · x_b` for a batch of `B = x.len() / w.cols()` inputs `x = [B][n]`
+/// (for one input, simply `out = w · x`), rows handed out through `parallel`. Each weight row
+/// is read once for the whole batch, and every output is computed exactly as for that input
+/// alone, so batching never changes results.
+///
+/// For a Q8 matrix the inputs are first quantized into `scratch` in groups of the matrix's
+/// group size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
+pub fn matmul(
     k: Kernels,
     out: &mut [f32],
     x: &[f32],
