@@ -84,10 +84,13 @@ mod weights;
 #[cfg(test)]
 mod testutil;
 
-// The README's examples are compiled and run as doctests.
+// The READMEs' examples are compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+mod readme_doctest {}
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]
-mod readme_doctest {}
+mod main_readme_doctest {}
 
 pub use batch::Batch;
 pub use chat::{render_turn, rendered_len, Chat, TurnEnd};

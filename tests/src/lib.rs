@@ -6,6 +6,7 @@
 //! names the path, so that a misplaced fixture directory cannot pass as "nothing to check".
 
 pub mod capi;
+pub mod firmware;
 
 use std::ffi::OsStr;
 use std::fs;

@@ -1,0 +1,58 @@
+#!/usr/bin/env python3
+"""Checks that docs/ARCHITECTURE.md names every source file, so the map cannot fall behind.
+
+A file counts as named when its path from the repository root appears in the document, or
+when a section whose heading gives a directory in backticks (for example
+"## Core modules (`core/src/`)") names it relative to that directory ("`kernels/x86.rs`").
+Source files are the tracked files ending in .rs, .c, .h, .sh or .py, and `.ci/run`.
+Prints the files that are not named and exits 1 if there are any.
+"""
+
+import pathlib
+import re
+import subprocess
+import sys
+
+SOURCE = re.compile(r"\.(rs|c|h|sh|py)$")
+PATH_TOKEN = re.compile(r"[A-Za-z0-9_.\-/]+")
+HEADING = re.compile(r"^#+ ")
+DIRECTORY = re.compile(r"`([A-Za-z0-9_.\-/]+/)`")
+
+
+def source_files(root):
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=root, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    return [f for f in listed if SOURCE.search(f) or f == ".ci/run"]
+
+
+def named_paths(document):
+    """Every path the document names, with section directories prepended where given."""
+    named = set()
+    bases = [""]
+    for line in document.splitlines():
+        if HEADING.match(line):
+            bases = [""] + DIRECTORY.findall(line)
+        for token in PATH_TOKEN.findall(line):
+            token = token.rstrip(".")
+            for base in bases:
+                named.add(base + token)
+    return named
+
+
+def main():
+    root = pathlib.Path(__file__).resolve().parent.parent
+    document = (root / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    named = named_paths(document)
+    missing = [f for f in source_files(root) if f not in named]
+    if missing:
+        print("docs/ARCHITECTURE.md does not name these source files:")
+        for f in missing:
+            print(f"  {f}")
+        return 1
+    print(f"docs/ARCHITECTURE.md names all {len(source_files(root))} source files")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
