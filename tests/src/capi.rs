@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-use crate::workspace_root;
+use crate::{cargo_artifacts, cargo_command, workspace_root};
 
 /// The `capi/` crate directory.
 pub fn capi_dir() -> PathBuf {
@@ -45,41 +45,21 @@ pub fn static_lib() -> &'static Path {
 }
 
 fn build_static_lib() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
+    let mut command = cargo_command();
     command.current_dir(workspace_root()).args([
         "build",
         "-p",
         "llama2-capi",
         "--lib",
         "--release",
-        "--message-format=json",
     ]);
-    let output = command
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build llama2-capi: {e}"));
-    assert!(
-        output.status.success(),
-        "building llama2-capi failed ({}):\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let archive = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
+    cargo_artifacts(command, "llama2-capi")
+        .iter()
         .filter(|message| message["package_id"].as_str().is_some_and(is_capi_package))
         .flat_map(|message| message["filenames"].as_array().cloned().unwrap_or_default())
         .filter_map(|name| name.as_str().map(PathBuf::from))
         .find(|path| path.extension() == Some(OsStr::new("a")))
-        .unwrap_or_else(|| panic!("cargo reported no libllama2.a:\n{stdout}"));
-    assert!(
-        archive.is_file(),
-        "cargo reported {} but it does not exist",
-        archive.display()
-    );
-    archive
+        .unwrap_or_else(|| panic!("cargo reported no libllama2.a"))
 }
 
 /// Whether a cargo package id names `llama2-capi` (`path+file:///…/capi#llama2-capi@0.1.0`

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use object::{Object, ObjectSection, ObjectSymbol};
 
-use crate::{read_file, workspace_root};
+use crate::{cargo_artifacts, cargo_command, read_file, workspace_root};
 
 /// Far more than a run needs (about a second), so that only a hang trips it.
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
@@ -33,37 +33,23 @@ pub fn build_firmware(model: &Path, tokenizer: &Path, context: usize) -> PathBuf
     let absolute = |path: PathBuf| {
         fs::canonicalize(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
     };
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     // Run in the crate's directory: its .cargo/config.toml chooses the target.
-    let output = Command::new(&cargo)
+    let mut command = cargo_command();
+    command
         .current_dir(&crate_dir)
-        .args(["build", "--release", "--message-format=json"])
-        .arg("--target-dir")
+        .args(["build", "--release", "--target-dir"])
         .arg(&target_dir)
         .env("LLAMA2_FIRMWARE_MODEL", absolute(model.to_path_buf()))
         .env(
             "LLAMA2_FIRMWARE_TOKENIZER",
             absolute(tokenizer.to_path_buf()),
         )
-        .env("LLAMA2_FIRMWARE_CONTEXT", context.to_string())
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the firmware: {e}"));
-    assert!(
-        output.status.success(),
-        "building the firmware in {} failed ({}):\n{}\n{}",
-        crate_dir.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr),
-        String::from_utf8_lossy(&output.stdout)
-    );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let built = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|message| message["reason"] == "compiler-artifact")
+        .env("LLAMA2_FIRMWARE_CONTEXT", context.to_string());
+    let built = cargo_artifacts(command, "the firmware")
+        .iter()
         .filter(|message| message["target"]["name"] == "llama2-firmware")
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no llama2-firmware executable:\n{stdout}"));
+        .unwrap_or_else(|| panic!("cargo reported no llama2-firmware executable"));
     // The next build overwrites `built`.
     let elf = target_dir.join(format!("llama2-firmware-context-{context}.elf"));
     fs::copy(&built, &elf)

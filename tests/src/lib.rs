@@ -366,42 +366,61 @@ pub fn llama2_bin() -> &'static Path {
 }
 
 fn build_llama2() -> PathBuf {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut command = Command::new(&cargo);
-    command.current_dir(workspace_root()).args([
-        "build",
-        "-p",
-        "llama2-cli",
-        "--bin",
-        "llama2",
-        "--message-format=json",
-    ]);
+    let mut args = vec!["-p", "llama2-cli", "--bin", "llama2"];
     if !cfg!(debug_assertions) {
-        command.arg("--release");
+        args.push("--release");
     }
+    let mut command = cargo_command();
+    command
+        .current_dir(workspace_root())
+        .arg("build")
+        .args(args);
+    cargo_artifacts(command, "llama2")
+        .iter()
+        .filter(|message| message["target"]["name"] == "llama2")
+        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no llama2 executable"))
+}
+
+/// `$CARGO` (the cargo running the tests), else `cargo` on `PATH`.
+pub fn cargo_command() -> Command {
+    Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+}
+
+/// Runs a `cargo build` `command` with `--message-format=json` and returns its
+/// `compiler-artifact` messages; panics with cargo's output, naming `what` was built, if the
+/// build fails. Callers pick their artifact (an executable, an archive) from the messages.
+pub fn cargo_artifacts(mut command: Command, what: &str) -> Vec<serde_json::Value> {
     let output = command
+        .arg("--message-format=json")
         .output()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build llama2: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {what}: {e}"));
+    let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "building llama2 failed ({}):\n{}",
+        "building {what} failed ({}):\n{}\n{stdout}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let executable = stdout
+    let artifacts: Vec<serde_json::Value> = stdout
         .lines()
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|message| message["reason"] == "compiler-artifact")
-        .filter(|message| message["target"]["name"] == "llama2")
-        .find_map(|message| message["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no llama2 executable:\n{stdout}"));
-    assert!(
-        executable.is_file(),
-        "cargo reported {} but it does not exist",
-        executable.display()
-    );
-    executable
+        .collect();
+    // Every file cargo names must be there (a stale message would point at nothing).
+    for message in &artifacts {
+        let files = message["filenames"].as_array().into_iter().flatten();
+        for file in files
+            .chain(message.get("executable"))
+            .filter_map(|f| f.as_str())
+        {
+            assert!(
+                Path::new(file).is_file(),
+                "cargo reported {file} but it does not exist"
+            );
+        }
+    }
+    artifacts
 }
 
 /// Runs `llama2` with `args` in the current directory and waits for it.

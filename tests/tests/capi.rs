@@ -195,12 +195,12 @@ fn errors_c_gets_an_error_code_for_every_misuse() {
     assert_valgrind_clean("errors.c", &output);
 }
 
-/// The C program of the repository's `README.md` (its only C code block) compiles and
+/// The C program of `capi/README.md` (its only C code block) compiles and
 /// prints the story it promises: the golden greedy story of "Once upon a time".
 #[test]
 fn readme_program_prints_the_golden_story() {
-    let readme_path = capi_dir().join("../README.md");
-    let readme = String::from_utf8(read_file(&readme_path)).expect("README.md is UTF-8");
+    let readme_path = capi_dir().join("README.md");
+    let readme = String::from_utf8(read_file(&readme_path)).expect("capi/README.md is UTF-8");
     let (_, rest) = readme
         .split_once("```c\n")
         .unwrap_or_else(|| panic!("{} has no ```c block", readme_path.display()));
@@ -213,7 +213,7 @@ fn readme_program_prints_the_golden_story() {
         &exe,
         &[model_file("stories260K.bin"), model_file("tok512.bin")],
     );
-    if let Some(mismatch) = story_mismatch("README.md's program", &case, &output) {
+    if let Some(mismatch) = story_mismatch("capi/README.md's program", &case, &output) {
         panic!("{mismatch}");
     }
 }
