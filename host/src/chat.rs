@@ -8,8 +8,9 @@
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
-use llama2_core::TurnEnd;
-use llama2_core::{render_turn, rendered_len, Chat, Error, GenerateError, Generator, Tokenizer};
+use llama2_core::{
+    render_turn, rendered_len, Chat, Error, GenerateError, Generator, Tokenizer, TurnEnd,
+};
 
 use crate::cli::RunArgs;
 use crate::error::CliError;
@@ -42,15 +43,7 @@ pub fn run(
             }
             let limit = byte_limit(chat.room(), longest);
             match read_line(&mut input, limit)? {
-                Line::Text(system) => {
-                    if !interactive {
-                        note!(
-                            "llama2: stdin is not a terminal: its first line was taken as the \
-                             system prompt (give one with -y to make every line a user turn)"
-                        );
-                    }
-                    (system, "stdin")
-                }
+                Line::Text(system) => (system, "stdin"),
                 Line::End => return Ok(()),
                 Line::TooLong => {
                     return Err(CliError::usage(
@@ -66,6 +59,12 @@ pub fn run(
         }
     };
     check_system_fits(tokenizer, &system, chat.room(), source)?;
+    if source == "stdin" && !interactive {
+        note!(
+            "llama2: stdin is not a terminal: its first line was taken as the system prompt \
+             (give one with -y to make every line a user turn)"
+        );
+    }
 
     let mut user = match &args.prompt {
         Some(prompt) => Line::Text(prompt.clone().into_bytes()),
