@@ -3,7 +3,7 @@
 //! no state lost on a refused turn.
 
 use crate::error::{Buffer, Error};
-use crate::generate::{check_prompt_fits, write_piece, GenerateError, Generator};
+use crate::generate::{write_piece, GenerateError, Generator};
 use crate::parallel::Parallel;
 use crate::text::TextDecoder;
 use crate::tokenizer::EOS;
@@ -98,13 +98,24 @@ impl<'g, 'a, 'b, P: Parallel> Chat<'g, 'a, 'b, P> {
         self.pos
     }
 
+    /// Positions the next turn may use, its prompt and its reply: those left and, with a
+    /// sliding window, at most the window. A turn of more tokens is refused.
+    pub fn room(&self) -> usize {
+        let left = self.limit - self.pos;
+        if self.generator.state.sliding_window() {
+            left.min(self.generator.state.context())
+        } else {
+            left
+        }
+    }
+
     /// Runs one turn: renders `user` (with `system` on the first turn), feeds it, and writes
     /// the assistant's reply to `out` until it chooses EOS. `text_buf` needs
     /// [`rendered_len`] bytes and `token_buf` that plus 4 tokens.
     ///
     /// A turn that does not fit the positions left (or, with a sliding window, the window)
-    /// is refused with [`Error::PromptTooLong`] before anything is run, so the caller can ask
-    /// for a shorter one.
+    /// is refused with [`Error::PromptTooLong`] (its real token count) before anything is
+    /// run, so the caller can ask for a shorter one.
     pub fn turn<W: embedded_io::Write>(
         &mut self,
         system: Option<&[u8]>,
@@ -113,16 +124,10 @@ impl<'g, 'a, 'b, P: Parallel> Chat<'g, 'a, 'b, P> {
         token_buf: &mut [u32],
         out: &mut W,
     ) -> Result<TurnEnd, GenerateError<W::Error>> {
+        let window = self.room();
         let g = &mut self.generator;
         let system = if self.pos == 0 { system } else { None };
         let len = render_turn(system, user, text_buf)?;
-        let left = self.limit - self.pos;
-        let window = if g.state.sliding_window() {
-            left.min(g.state.context())
-        } else {
-            left
-        };
-        check_prompt_fits(g.tokenizer, &text_buf[..len], window)?;
         // The pending EOS goes first, then the turn (which starts with BOS).
         let skip = usize::from(!self.eos_pending);
         let (head, rest) = token_buf.split_first_mut().ok_or(Error::BufferTooSmall {

@@ -56,24 +56,6 @@ pub struct Summary {
     pub stopped_on_bos: bool,
 }
 
-/// Refuses, before encoding it, a text that cannot fit `positions` tokens: each token
-/// spells at most `max_token_length` bytes of the text, and BOS comes first.
-/// Encoding is quadratic in the text's length, so this bounds what a hostile prompt costs.
-pub(crate) fn check_prompt_fits(
-    tokenizer: &Tokenizer<'_>,
-    text: &[u8],
-    positions: usize,
-) -> Result<()> {
-    let fewest = 1 + text.len().div_ceil(tokenizer.max_token_length().max(1));
-    if !text.is_empty() && fewest > positions {
-        return Err(Error::PromptTooLong {
-            tokens: fewest,
-            context: positions,
-        });
-    }
-    Ok(())
-}
-
 /// Decodes `next` (after `prev`) through the text rule into `out`, flushing it.
 pub(crate) fn write_piece<W: embedded_io::Write>(
     tokenizer: &Tokenizer<'_>,
@@ -126,6 +108,11 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
     /// token's text to `out` as soon as it is known, flushing after each. A final newline is
     /// written. `on_token` sees every token after its text is written.
     ///
+    /// As in llama2.c, `steps` smaller than the prompt's tokens writes the first `steps`
+    /// prompt pieces and stops; a prompt longer than the context is refused with
+    /// [`Error::PromptTooLong`] (its real token count) when more steps than the context, or
+    /// 0, are asked for.
+    ///
     /// Generation stops when BOS is chosen, as in llama2.c, unless the state slides its
     /// window ([`State::set_sliding_window`]): then exactly `steps` positions run (0 means
     /// the context), past the context, and a BOS starts a new line of text.
@@ -172,20 +159,27 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
             }
             .into());
         }
-        let steps = if self.state.sliding_window() && steps != 0 {
-            steps // asked for explicitly: as many as requested, past the context
-        } else {
-            resolve_steps(steps, self.state.context())
-        };
-        check_prompt_fits(self.tokenizer, prompt, self.state.context())?;
+        let context = self.state.context();
         let n_prompt = self.tokenizer.encode(prompt, true, false, prompt_buf)?;
-        if n_prompt > self.state.context() {
+        // As in llama2.c, only the prompt positions below `steps` run: a prompt longer than
+        // the steps asked for is cut there. Asked for the whole context (0) or more, the
+        // whole prompt must fit it.
+        let prompt_positions = match steps {
+            0 => n_prompt,
+            asked => n_prompt.min(asked),
+        };
+        if prompt_positions > context {
             return Err(Error::PromptTooLong {
                 tokens: n_prompt,
-                context: self.state.context(),
+                context,
             }
             .into());
         }
+        let steps = if self.state.sliding_window() && steps != 0 {
+            steps // asked for explicitly: as many as requested, past the context
+        } else {
+            resolve_steps(steps, context)
+        };
         let prompt_tokens = &prompt_buf[..n_prompt];
 
         // Positions whose forward pass a batch has already run.
@@ -436,23 +430,51 @@ mod tests {
                 tokenizer: 266
             }))
         );
-        // A prompt that cannot fit is refused before it is encoded: 200 bytes need at least
-        // 1 + 200 / 6 tokens with this vocabulary's 6-byte longest token.
-        assert_eq!(
-            run(300, 4, &"ab".repeat(100), 4, &mut out).0,
-            Err(GenerateError::Engine(Error::PromptTooLong {
-                tokens: 35,
-                context: 4
-            }))
-        );
+        // A prompt longer than the context, when the whole context (0) or more steps are
+        // asked for, is refused with its real token count: "ab" has no merge here, so 200
+        // bytes are 1 + 100 tokens.
+        for steps in [0, 5] {
+            assert_eq!(
+                run(300, 4, &"ab".repeat(100), steps, &mut out).0,
+                Err(GenerateError::Engine(Error::PromptTooLong {
+                    tokens: 101,
+                    context: 4
+                }))
+            );
+        }
         // "#0#0#0" has no merges beyond single characters: 1 + 1 + 6 tokens > context 4
         assert_eq!(
-            run(300, 4, "#0#0#0", 4, &mut out).0,
+            run(300, 4, "#0#0#0", 0, &mut out).0,
             Err(GenerateError::Engine(Error::PromptTooLong {
                 tokens: 8,
                 context: 4
             }))
         );
+    }
+
+    /// As in llama2.c: steps below the prompt's length print that many prompt pieces.
+    #[test]
+    fn fewer_steps_than_prompt_tokens_print_the_first_pieces() {
+        // [BOS, " ", "#", "0", "#", "0", "#", "0"]: the space vanishes after BOS.
+        for (steps, text) in [(1, "\n"), (3, "#0\n"), (4, "#0#\n")] {
+            let mut out = Vec::new();
+            let (summary, events) = run(300, 4, "#0#0#0", steps, &mut out);
+            let summary = summary.unwrap();
+            assert_eq!((summary.prompt_tokens, summary.steps), (8, steps));
+            assert!(!summary.stopped_on_bos);
+            assert_eq!(events.len(), steps);
+            assert!(events.iter().all(|e| e.from_prompt));
+            assert_eq!(String::from_utf8_lossy(&out), text);
+            for capacity in [1, 2, 4] {
+                let batched = with_generator(300, 4, false, Strategy::Argmax, |g| {
+                    generate_text(g, "#0#0#0", steps, capacity)
+                });
+                assert_eq!(
+                    (batched.0, batched.1, batched.2),
+                    (summary, out.clone(), events.clone())
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,20 +7,24 @@ use std::time::Instant;
 
 use llama2_core::{argmax, Batch, Model, Parallel, State};
 
-use crate::cli::threads_or_default;
+use crate::args::EngineArgs;
 use crate::error::CliError;
-use crate::kernels::KernelChoice;
+use crate::generate::zeroed;
 use crate::load::MappedFile;
 use crate::pool::ThreadPool;
+use crate::stdio;
 use crate::synthetic::{quantized, random_f32_model, AlignedBytes, Shape};
 
 /// Element type of a synthetic benchmark model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Dtype {
+    /// 32-bit floats (llama2.c version 1).
     F32,
+    /// Q8_0 (llama2.c version 2).
     Q8,
 }
 
+/// `llama2 bench`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Model file to measure (or use --shape for random weights made in memory).
@@ -41,15 +45,8 @@ pub struct BenchArgs {
     /// Repetitions; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// Prompt tokens run through the model at once (1: one by one).
-    #[arg(long, value_name = "N", default_value_t = crate::cli::DEFAULT_BATCH, value_parser = crate::cli::parse_batch)]
-    pub batch_size: usize,
-    /// Threads to run on [default: the available cores].
-    #[arg(long, value_name = "N", value_parser = crate::cli::parse_threads)]
-    pub threads: Option<usize>,
-    /// Inner loops: the processor's SIMD (auto) or the scalar reference.
-    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
-    pub kernels: KernelChoice,
+    #[command(flatten)]
+    pub engine: EngineArgs,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -70,40 +67,57 @@ impl Source {
     }
 }
 
+/// Runs `llama2 bench`: times the runs and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     let (source, label) = load(args)?;
     let model = Model::from_bytes(source.bytes()).map_err(|e| CliError::usage(&label, e))?;
     let config = model.config;
-    let positions = args.prompt_tokens + args.gen_tokens;
-    if positions == 0 || positions > config.seq_len || args.runs == 0 {
-        return Err(CliError::usage(
-            "--prompt-tokens/--gen-tokens/--runs",
-            format!(
-                "need 1..={} positions in all (the model's seq_len) and at least one run",
-                config.seq_len
-            ),
-        ));
-    }
-    let parallel = ThreadPool::new(threads_or_default(args.threads))
-        .map_err(|e| CliError::usage("--threads", e))?;
-    let mut buffer = vec![0f32; State::len_for(&config, positions).unwrap_or(0)];
-    let capacity = args.batch_size.min(positions);
-    let mut batch_buffer = vec![0f32; Batch::len_for(&config, capacity).unwrap_or(0)];
+    let counts = "--prompt-tokens/--gen-tokens/--runs";
+    let positions = args
+        .prompt_tokens
+        .checked_add(args.gen_tokens)
+        .filter(|&n| n > 0 && n <= config.seq_len)
+        .filter(|_| args.runs > 0)
+        .ok_or_else(|| {
+            CliError::usage(
+                counts,
+                format!(
+                    "need 1..={} positions in all (the model's seq_len) and at least one run",
+                    config.seq_len
+                ),
+            )
+        })?;
+    let parallel =
+        ThreadPool::new(args.engine.threads()).map_err(|e| CliError::usage("--threads", e))?;
+    let mut buffer = zeroed(
+        State::len_for(&config, positions),
+        "the KV cache and activations",
+    )
+    .map_err(|e| CliError::usage(&label, e))?;
+    let capacity = args.engine.batch_size.min(positions);
+    let mut batch_buffer = zeroed(Batch::len_for(&config, capacity), "the prompt batch")
+        .map_err(|e| CliError::usage(&label, e))?;
     let mut batch =
         Batch::new(&config, capacity, &mut batch_buffer).map_err(|e| CliError::usage(&label, e))?;
     let mut prompt_rates = Vec::new();
     let mut gen_rates = Vec::new();
+    for rates in [&mut prompt_rates, &mut gen_rates] {
+        rates
+            .try_reserve_exact(args.runs)
+            .map_err(|_| CliError::usage(counts, "too many runs to keep their timings"))?;
+    }
     for _ in 0..args.runs {
         let mut state =
             State::new(&config, positions, &mut buffer).map_err(|e| CliError::usage(&label, e))?;
-        state.set_kernels(args.kernels.resolve());
+        state.set_kernels(args.engine.kernels.resolve());
         let (prompt, generation) = time_run(&model, &mut state, &mut batch, args, &parallel)
             .map_err(|e| CliError::usage(&label, e))?;
         prompt_rates.extend(prompt);
         gen_rates.extend(generation);
     }
     let weight_bytes = model.weights.bytes_per_token(&config);
-    let bandwidth = measure_read_bandwidth(parallel.threads());
+    let bandwidth =
+        measure_read_bandwidth(parallel.threads()).map_err(|e| CliError::usage("bench", e))?;
     let report = Report {
         label,
         prompt_tok_s: median(&mut prompt_rates),
@@ -111,13 +125,12 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         weight_bytes,
         machine_gb_s: bandwidth / 1e9,
         threads: parallel.threads(),
-        kernels: args.kernels.resolve().name(),
+        kernels: args.engine.kernels.resolve().name(),
         runs: args.runs,
         prompt_tokens: args.prompt_tokens,
         gen_tokens: args.gen_tokens,
     };
-    report.print(args.json);
-    Ok(())
+    stdio::print(&report.render(args.json))
 }
 
 fn load(args: &BenchArgs) -> Result<(Source, String), CliError> {
@@ -151,12 +164,13 @@ fn time_run(
     args: &BenchArgs,
     parallel: &impl Parallel,
 ) -> llama2_core::Result<(Option<f64>, Option<f64>)> {
-    let vocab = model.config.vocab_size as u32;
-    let prompt: Vec<u32> = (0..args.prompt_tokens as u32)
-        .map(|i| i.wrapping_mul(2_654_435_761) % vocab)
+    // Token ids spread over the vocabulary (a multiplicative hash of the position).
+    let vocab = model.config.vocab_size as u64;
+    let prompt: Vec<u32> = (0..args.prompt_tokens as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) % vocab) as u32)
         .collect();
     let start = Instant::now();
-    if args.batch_size > 1 {
+    if args.engine.batch_size > 1 {
         for (i, chunk) in prompt.chunks(batch.capacity()).enumerate() {
             black_box(model.forward_batch(state, batch, chunk, i * batch.capacity(), parallel)?);
         }
@@ -185,10 +199,18 @@ fn median(values: &mut [f64]) -> Option<f64> {
 }
 
 /// Best-of-five read bandwidth in bytes/s of `threads` threads summing disjoint parts of a
-/// buffer far larger than the caches: the ceiling generation can reach.
-pub fn measure_read_bandwidth(threads: usize) -> f64 {
+/// buffer far larger than the caches: the ceiling generation can reach. Fails, with a
+/// message, where the machine cannot give the buffer.
+pub fn measure_read_bandwidth(threads: usize) -> Result<f64, String> {
     const BYTES: usize = 512 << 20;
-    let buffer: Vec<u64> = (0..BYTES as u64 / 8).collect();
+    let mut buffer: Vec<u64> = Vec::new();
+    buffer.try_reserve_exact(BYTES / 8).map_err(|_| {
+        format!(
+            "cannot allocate {} MB to measure the memory bandwidth",
+            BYTES / 1_000_000
+        )
+    })?;
+    buffer.extend(0..BYTES as u64 / 8);
     let part = buffer.len().div_ceil(threads.max(1));
     let mut best = f64::MAX;
     for _ in 0..5 {
@@ -200,7 +222,7 @@ pub fn measure_read_bandwidth(threads: usize) -> f64 {
         });
         best = best.min(start.elapsed().as_secs_f64());
     }
-    BYTES as f64 / best
+    Ok(BYTES as f64 / best)
 }
 
 struct Report {
@@ -221,7 +243,8 @@ impl Report {
         self.gen_tok_s.map(|r| r * self.weight_bytes as f64 / 1e9)
     }
 
-    fn print(&self, json: bool) {
+    /// The report as text lines, or as one JSON object.
+    fn render(&self, json: bool) -> String {
         let share = self.achieved_gb_s().map(|a| a / self.machine_gb_s);
         if json {
             let value = serde_json::json!({
@@ -238,33 +261,35 @@ impl Report {
                 "machine_read_gb_s": self.machine_gb_s,
                 "bandwidth_share": share,
             });
-            println!("{value}");
-            return;
+            return format!("{value}\n");
         }
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        println!("model:               {}", self.label);
-        println!("threads:             {}", self.threads);
-        println!("kernels:             {}", self.kernels);
-        println!("runs (median of):    {}", self.runs);
-        println!(
-            "prompt processing:   {} tok/s ({} tokens)",
-            show(self.prompt_tok_s),
-            self.prompt_tokens
-        );
-        println!(
-            "generation:          {} tok/s ({} tokens)",
-            show(self.gen_tok_s),
-            self.gen_tokens
-        );
-        println!(
-            "weights per token:   {:.1} MB",
-            self.weight_bytes as f64 / 1e6
-        );
-        println!("achieved bandwidth:  {} GB/s", show(self.achieved_gb_s()));
-        println!("machine read:        {:.1} GB/s", self.machine_gb_s);
-        println!(
-            "share of bandwidth:  {}",
-            share.map_or("-".to_string(), |s| format!("{:.0}%", s * 100.0))
-        );
+        let lines = [
+            format!("model:               {}", self.label),
+            format!("threads:             {}", self.threads),
+            format!("kernels:             {}", self.kernels),
+            format!("runs (median of):    {}", self.runs),
+            format!(
+                "prompt processing:   {} tok/s ({} tokens)",
+                show(self.prompt_tok_s),
+                self.prompt_tokens
+            ),
+            format!(
+                "generation:          {} tok/s ({} tokens)",
+                show(self.gen_tok_s),
+                self.gen_tokens
+            ),
+            format!(
+                "weights per token:   {:.1} MB",
+                self.weight_bytes as f64 / 1e6
+            ),
+            format!("achieved bandwidth:  {} GB/s", show(self.achieved_gb_s())),
+            format!("machine read:        {:.1} GB/s", self.machine_gb_s),
+            format!(
+                "share of bandwidth:  {}",
+                share.map_or("-".to_string(), |s| format!("{:.0}%", s * 100.0))
+            ),
+        ];
+        lines.iter().map(|line| format!("{line}\n")).collect()
     }
 }

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::kernels::KernelChoice;
+use crate::args::EngineArgs;
 
 /// Run Llama-2-architecture models in the llama2.c formats.
 ///
@@ -56,7 +56,13 @@ pub struct RunArgs {
     pub model: Option<PathBuf>,
 
     /// Temperature; 0 picks the most likely token every time.
-    #[arg(short = 't', long, default_value_t = 1.0, value_name = "FLOAT")]
+    #[arg(
+        short = 't',
+        long,
+        default_value_t = 1.0,
+        value_name = "FLOAT",
+        allow_hyphen_values = true
+    )]
     pub temperature: f32,
 
     /// Nucleus sampling: sample from the smallest set of tokens whose probability exceeds
@@ -65,7 +71,8 @@ pub struct RunArgs {
         short = 'p',
         long = "top-p",
         default_value_t = 0.9,
-        value_name = "FLOAT"
+        value_name = "FLOAT",
+        allow_hyphen_values = true
     )]
     pub top_p: f32,
 
@@ -79,7 +86,7 @@ pub struct RunArgs {
     pub steps: usize,
 
     /// Prompt to continue (in chat mode: the first user message).
-    #[arg(short = 'i', long, value_name = "STRING")]
+    #[arg(short = 'i', long, value_name = "STRING", allow_hyphen_values = true)]
     pub prompt: Option<String>,
 
     /// Tokenizer file [default: tokenizer.bin beside the model, else in the working directory].
@@ -91,18 +98,19 @@ pub struct RunArgs {
     pub mode: Mode,
 
     /// System prompt, for chat mode.
-    #[arg(short = 'y', long = "system-prompt", value_name = "STRING")]
+    #[arg(
+        short = 'y',
+        long = "system-prompt",
+        value_name = "STRING",
+        allow_hyphen_values = true
+    )]
     pub system_prompt: Option<String>,
 
-    /// Inner loops: the processor's SIMD (auto) or the scalar reference.
-    #[arg(long, value_enum, default_value_t = KernelChoice::Auto)]
-    pub kernels: KernelChoice,
+    #[command(flatten)]
+    pub engine: EngineArgs,
 
-    /// Threads to run on [default: the available cores].
-    #[arg(long, value_name = "N", value_parser = parse_threads)]
-    pub threads: Option<usize>,
-
-    /// Positions the KV cache holds [default: the model's seq_len]; less saves memory.
+    /// Positions the KV cache holds [default: what the run needs: the steps, at most the
+    /// model's seq_len]; less saves memory.
     #[arg(long, value_name = "N", value_parser = parse_context)]
     pub context: Option<usize>,
 
@@ -110,28 +118,14 @@ pub struct RunArgs {
     /// so -n can exceed the context (quality may drift once the window slides).
     #[arg(long)]
     pub sliding_window: bool,
-
-    /// Prompt tokens run through the model at once; 1 runs them one by one. Never changes
-    /// the output, only the speed.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = parse_batch)]
-    pub batch_size: usize,
 }
 
-/// Prompt tokens per batch by default: enough to read each weight once for many tokens,
-/// small enough that the batch's vectors stay in cache.
-pub const DEFAULT_BATCH: usize = 16;
-
-/// Batch sizes are at least one.
-pub fn parse_batch(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("expected a batch size, 1 or more".to_string()),
-    }
-}
-
+/// What `llama2 MODEL` does with the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Mode {
+    /// Continue the prompt.
     Generate,
+    /// Converse: user turns from stdin.
     Chat,
 }
 
@@ -140,19 +134,6 @@ fn parse_steps(text: &str) -> Result<usize, String> {
     text.parse::<usize>().map_err(|_| {
         "expected a whole number of steps, 0 or more (0 means the model's seq_len)".to_string()
     })
-}
-
-/// Threads are at least one.
-pub fn parse_threads(text: &str) -> Result<usize, String> {
-    match text.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err("expected a number of threads, 1 or more".to_string()),
-    }
-}
-
-/// The thread count to use: the one asked for, else the available cores.
-pub fn threads_or_default(threads: Option<usize>) -> usize {
-    threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// Contexts are at least one position.

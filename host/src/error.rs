@@ -9,6 +9,8 @@ pub struct CliError {
     /// The file or flag the problem is about.
     subject: String,
     problem: String,
+    /// Nothing to report: stdout's reader went away (see [`CliError::output_closed`]).
+    quiet: bool,
 }
 
 impl CliError {
@@ -17,6 +19,7 @@ impl CliError {
         CliError {
             subject: path.display().to_string(),
             problem: problem.to_string(),
+            quiet: false,
         }
     }
 
@@ -25,7 +28,23 @@ impl CliError {
         CliError {
             subject: subject.into(),
             problem: problem.to_string(),
+            quiet: false,
         }
+    }
+
+    /// Stdout's reader went away (`llama2 ... | head`): the run stops, and exits quietly
+    /// with success, as other filters do.
+    pub fn output_closed() -> Self {
+        CliError {
+            subject: "stdout".to_string(),
+            problem: "the reader closed the pipe".to_string(),
+            quiet: true,
+        }
+    }
+
+    /// Whether this ends the run without a report and with success.
+    pub fn is_quiet(&self) -> bool {
+        self.quiet
     }
 }
 

@@ -1,18 +1,20 @@
 //! `llama2 MODEL ...`: load the files, set the engine up, then generate text (streamed to
 //! stdout, with llama2.c's speed report) or chat.
 
-use std::io::Write as _;
+use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
     Batch, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
 };
 
-use crate::cli::{threads_or_default, Mode, RunArgs};
+use crate::cli::{Mode, RunArgs};
 use crate::error::{path_of, CliError};
 use crate::load::{tokenizer_path, MappedFile};
 use crate::pool::ThreadPool;
+use crate::stdio;
 
+/// Runs `llama2 MODEL ...`: generation or chat, as `-m` says.
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let strategy = Strategy::new(args.temperature, args.top_p).map_err(|e| {
         let flag = match e {
@@ -59,7 +61,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     .map_err(|e| CliError::file(model_path, format!("{e}; try a shorter --context")))?;
     let mut state = State::new(&config, context, &mut activations)
         .map_err(|e| CliError::file(model_path, e))?;
-    state.set_kernels(args.kernels.resolve());
+    state.set_kernels(args.engine.kernels.resolve());
     state.set_sliding_window(args.sliding_window);
     let mut scratch: Vec<ProbIndex> = zeroed(
         Some(Sampler::scratch_len(&strategy, config.vocab_size)),
@@ -75,7 +77,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
 
     // Prompt batches only help generation (chat turns are short and run token by token).
     let capacity = match args.mode {
-        Mode::Generate if args.batch_size > 1 => args.batch_size.min(context),
+        Mode::Generate if args.engine.batch_size > 1 => args.engine.batch_size.min(context),
         _ => 0,
     };
     let mut batch_buffer: Vec<f32> = match capacity {
@@ -89,8 +91,8 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             Batch::new(&config, n, &mut batch_buffer).map_err(|e| CliError::file(model_path, e))?,
         ),
     };
-    let pool = ThreadPool::new(threads_or_default(args.threads))
-        .map_err(|e| CliError::usage("--threads", e))?;
+    let pool =
+        ThreadPool::new(args.engine.threads()).map_err(|e| CliError::usage("--threads", e))?;
     let generator = Generator {
         model: &model,
         tokenizer: &tokenizer,
@@ -98,16 +100,26 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         sampler: &mut sampler,
         parallel: &pool,
     };
-    let result = match args.mode {
-        Mode::Generate => generate(args, generator, batch),
-        Mode::Chat => crate::chat::run(args, generator),
-    };
-    match result {
-        Ok(()) => Ok(()),
-        // Output closed early (`llama2 ... | head`): stop quietly, as other filters do.
-        Err(GenerateError::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(GenerateError::Write(e)) => Err(CliError::usage("stdout", e)),
-        Err(GenerateError::Engine(e)) => Err(CliError::file(model_path, e)),
+    match args.mode {
+        Mode::Generate => generate(args, generator, batch)
+            .map_err(|e| generation_failed(e, model_path, "-i/--prompt")),
+        Mode::Chat => crate::chat::run(args, generator, model_path),
+    }
+}
+
+/// The report for a failed generation: stdout's failure (quiet for a closed pipe), a
+/// prompt too long (about `prompt`, the flag or stream it came from) or the model's error.
+pub(crate) fn generation_failed(
+    error: GenerateError<std::io::Error>,
+    model_path: &Path,
+    prompt: &str,
+) -> CliError {
+    match error {
+        GenerateError::Write(e) => stdio::stdout_failed(e),
+        GenerateError::Engine(e @ llama2_core::Error::PromptTooLong { .. }) => {
+            CliError::usage(prompt, e)
+        }
+        GenerateError::Engine(e) => CliError::file(model_path, e),
     }
 }
 
@@ -139,14 +151,14 @@ fn generate(
     if let (Some(start), true) = (start, summary.steps > 1) {
         let seconds = start.elapsed().as_secs_f64();
         let rate = (summary.steps - 1) as f64 / seconds;
-        let _ = writeln!(std::io::stderr(), "achieved tok/s: {rate:.6}");
+        stdio::note!("achieved tok/s: {rate:.6}");
     }
     Ok(())
 }
 
 /// A zeroed buffer of `len` elements, or a message naming `what` when the length overflows
 /// or the memory cannot be had (sizes come from untrusted headers: no abort on them).
-fn zeroed<T: Clone + Default>(len: Option<usize>, what: &str) -> Result<Vec<T>, String> {
+pub(crate) fn zeroed<T: Clone + Default>(len: Option<usize>, what: &str) -> Result<Vec<T>, String> {
     let len = len.ok_or_else(|| format!("{what} would not fit in memory"))?;
     let mut buffer = Vec::new();
     buffer.try_reserve_exact(len).map_err(|_| {

@@ -6,7 +6,9 @@ use llama2_core::{Format, Model, State};
 
 use crate::error::CliError;
 use crate::load::MappedFile;
+use crate::stdio;
 
+/// Prints what the model file at `path` holds.
 pub fn run(path: &Path) -> Result<(), CliError> {
     let file = MappedFile::open(path)?;
     let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(path, e))?;
@@ -19,33 +21,39 @@ pub fn run(path: &Path) -> Result<(), CliError> {
         }
     };
     let state_bytes = State::len_for(&c, c.seq_len).map(|n| n.saturating_mul(4));
-    println!("file:              {}", path.display());
-    println!("format:            {format}");
-    println!("dim:               {}", c.dim);
-    println!("hidden_dim:        {}", c.hidden_dim);
-    println!("n_layers:          {}", c.n_layers);
-    println!("n_heads:           {}", c.n_heads);
-    println!("n_kv_heads:        {}", c.n_kv_heads);
-    println!("vocab_size:        {}", c.vocab_size);
-    println!("seq_len:           {}", c.seq_len);
-    println!("head_size:         {}", c.head_size());
-    println!(
-        "classifier:        {}",
-        if c.shared_classifier {
-            "shared with token embedding"
-        } else {
-            "separate"
-        }
-    );
-    println!("parameters:        {}", c.parameter_count().unwrap_or(0));
-    println!("file bytes:        {}", file.bytes().len());
-    println!(
-        "weights per token: {} bytes (read once per generated token)",
-        model.weights.bytes_per_token(&c)
-    );
-    match state_bytes {
-        Some(bytes) => println!("state for seq_len: {bytes} bytes (activations + KV cache)"),
-        None => println!("state for seq_len: too large for this machine"),
-    }
-    Ok(())
+    let classifier = if c.shared_classifier {
+        "shared with token embedding"
+    } else {
+        "separate"
+    };
+    let weights = model.weights.bytes_per_token(&c);
+    let state = match state_bytes {
+        Some(bytes) => format!("{bytes} bytes (activations + KV cache)"),
+        None => "too large for this machine".to_string(),
+    };
+    let rows = [
+        ("file", path.display().to_string()),
+        ("format", format),
+        ("dim", c.dim.to_string()),
+        ("hidden_dim", c.hidden_dim.to_string()),
+        ("n_layers", c.n_layers.to_string()),
+        ("n_heads", c.n_heads.to_string()),
+        ("n_kv_heads", c.n_kv_heads.to_string()),
+        ("vocab_size", c.vocab_size.to_string()),
+        ("seq_len", c.seq_len.to_string()),
+        ("head_size", c.head_size().to_string()),
+        ("classifier", classifier.to_string()),
+        ("parameters", c.parameter_count().unwrap_or(0).to_string()),
+        ("file bytes", file.bytes().len().to_string()),
+        (
+            "weights per token",
+            format!("{weights} bytes (read once per generated token)"),
+        ),
+        ("state for seq_len", state),
+    ];
+    let text: String = rows
+        .iter()
+        .map(|(label, value)| format!("{:<19}{value}\n", format!("{label}:")))
+        .collect();
+    stdio::print(&text)
 }

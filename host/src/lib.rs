@@ -1,5 +1,9 @@
 //! The `llama2` command over the no_std core: file loading, buffers, timing and streaming.
 
+// Every write to stdout and stderr goes through `stdio`, which checks it.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod args;
 pub mod bench;
 pub mod chat;
 pub mod cli;
@@ -10,9 +14,11 @@ pub mod kernels;
 pub mod load;
 pub mod pool;
 pub mod quantize;
+pub mod stdio;
 pub mod synthetic;
 
 use std::ffi::OsString;
+use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser;
@@ -35,13 +41,17 @@ fn one_line(rendered: &str) -> String {
 pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        // Help and version go to stdout as clap renders them.
+        // Help and version go to stdout as clap renders them (styled on a terminal).
         Err(e) if !e.use_stderr() => {
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            let rendered = e.render();
+            let text = match std::io::stdout().is_terminal() {
+                true => rendered.ansi().to_string(),
+                false => rendered.to_string(),
+            };
+            return exit(stdio::print(&text));
         }
         Err(e) => {
-            eprintln!("llama2: {}", one_line(&e.render().to_string()));
+            stdio::note!("llama2: {}", one_line(&e.render().to_string()));
             return ExitCode::from(2);
         }
     };
@@ -55,10 +65,16 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
         }) => quantize::run(&input, &output, group_size),
         None => generate::run(&cli.run),
     };
+    exit(result)
+}
+
+/// The exit for a command's result: success, or its error on one line of stderr.
+fn exit(result: Result<(), error::CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is_quiet() => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("llama2: error: {e}");
+            stdio::note!("llama2: error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@ use llama2_core::{Config, Format, Matrix, Model, MAGIC};
 
 use crate::error::CliError;
 use crate::load::MappedFile;
+use crate::stdio;
 
 /// Largest group size `quantize` picks on its own.
 const MAX_AUTO_GROUP: usize = 64;
@@ -40,7 +41,7 @@ pub fn run(input: &Path, output: &Path, group_size: Option<usize>) -> Result<(),
         .inspect_err(|_| {
             let _ = std::fs::remove_file(&temporary);
         })?;
-    eprintln!(
+    stdio::note!(
         "wrote {} (Q8_0, group size {group}); largest quantization error {written:e}",
         output.display()
     );
@@ -211,16 +212,16 @@ impl Progress {
         if self.enabled && percent >= self.shown + 10 {
             self.shown = percent - percent % 10;
             if std::io::stderr().is_terminal() {
-                eprint!("\rquantizing: {percent:3}%");
+                stdio::progress!("\rquantizing: {percent:3}%");
             } else {
-                eprintln!("quantizing: {percent}%");
+                stdio::note!("quantizing: {percent}%");
             }
         }
     }
 
     fn finish(&self) {
         if self.enabled && std::io::stderr().is_terminal() {
-            eprintln!();
+            stdio::note!();
         }
     }
 }

@@ -95,6 +95,12 @@ fn chatty_model(dir: &TempDir) -> std::path::PathBuf {
 
 /// Runs `llama2 MODEL -z tok512.bin ARGS` with `input` piped to stdin.
 fn chat(model: &Path, args: &[&str], input: &str) -> Output {
+    chat_bytes(model, args, input.as_bytes().to_vec())
+}
+
+/// Like [`chat`], with any bytes as input, fed from a thread while llama2 runs (it may stop
+/// reading early: a failed write is not the test's).
+fn chat_bytes(model: &Path, args: &[&str], input: Vec<u8>) -> Output {
     let mut child = Command::new(llama2_bin())
         .arg(model)
         .arg("-z")
@@ -106,13 +112,13 @@ fn chat(model: &Path, args: &[&str], input: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("llama2 starts");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    output
 }
 
 #[test]
@@ -149,6 +155,110 @@ fn an_over_long_turn_is_refused_and_the_next_one_answered() {
     assert!(stderr.contains("send a shorter one"), "{stderr:?}");
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
     assert_eq!(stdout.matches("Assistant: ").count(), 2, "{stdout:?}");
+}
+
+/// A line longer than the positions left could hold (a few MB without a newline, as from
+/// `/dev/zero` or a binary file) is skipped without being stored, with the usual refusal
+/// note, and the next line is answered.
+#[test]
+fn an_endless_line_is_skipped_unstored_and_the_next_one_answered() {
+    let dir = TempDir::new("chat-endless");
+    let model = chatty_model(&dir);
+    let mut input = vec![b'a'; 4 << 20];
+    input.extend_from_slice(b"\nshort\n");
+    let output = chat_bytes(&model, &["-y", "", "-s", "3", "-n", "0"], input);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {}: {stderr}", output.status);
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.starts_with("llama2: that message is over ")
+            && stderr.contains("send a shorter one"),
+        "{stderr:?}"
+    );
+    // The refused turn and the answered one.
+    assert_eq!(stdout.matches("Assistant: ").count(), 2, "{stdout:?}");
+}
+
+/// Piped without `-y`, the first line is the system prompt: said on stderr, so a script
+/// is not silently answered with nothing.
+#[test]
+fn piped_chat_without_y_says_the_first_line_is_the_system_prompt() {
+    let dir = TempDir::new("chat-no-y");
+    let model = chatty_model(&dir);
+    let output = chat(&model, &["-s", "7", "-n", "0"], "Be brief.\nHello\n");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {}: {stderr}", output.status);
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.contains("first line was taken as the system prompt"),
+        "{stderr:?}"
+    );
+    assert_eq!(stdout.matches("Assistant: ").count(), 1, "{stdout:?}");
+}
+
+/// A system prompt that cannot fit even with an empty message ends the chat at once, with
+/// one error naming where it came from, instead of refusing every line.
+#[test]
+fn a_system_prompt_that_cannot_fit_ends_the_chat_once() {
+    let dir = TempDir::new("chat-system-long");
+    let model = chatty_model(&dir);
+    let system = "a very long system prompt ".repeat(4);
+    let from_flag = chat(
+        &model,
+        &["-y", &system, "-s", "3", "--context", "48", "-n", "0"],
+        "Hello\nAgain\n",
+    );
+    let from_stdin = chat(
+        &model,
+        &["-s", "3", "--context", "48", "-n", "0"],
+        &format!("{system}\nHello\nAgain\n"),
+    );
+    for (output, subject) in [(from_flag, "-y/--system-prompt"), (from_stdin, "stdin")] {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+        assert!(
+            stderr.starts_with(&format!("llama2: error: {subject}: the system prompt is "))
+                && stderr.contains("more than the conversation's 48 positions"),
+            "{stderr:?}"
+        );
+        assert!(!stdout.contains("Assistant: "), "{stdout:?}");
+    }
+}
+
+/// Values starting with `-` are values: a system prompt that is a list.
+#[test]
+fn a_system_prompt_may_start_with_a_dash() {
+    let dir = TempDir::new("chat-dash");
+    let model = chatty_model(&dir);
+    let output = chat(&model, &["-y", "- a list", "-s", "7", "-n", "0"], "Hello\n");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "exit {}: {stderr}", output.status);
+    assert!(stderr.is_empty(), "{stderr:?}");
+    assert!(String::from_utf8_lossy(&output.stdout).starts_with("Assistant: "));
+}
+
+/// A failed read of stdin is reported as stdin's, not stdout's.
+#[test]
+fn stdin_read_errors_name_stdin() {
+    let dir = TempDir::new("chat-stdin-dir");
+    let model = chatty_model(&dir);
+    // Reading a directory fails (EISDIR).
+    let output = Command::new(llama2_bin())
+        .arg(&model)
+        .arg("-z")
+        .arg(model_file("tok512.bin"))
+        .args(["-m", "chat", "-y", "", "-n", "0"])
+        .stdin(std::fs::File::open(dir.path()).unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.starts_with("llama2: error: stdin: "), "{stderr:?}");
 }
 
 /// Three times `seq_len` positions of stories260K through a 64-position sliding window:

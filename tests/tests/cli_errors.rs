@@ -392,3 +392,273 @@ fn a_huge_seq_len_is_neither_allocated_nor_fatal() {
         "{line:?} does not say how to fix it"
     );
 }
+
+/// Where a run's stdout goes: a full device (every write fails), or a pipe whose reader
+/// has gone (`llama2 ... | head`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sink {
+    Full,
+    ClosedPipe,
+}
+
+/// Runs `llama2 ARGS` with `stdin` piped in and stdout sent to `sink`.
+fn run_into(args: &[String], stdin: &[u8], sink: Sink) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let stdout = match sink {
+        Sink::Full => Stdio::from(std::fs::File::create("/dev/full").expect("/dev/full")),
+        Sink::ClosedPipe => Stdio::piped(),
+    };
+    let mut child = Command::new(llama2_tests::llama2_bin())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(stdout)
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("llama2 starts");
+    // The reader goes before llama2 has written anything.
+    drop(child.stdout.take());
+    let mut input = child.stdin.take().unwrap();
+    // llama2 may exit before reading its input: a failed write here is not the test's.
+    let _ = std::io::Write::write_all(&mut input, stdin);
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+/// Every command that writes to stdout: its arguments and stdin.
+fn stdout_writers() -> Vec<(&'static str, Vec<String>, &'static [u8])> {
+    let model = s(&model_file("stories260K.bin")).to_string();
+    let tokenizer = s(&model_file("tok512.bin")).to_string();
+    let owned = |args: &[&str]| args.iter().map(|a| a.to_string()).collect::<Vec<_>>();
+    let run = |flags: &[&str]| {
+        let mut args = owned(&[&model, "-z", &tokenizer]);
+        args.extend(owned(flags));
+        args
+    };
+    vec![
+        ("generation", run(&["-n", "0", "-s", "1"]), b""),
+        (
+            "chat",
+            run(&["-m", "chat", "-y", "", "-n", "0", "-s", "1"]),
+            b"Hello\n",
+        ),
+        ("info", owned(&["info", &model]), b""),
+        (
+            "bench",
+            owned(&[
+                "bench",
+                &model,
+                "--prompt-tokens",
+                "2",
+                "--gen-tokens",
+                "2",
+                "--runs",
+                "1",
+                "--json",
+            ]),
+            b"",
+        ),
+        ("--help", owned(&["--help"]), b""),
+        ("--version", owned(&["--version"]), b""),
+    ]
+}
+
+/// A full stdout is an error: exit 1 and one line on stderr naming stdout, never a panic
+/// and never success.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_full_stdout_is_an_error_for_every_command() {
+    for (name, args, stdin) in stdout_writers() {
+        let output = run_into(&args, stdin, Sink::Full);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{name}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{name} panicked: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{name}: {stderr:?}");
+        assert!(
+            stderr.starts_with("llama2: error: stdout: ")
+                && stderr.to_lowercase().contains("no space"),
+            "{name}: {stderr:?}"
+        );
+    }
+}
+
+/// A reader that has gone (`| head`) ends the run quietly with success, as other filters
+/// do.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    for (name, args, stdin) in stdout_writers() {
+        let output = run_into(&args, stdin, Sink::ClosedPipe);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "{name}: {}: {stderr}",
+            output.status
+        );
+        assert!(stderr.is_empty(), "{name}: {stderr:?}");
+    }
+}
+
+/// `quantize` reports on stderr only; a stderr that cannot be written to does not make it
+/// panic or fail (there is nowhere to report that), and the file is written.
+#[cfg(target_os = "linux")]
+#[test]
+fn quantize_survives_a_full_stderr() {
+    let dir = TempDir::new("quantize-full-stderr");
+    let output_path = dir.path().join("q80.bin");
+    let status = std::process::Command::new(llama2_tests::llama2_bin())
+        .args([
+            "quantize",
+            s(&model_file("stories260K.bin")),
+            s(&output_path),
+        ])
+        .stderr(std::fs::File::create("/dev/full").unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{status}");
+    let written = read_file(&output_path);
+    assert_eq!(
+        &written[..8],
+        b"24ka\x02\x00\x00\x00",
+        "not a version 2 file"
+    );
+}
+
+/// Values that start with `-` are taken as values where a value is expected; one that is
+/// bad is then refused with its own message.
+#[test]
+fn values_starting_with_a_dash_are_values() {
+    let model = model_file("stories260K.bin");
+    let tokenizer = model_file("tok512.bin");
+    let output = run_llama2(&[
+        s(&model),
+        "-z",
+        s(&tokenizer),
+        "-t",
+        "0",
+        "-n",
+        "40",
+        "-i",
+        "-hello",
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.starts_with("-hello"), "{stdout:?}");
+    for flags in [&["-t", "-inf"][..], &["--temperature", "-inf"][..]] {
+        let line = expect_flag_error(flags, "temperature", &["invalid"]);
+        assert!(line.contains("-inf"), "{line:?} does not quote the value");
+    }
+    let line = expect_flag_error(&["-p", "-inf"], "top-p", &["invalid"]);
+    assert!(line.contains("-inf"), "{line:?} does not quote the value");
+}
+
+/// More threads than cores only take turns: the count is capped, with a note.
+#[test]
+fn threads_above_the_cores_are_capped_with_a_note() {
+    let model = model_file("stories260K.bin");
+    let tokenizer = model_file("tok512.bin");
+    let output = run_llama2(&[
+        s(&model),
+        "-z",
+        s(&tokenizer),
+        "-t",
+        "0",
+        "-n",
+        "20",
+        "--threads",
+        "100000",
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let cores = std::thread::available_parallelism().unwrap().get();
+    let note =
+        format!("llama2: --threads 100000 is more than the {cores} available cores; using {cores}");
+    assert_eq!(stderr.lines().next(), Some(note.as_str()), "{stderr:?}");
+    assert!(!output.stdout.is_empty());
+}
+
+/// A prompt too long for the context is refused with its real token count (from
+/// `golden/encode.jsonl`), naming the prompt flag, when the whole context or more steps
+/// are asked for.
+#[test]
+fn a_prompt_too_long_gives_its_real_token_count() {
+    let case = read_jsonl::<llama2_tests::EncodeCase>("encode.jsonl")
+        .into_iter()
+        .find(|c| c.tokenizer == "tok512.bin" && c.text.starts_with("Once upon a time, there"))
+        .expect("encode.jsonl has a tok512 story");
+    let tokens = case.tokens.len();
+    assert!(tokens > 8);
+    let model = model_file("stories260K.bin");
+    let tokenizer = model_file("tok512.bin");
+    for steps in ["0", "100000"] {
+        let line = expect_error(
+            &[
+                s(&model),
+                "-z",
+                s(&tokenizer),
+                "-n",
+                steps,
+                "--context",
+                "8",
+                "-i",
+                &case.text,
+            ],
+            "-i/--prompt",
+            &["more than the context"],
+        );
+        assert!(
+            line.contains(&format!(
+                "the prompt is {tokens} tokens, more than the context of 8"
+            )),
+            "{line:?}"
+        );
+    }
+}
+
+/// `bench`'s counts come from the command line: sums that overflow, no runs and buffers
+/// larger than the machine can give are one-line errors, never a wrap or an abort.
+#[test]
+fn bench_counts_are_checked() {
+    let model = model_file("stories260K.bin");
+    let mut huge = read_file(&model_file("stories260K_v1.bin"));
+    huge[8 + 24..8 + 28].copy_from_slice(&i32::MAX.to_le_bytes()); // seq_len
+    let dir = TempDir::new("bench-counts");
+    let huge = dir.write("huge-seq-len.bin", &huge);
+    let max = usize::MAX.to_string();
+    let rows: [(&str, Vec<&str>, &str, &[&str]); 4] = [
+        (
+            "prompt + generated tokens overflow",
+            vec!["--prompt-tokens", &max, "--gen-tokens", "1"],
+            "--prompt-tokens",
+            &["positions in all"],
+        ),
+        (
+            "no run",
+            vec!["--runs", "0"],
+            "--runs",
+            &["at least one run"],
+        ),
+        (
+            "more positions than seq_len",
+            vec!["--prompt-tokens", "600"],
+            "--prompt-tokens",
+            &["1..=512 positions"],
+        ),
+        (
+            "a KV cache larger than the machine",
+            vec!["--prompt-tokens", "2000000000", "--gen-tokens", "1"],
+            s(&huge),
+            &["cannot allocate"],
+        ),
+    ];
+    for (name, flags, subject, problem) in rows {
+        let file = if subject == s(&huge) { &huge } else { &model };
+        let mut args = vec!["bench", s(file)];
+        args.extend(flags);
+        let output = run_llama2(&args);
+        eprintln!("{name}");
+        check_error(&output, subject, problem);
+    }
+}

@@ -1,8 +1,10 @@
-//! `golden/generate.jsonl` through the real `llama2` binary: stdout byte for byte.
+//! `golden/generate.jsonl` through the real `llama2` binary: stdout byte for byte, and
+//! llama2.c's behaviour when `-n` is shorter than the prompt.
 
+use llama2_core::Tokenizer;
 use llama2_tests::{
-    exact_generate_cases, first_difference, inexact_fp32_generate_cases, model_file, run_llama2,
-    GenerateCase,
+    exact_generate_cases, first_difference, inexact_fp32_generate_cases, model_file, read_file,
+    read_jsonl, run_llama2, tokenizer_entry_count, EncodeCase, GenerateCase, RunSettings,
 };
 
 /// How the engine runs: the reference loops or the CPU's SIMD, the threads, and the prompt
@@ -79,4 +81,101 @@ fn exact_cases_match_with_two_threads_and_batched_prompts() {
 fn inexact_cases_match_on_the_scalar_path() {
     check_cases(&inexact_fp32_generate_cases(), SCALAR_SERIAL);
     check_cases(&inexact_fp32_generate_cases(), SCALAR_TWO_THREADS_BATCHED);
+}
+
+/// The golden case `name` and the number of tokens its prompt encodes to (BOS included),
+/// from `golden/encode.jsonl`.
+fn case_and_prompt_len(name: &str) -> (GenerateCase, usize) {
+    let case = read_jsonl::<GenerateCase>("generate.jsonl")
+        .into_iter()
+        .find(|case| case.name == name)
+        .unwrap_or_else(|| panic!("generate.jsonl has no case {name}"));
+    let prompt = RunSettings::parse(&case.args)
+        .prompt
+        .expect("the case has a prompt");
+    let encoded = read_jsonl::<EncodeCase>("encode.jsonl")
+        .into_iter()
+        .find(|e| e.tokenizer == case.tokenizer && e.text == prompt && e.bos)
+        .unwrap_or_else(|| panic!("encode.jsonl does not encode {prompt:?}"));
+    assert_eq!(
+        case.tokens[..encoded.tokens.len()],
+        encoded.tokens,
+        "{name} does not start with its prompt's tokens"
+    );
+    (case, encoded.tokens.len())
+}
+
+/// The text of the golden tokens after BOS up to `count` of them, by the fixtures' text
+/// rule for plain pieces (a leading space dropped after BOS); it must be a prefix of the
+/// golden stdout, which checks that these pieces are plain.
+fn golden_prefix(case: &GenerateCase, count: usize) -> String {
+    let bytes = read_file(&model_file(&case.tokenizer));
+    let vocab = tokenizer_entry_count(&bytes);
+    let mut index = vec![0u32; Tokenizer::index_len(vocab).unwrap()];
+    let tokenizer = Tokenizer::new(&bytes, vocab, &mut index).unwrap();
+    let mut text = Vec::new();
+    for pair in case.tokens.windows(2).take(count) {
+        let piece = tokenizer.piece(pair[1]).unwrap();
+        let piece = match (pair[0], piece) {
+            (1, [b' ', rest @ ..]) => rest,
+            (_, piece) => piece,
+        };
+        text.extend_from_slice(piece);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert!(
+        case.stdout.starts_with(&text),
+        "{:?} is not a prefix of {}'s stdout",
+        text,
+        case.name
+    );
+    text + "\n"
+}
+
+/// llama2.c's `run` forces prompt tokens for every position below `-n` and never needs
+/// more positions than `-n`: with `-n` below the prompt's token count it prints the first
+/// `-n` prompt pieces and exits 0. Checked below, at and just above the prompt's length,
+/// against the goldens' tokens, token by token and in prompt batches.
+#[test]
+fn steps_below_at_and_above_the_prompt_length_print_like_llama2c() {
+    for name in ["260k-greedy-prompt", "32k-greedy"] {
+        let (case, prompt_len) = case_and_prompt_len(name);
+        assert!(prompt_len >= 4, "{name}: the prompt is too short to cut");
+        let settings = RunSettings::parse(&case.args);
+        for steps in [
+            1,
+            prompt_len - 2,
+            prompt_len - 1,
+            prompt_len,
+            prompt_len + 1,
+        ] {
+            let expected = golden_prefix(&case, steps);
+            for engine in [&["--batch-size", "1"][..], &["--batch-size", "16"][..]] {
+                let mut args = vec![
+                    model_file(&case.model).into_os_string(),
+                    "-z".into(),
+                    model_file(&case.tokenizer).into_os_string(),
+                    "-t".into(),
+                    "0".into(),
+                    "-i".into(),
+                    settings.prompt.clone().unwrap().into(),
+                    "-n".into(),
+                    steps.to_string().into(),
+                ];
+                args.extend(engine.iter().map(Into::into));
+                let output = run_llama2(&args);
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                assert!(
+                    output.status.success(),
+                    "{name} -n {steps} {engine:?}: exit {}: {stderr}",
+                    output.status
+                );
+                assert_eq!(
+                    String::from_utf8_lossy(&output.stdout),
+                    expected,
+                    "{name} -n {steps} {engine:?}"
+                );
+            }
+        }
+    }
 }

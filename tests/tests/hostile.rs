@@ -935,12 +935,11 @@ fn generation_checks_vocabulary_and_prompt_length() {
             },
         ),
         (
-            // 53 bytes need at least 1 + 53 / 7 tokens (7 bytes is tok512's longest token):
-            // refused before the quadratic encoder runs, with that lower bound.
-            "prompt that cannot fit even at the longest tokens",
+            // Far too long: still the real count, not an estimate.
+            "prompt of twice the context",
             generate(&v0(), &tok512(), VOCAB, 8, Strategy::Argmax, prompt).map(|_| ()),
             Error::PromptTooLong {
-                tokens: 1 + prompt.len().div_ceil(7),
+                tokens: n,
                 context: 8,
             },
         ),
