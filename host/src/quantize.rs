@@ -5,7 +5,7 @@ use std::fs::File;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
-use llama2_core::{Config, Format, Matrix, Model, MAGIC};
+use llama2_core::{Config, Format, Header, Matrix, Model};
 
 use crate::error::CliError;
 use crate::load::MappedFile;
@@ -95,7 +95,9 @@ pub fn write_v2(
     out: &mut impl Write,
     show_progress: bool,
 ) -> std::io::Result<f32> {
-    out.write_all(&header(&model.config, group))?;
+    let header = Header::new(&model.config, Format::V2 { group_size: group })
+        .map_err(std::io::Error::other)?;
+    out.write_all(header.as_bytes())?;
     let w = &model.weights;
     for norms in [w.rms_att, w.rms_ffn, w.rms_final] {
         write_f32s(out, norms)?;
@@ -157,27 +159,6 @@ pub fn quantize_tensor(
         }
     }
     max_error
-}
-
-fn header(c: &Config, group: usize) -> [u8; 256] {
-    let mut header = [0u8; 256];
-    let fields = [
-        MAGIC as i32,
-        2,
-        c.dim as i32,
-        c.hidden_dim as i32,
-        c.n_layers as i32,
-        c.n_heads as i32,
-        c.n_kv_heads as i32,
-        c.vocab_size as i32,
-        c.seq_len as i32,
-    ];
-    for (i, v) in fields.iter().enumerate() {
-        header[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    header[36] = u8::from(c.shared_classifier);
-    header[37..41].copy_from_slice(&(group as i32).to_le_bytes());
-    header
 }
 
 fn write_f32s(out: &mut impl Write, values: &[f32]) -> std::io::Result<()> {
