@@ -1,5 +1,6 @@
 //! The `llama2` command over the no_std core: file loading, buffers, timing and streaming.
 
+pub mod atomic_write;
 pub mod bench;
 pub mod chat;
 pub mod cli;
@@ -8,6 +9,7 @@ pub mod generate;
 pub mod info;
 pub mod kernels;
 pub mod load;
+pub mod non_finite;
 pub mod pool;
 pub mod quantize;
 pub mod synthetic;
@@ -52,7 +54,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             input,
             output,
             group_size,
-        }) => quantize::run(&input, &output, group_size),
+            allow_non_finite,
+        }) => quantize::run(&input, &output, group_size, allow_non_finite),
         None => generate::run(&cli.run),
     };
     match result {
