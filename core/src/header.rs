@@ -170,6 +170,7 @@ mod tests {
     };
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads fixture files, which Miri's isolation forbids")]
     fn writes_the_headers_of_the_published_files() {
         for (file, format, len) in [
             ("stories260K.bin", Format::V0, V0_HEADER_LEN),
@@ -187,6 +188,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads fixture files, which Miri's isolation forbids")]
     fn writes_an_unshared_classifier_as_the_files_do() {
         // synth_mqa_unshared: 48, 128, 3, 6, 1, 512, 64, unshared; its q80 has group 16.
         let config = Config {

@@ -324,3 +324,55 @@ mod ignored {
         false
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn an_error_from_the_writer_leaves_out_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        fs::write(&out, b"old").unwrap();
+        let result: Result<(), _> = write_atomically(&out, &[], |w| {
+            w.write_all(&[7; 3 * CHUNK])?;
+            Err(io::Error::other("the converter gave up"))
+        });
+        let message = result.unwrap_err().to_string();
+        assert!(
+            message.ends_with("out.bin: the converter gave up"),
+            "{message}"
+        );
+        assert_eq!(fs::read(&out).unwrap(), b"old");
+        assert_eq!(names(dir.path()), ["out.bin"]);
+    }
+
+    #[test]
+    fn success_replaces_out_with_everything_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.bin");
+        fs::write(&out, b"old").unwrap();
+        let len = write_atomically(&out, &[], |w| {
+            // More than one chunk, in pieces that straddle the buffer's boundary.
+            for i in 0..5u8 {
+                w.write_all(&vec![i; CHUNK / 2 + 3])?;
+            }
+            Ok(5 * (CHUNK / 2 + 3))
+        })
+        .unwrap();
+        let written = fs::read(&out).unwrap();
+        assert_eq!(written.len(), len);
+        assert_eq!(written[CHUNK / 2 + 3], 1);
+        assert_eq!(written.last(), Some(&4));
+        assert_eq!(names(dir.path()), ["out.bin"]);
+    }
+}
