@@ -1,5 +1,7 @@
 //! `llama2 quantize IN OUT`: fp32 model (v0 or v1) to Q8_0 (v2), as llama2.c's
-//! `export.py --version 2` writes it, byte for byte.
+//! `export.py --version 2` writes it, byte for byte. Weights are scanned for NaN and
+//! infinities first (refused by name unless `--allow-non-finite`), and OUT is written through
+//! [`crate::atomic_write`], so it is never the input and never left half-written.
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
