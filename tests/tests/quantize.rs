@@ -7,7 +7,7 @@ use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use llama2_cli::synthetic::{random_f32_model, Shape};
@@ -317,11 +317,51 @@ fn has_temporary(dir: &Path, known: &[&str]) -> bool {
         .any(|name| !known.contains(&name.as_str()))
 }
 
+/// Runs `llama2 quantize INPUT out.bin` in `dir` (through `sh` with SIGINT ignored if
+/// `ignore_sigint`, as a background job of a script is started), sends `signal` once its
+/// temporary file exists (a name not in `known`), and waits for it.
+fn signal_during_the_write(
+    input: &Path,
+    dir: &Path,
+    known: &[&str],
+    signal: &str,
+    ignore_sigint: bool,
+) -> Output {
+    let trap = if ignore_sigint { "trap '' INT && " } else { "" };
+    let mut child = Command::new("sh")
+        .args(["-c", &format!("{trap}exec \"$0\" quantize \"$1\" out.bin")])
+        .arg(llama2_bin())
+        .arg(input)
+        .current_dir(dir)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `exec`: the shell's process id is quantize's.
+    let start = Instant::now();
+    while !has_temporary(dir, known) {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "SIG{signal}: quantize ended before its temporary file was seen"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "SIG{signal}: no temporary file"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let kill = Command::new("kill")
+        .args([format!("-{signal}"), child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn sigint_or_sigterm_during_the_write_removes_the_temporary_file_and_keeps_out() {
     let shared = TempDir::new("quantize-signal-input");
     let input = large_model(&shared);
-    for (signal, name, existing) in [("INT", 2, false), ("TERM", 15, false), ("INT", 2, true)] {
+    for (signal, number, existing) in [("INT", 2, false), ("TERM", 15, false), ("INT", 2, true)] {
         let case = format!("SIG{signal}, OUT existed: {existing}");
         let dir = TempDir::new("quantize-signal");
         let known: &[&str] = if existing {
@@ -330,37 +370,11 @@ fn sigint_or_sigterm_during_the_write_removes_the_temporary_file_and_keeps_out()
         } else {
             &[]
         };
-        let mut child = Command::new(llama2_bin())
-            .arg("quantize")
-            .arg(&input)
-            .arg("out.bin")
-            .current_dir(dir.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // Signal once the temporary file exists: the write is under way.
-        let start = Instant::now();
-        while !has_temporary(dir.path(), known) {
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "{case}: quantize ended before its temporary file was seen"
-            );
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "{case}: no temporary file"
-            );
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        let kill = Command::new("kill")
-            .args([format!("-{signal}"), child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        let run = child.wait_with_output().unwrap();
+        let run = signal_during_the_write(&input, dir.path(), known, signal, false);
         assert!(!run.status.success(), "{case}: quantize reported success");
         assert_eq!(
             run.status.signal(),
-            Some(name),
+            Some(number),
             "{case}: not ended by the signal: {run:?}"
         );
         if existing {
@@ -372,6 +386,16 @@ fn sigint_or_sigterm_during_the_write_removes_the_temporary_file_and_keeps_out()
         }
         assert_holds_only(dir.path(), known, &case);
     }
+    // Started with SIGINT ignored, quantize keeps ignoring it and finishes the file.
+    let dir = TempDir::new("quantize-signal-ignored");
+    let run = signal_during_the_write(&input, dir.path(), &[], "INT", true);
+    assert!(run.status.success(), "SIGINT ignored: {run:?}");
+    let out = load_model_at(&dir.path().join("out.bin"));
+    let model = Model::from_bytes(out.bytes()).expect("OUT is a whole Q8_0 file");
+    // 32: the largest power of two dividing dim 512 and hidden_dim 1376.
+    assert_eq!(model.format, Format::V2 { group_size: 32 });
+    assert_eq!(model.config, Shape::S42M.config());
+    assert_holds_only(dir.path(), &["out.bin"], "SIGINT ignored");
 }
 
 #[test]
