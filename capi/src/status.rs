@@ -223,7 +223,8 @@ impl From<Error> for Status {
             | Error::HeadsDoNotDivideDim { .. }
             | Error::KvHeadsDoNotDivideHeads { .. }
             | Error::OddHeadSize { .. }
-            | Error::GroupSizeMismatch { .. } => Status::ModelConfig,
+            | Error::GroupSizeMismatch { .. }
+            | Error::FieldTooLarge { .. } => Status::ModelConfig,
             Error::SizeOverflow => Status::SizeOverflow,
             Error::Misaligned => Status::Misaligned,
             Error::TokenizerTruncated { .. }

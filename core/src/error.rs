@@ -41,6 +41,8 @@ pub enum Error {
     OddHeadSize { head_size: usize },
     /// A size computed from the header does not fit in `usize` on this target.
     SizeOverflow,
+    /// A config field is too large for the i32 a model file stores it in (writing a header).
+    FieldTooLarge { field: &'static str, value: usize },
     /// The file length differs from what the header says the weights need.
     FileSizeMismatch { expected: usize, actual: usize },
     /// The Q8 group size does not divide every matmul's input length.
@@ -131,6 +133,11 @@ impl fmt::Display for Error {
                     "the sizes in the header overflow this target's address space"
                 )
             }
+            Error::FieldTooLarge { field, value } => write!(
+                f,
+                "{field} {value} does not fit the model file's i32 field (at most {})",
+                i32::MAX
+            ),
             Error::FileSizeMismatch { expected, actual } => write!(
                 f,
                 "file is {actual} bytes but its header describes {expected} bytes"

@@ -45,6 +45,10 @@ pub enum Command {
         /// divides dim and hidden_dim].
         #[arg(long, value_name = "N")]
         group_size: Option<usize>,
+        /// Quantize even if some weights are NaN or infinite (refused by default; they are
+        /// listed by tensor either way).
+        #[arg(long)]
+        allow_non_finite: bool,
     },
 }
 

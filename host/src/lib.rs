@@ -4,6 +4,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 pub mod args;
+pub mod atomic_write;
 pub mod bench;
 pub mod chat;
 pub mod cli;
@@ -12,6 +13,7 @@ pub mod generate;
 pub mod info;
 pub mod kernels;
 pub mod load;
+pub mod non_finite;
 pub mod pool;
 pub mod quantize;
 pub mod stdio;
@@ -62,7 +64,8 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             input,
             output,
             group_size,
-        }) => quantize::run(&input, &output, group_size),
+            allow_non_finite,
+        }) => quantize::run(&input, &output, group_size, allow_non_finite),
         None => generate::run(&cli.run),
     };
     exit(result)

@@ -1,14 +1,17 @@
 //! `llama2 quantize IN OUT`: fp32 model (v0 or v1) to Q8_0 (v2), as llama2.c's
-//! `export.py --version 2` writes it, byte for byte.
+//! `export.py --version 2` writes it, byte for byte. Weights are scanned for NaN and
+//! infinities first (refused by name unless `--allow-non-finite`), and OUT is written through
+//! [`crate::atomic_write`], so it is never the input and never left half-written.
 
-use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::io::{IsTerminal, Write};
+use std::path::Path;
 
-use llama2_core::{Config, Format, Matrix, Model, MAGIC};
+use llama2_core::{Config, Format, Header, Matrix, Model};
 
+use crate::atomic_write::write_atomically;
 use crate::error::CliError;
 use crate::load::MappedFile;
+use crate::non_finite::Report;
 use crate::stdio;
 
 /// Largest group size `quantize` picks on its own.
@@ -16,7 +19,14 @@ const MAX_AUTO_GROUP: usize = 64;
 /// Models with more weights than this show progress while quantizing.
 const PROGRESS_THRESHOLD: usize = 10_000_000;
 
-pub fn run(input: &Path, output: &Path, group_size: Option<usize>) -> Result<(), CliError> {
+/// Quantizes the fp32 model at `input` into a new Q8_0 file at `output`, written
+/// atomically. Non-finite weights are refused unless `allow_non_finite`.
+pub fn run(
+    input: &Path,
+    output: &Path,
+    group_size: Option<usize>,
+    allow_non_finite: bool,
+) -> Result<(), CliError> {
     let file = MappedFile::open(input)?;
     let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(input, e))?;
     if let Format::V2 { .. } = model.format {
@@ -32,17 +42,29 @@ pub fn run(input: &Path, output: &Path, group_size: Option<usize>) -> Result<(),
             CliError::file(input, "dim and hidden_dim share no power-of-two group size")
         })?,
     };
-    let temporary = temporary_path(output);
-    let written = write_v2_file(&model, group, &temporary)
-        .and_then(|max_error| {
-            std::fs::rename(&temporary, output).map_err(|e| CliError::file(output, e))?;
-            Ok(max_error)
-        })
-        .inspect_err(|_| {
-            let _ = std::fs::remove_file(&temporary);
-        })?;
+    let non_finite = Report::scan(named_tensors(&model));
+    if !non_finite.is_clean() {
+        if !allow_non_finite {
+            return Err(CliError::file(
+                input,
+                format!(
+                    "non-finite weights ({non_finite}); refusing to quantize them \
+                     (--allow-non-finite quantizes anyway)"
+                ),
+            ));
+        }
+        stdio::note!(
+            "llama2: warning: {}: non-finite weights ({non_finite}); quantizing anyway \
+             (--allow-non-finite): a NaN is stored as 0, a group holding an infinity gets an \
+             infinite scale",
+            input.display()
+        );
+    }
+    let max_error = write_atomically(output, &[input], |mut out| {
+        write_v2(&model, group, &mut out, true)
+    })?;
     stdio::note!(
-        "wrote {} (Q8_0, group size {group}); largest quantization error {written:e}",
+        "wrote {} (Q8_0, group size {group}); largest quantization error {max_error:e}",
         output.display()
     );
     Ok(())
@@ -69,24 +91,6 @@ fn check_group(config: &Config, group: usize) -> Result<usize, CliError> {
     Ok(group)
 }
 
-fn temporary_path(output: &Path) -> PathBuf {
-    let mut name = output.file_name().unwrap_or_default().to_os_string();
-    name.push(".partial");
-    output.with_file_name(name)
-}
-
-/// Writes the v2 file at `path` and returns the largest absolute quantization error.
-fn write_v2_file(model: &Model<'_>, group: usize, path: &Path) -> Result<f32, CliError> {
-    let io = |e: std::io::Error| CliError::file(path, e);
-    let mut out = BufWriter::new(File::create(path).map_err(io)?);
-    let max_error = write_v2(model, group, &mut out, true).map_err(io)?;
-    out.into_inner()
-        .map_err(|e| io(e.into_error()))?
-        .sync_all()
-        .map_err(io)?;
-    Ok(max_error)
-}
-
 /// Writes `model` (fp32) as a v2 (Q8_0) file to `out` and returns the largest absolute
 /// quantization error. `group` must divide `dim` and `hidden_dim`. Large models report
 /// progress on stderr if `show_progress`.
@@ -96,7 +100,9 @@ pub fn write_v2(
     out: &mut impl Write,
     show_progress: bool,
 ) -> std::io::Result<f32> {
-    out.write_all(&header(&model.config, group))?;
+    let header = Header::new(&model.config, Format::V2 { group_size: group })
+        .map_err(std::io::Error::other)?;
+    out.write_all(header.as_bytes())?;
     let w = &model.weights;
     for norms in [w.rms_att, w.rms_ffn, w.rms_final] {
         write_f32s(out, norms)?;
@@ -122,6 +128,35 @@ pub fn write_v2(
     }
     progress.finish();
     Ok(max_error)
+}
+
+/// Every fp32 array of `model` with the name a report gives it (`token_embedding`,
+/// `layer 3 wq`, `rms_final`, ...), layer by layer.
+fn named_tensors<'a>(model: &Model<'a>) -> Vec<(String, &'a [f32])> {
+    let (c, w) = (&model.config, &model.weights);
+    let mut tensors = vec![("token_embedding".to_string(), f32_data(&w.token_embedding))];
+    let norms = |all: &'a [f32], l: usize| all.chunks_exact(c.dim).nth(l).unwrap_or_default();
+    for l in 0..c.n_layers {
+        tensors.push((format!("layer {l} rms_att"), norms(w.rms_att, l)));
+        tensors.push((format!("layer {l} rms_ffn"), norms(w.rms_ffn, l)));
+        let stacks = [
+            ("wq", w.wq),
+            ("wk", w.wk),
+            ("wv", w.wv),
+            ("wo", w.wo),
+            ("w1", w.w1),
+            ("w2", w.w2),
+            ("w3", w.w3),
+        ];
+        for (name, stack) in stacks {
+            tensors.push((format!("layer {l} {name}"), f32_data(&stack.layer(l))));
+        }
+    }
+    tensors.push(("rms_final".to_string(), w.rms_final));
+    if !c.shared_classifier {
+        tensors.push(("classifier".to_string(), f32_data(&w.classifier)));
+    }
+    tensors
 }
 
 /// Stack/matrix data of an fp32 model (the caller checked the format).
@@ -158,27 +193,6 @@ pub fn quantize_tensor(
         }
     }
     max_error
-}
-
-fn header(c: &Config, group: usize) -> [u8; 256] {
-    let mut header = [0u8; 256];
-    let fields = [
-        MAGIC as i32,
-        2,
-        c.dim as i32,
-        c.hidden_dim as i32,
-        c.n_layers as i32,
-        c.n_heads as i32,
-        c.n_kv_heads as i32,
-        c.vocab_size as i32,
-        c.seq_len as i32,
-    ];
-    for (i, v) in fields.iter().enumerate() {
-        header[4 * i..4 * i + 4].copy_from_slice(&v.to_le_bytes());
-    }
-    header[36] = u8::from(c.shared_classifier);
-    header[37..41].copy_from_slice(&(group as i32).to_le_bytes());
-    header
 }
 
 fn write_f32s(out: &mut impl Write, values: &[f32]) -> std::io::Result<()> {

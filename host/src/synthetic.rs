@@ -1,7 +1,7 @@
 //! Models with random weights made in memory, for benchmarks of published shapes without
 //! downloading anything.
 
-use llama2_core::{Config, Model, MAGIC};
+use llama2_core::{Config, Format, Header, Model};
 
 use crate::quantize::{auto_group, write_v2};
 
@@ -68,22 +68,10 @@ pub fn random_f32_model(config: &Config) -> AlignedBytes {
         .parameter_count()
         .expect("published shapes fit in memory");
     let mut words = vec![0u32; 64 + count];
-    let header = [
-        MAGIC as i32,
-        1,
-        config.dim as i32,
-        config.hidden_dim as i32,
-        config.n_layers as i32,
-        config.n_heads as i32,
-        config.n_kv_heads as i32,
-        config.vocab_size as i32,
-        config.seq_len as i32,
-    ];
-    for (w, v) in words.iter_mut().zip(header) {
-        *w = v as u32;
+    let header = Header::new(config, Format::V1).expect("published shapes have valid headers");
+    for (w, field) in words.iter_mut().zip(header.as_bytes().chunks_exact(4)) {
+        *w = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
     }
-    // byte 36: shared classifier flag
-    words[9] = u32::from(config.shared_classifier);
     let norms = (2 * config.n_layers + 1) * config.dim;
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
     for (i, w) in words[64..].iter_mut().enumerate() {

@@ -6,7 +6,10 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use llama2_core::{argmax, render_turn, rendered_len, Model, Sampler, State, Strategy, Tokenizer};
+use llama2_core::{
+    argmax, render_turn, rendered_len, Config, Format, Header, Model, Sampler, State, Strategy,
+    Tokenizer,
+};
 use llama2_tests::{llama2_bin, load_model, model_file, read_file, TempDir};
 
 /// Renders a turn into a fresh buffer.
@@ -66,20 +69,20 @@ fn later_turns_and_empty_system_prompts_use_the_short_template() {
 fn chatty_model(dir: &TempDir) -> std::path::PathBuf {
     let (dim, hidden, layers, heads, vocab, seq) =
         (8usize, 8usize, 1usize, 2usize, 512usize, 512usize);
-    let mut words: Vec<u32> = vec![0; 64];
-    let header = [
-        0x616b_3432u32,
-        1,
-        dim as u32,
-        hidden as u32,
-        layers as u32,
-        heads as u32,
-        heads as u32,
-        vocab as u32,
-        seq as u32,
-        1,
-    ];
-    words[..header.len()].copy_from_slice(&header);
+    let config = Config {
+        dim,
+        hidden_dim: hidden,
+        n_layers: layers,
+        n_heads: heads,
+        n_kv_heads: heads,
+        vocab_size: vocab,
+        seq_len: seq,
+        shared_classifier: true,
+    };
+    let mut bytes = Header::new(&config, Format::V1)
+        .unwrap()
+        .as_bytes()
+        .to_vec();
     let mut floats: Vec<f32> = Vec::new();
     floats.extend(std::iter::repeat_n(1.0, (2 * layers + 1) * dim)); // norms
     for token in 0..vocab {
@@ -88,8 +91,7 @@ fn chatty_model(dir: &TempDir) -> std::path::PathBuf {
     }
     let per_layer = 4 * dim * dim + 3 * hidden * dim;
     floats.extend(std::iter::repeat_n(0.0, layers * per_layer));
-    words.extend(floats.iter().map(|f| f.to_bits()));
-    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    bytes.extend(floats.iter().flat_map(|f| f.to_le_bytes()));
     dir.write("chatty.bin", &bytes)
 }
 

@@ -47,7 +47,8 @@ fn tok512() -> Vec<u8> {
     fixture_model("tok512.bin")
 }
 
-/// `bytes` with the i32 at `offset` replaced.
+/// `bytes` with the i32 at `offset` replaced. Raw bytes on purpose, at the fixtures README's
+/// offsets: the headers made here are malformed, which `llama2_core::Header` refuses to write.
 fn set_i32(mut bytes: Vec<u8>, offset: usize, value: i32) -> Vec<u8> {
     bytes[offset..offset + 4].copy_from_slice(&value.to_le_bytes());
     bytes

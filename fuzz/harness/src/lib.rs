@@ -10,8 +10,8 @@
 use std::sync::OnceLock;
 
 use llama2_core::{
-    Batch, Error, Kernels, Matrix, Model, Piece, ProbIndex, Sampler, Serial, Stack, State,
-    Strategy, TextDecoder, Tokenizer, MAGIC,
+    Batch, Config, Error, Format, Header, Kernels, Matrix, Model, Piece, ProbIndex, Sampler,
+    Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
 };
 
 /// Bytes copied into 4-byte aligned storage, as a memory map would give them.
@@ -353,17 +353,23 @@ pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8>
     let s = shape;
     let head_size = s.dim / s.n_heads;
     let kv_dim = head_size * s.n_kv_heads;
-    let raw = [
-        s.dim,
-        s.hidden_dim,
-        s.n_layers,
-        s.n_heads,
-        s.n_kv_heads,
-        s.vocab_size,
-        s.seq_len,
-    ]
-    .map(|v| v as i32);
-    let mut out = Vec::new();
+    let config = Config {
+        dim: s.dim,
+        hidden_dim: s.hidden_dim,
+        n_layers: s.n_layers,
+        n_heads: s.n_heads,
+        n_kv_heads: s.n_kv_heads,
+        vocab_size: s.vocab_size,
+        seq_len: s.seq_len,
+        shared_classifier: s.shared,
+    };
+    let format = match layout {
+        Layout::V0 => Format::V0,
+        Layout::V1 => Format::V1,
+        Layout::V2 { group } => Format::V2 { group_size: group },
+    };
+    let header = Header::new(&config, format).expect("fuzz shapes are valid configs");
+    let mut out = header.as_bytes().to_vec();
     let f32s = |out: &mut Vec<u8>, n: usize, fill: &mut dyn FnMut() -> f32| {
         for _ in 0..n {
             out.extend_from_slice(&fill().to_le_bytes());
@@ -373,13 +379,6 @@ pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8>
     let (d, h, v) = (s.dim, s.hidden_dim, s.vocab_size);
     match layout {
         Layout::V0 => {
-            let mut header = raw;
-            if !s.shared {
-                header[5] = -header[5];
-            }
-            for x in header {
-                out.extend_from_slice(&x.to_le_bytes());
-            }
             let mut f = || fill.f32();
             for n in [
                 v * d,
@@ -400,18 +399,6 @@ pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8>
             }
         }
         Layout::V1 | Layout::V2 { .. } => {
-            let mut header = [0u8; 256];
-            header[..4].copy_from_slice(&MAGIC.to_le_bytes());
-            let version: i32 = if layout == Layout::V1 { 1 } else { 2 };
-            header[4..8].copy_from_slice(&version.to_le_bytes());
-            for (i, x) in raw.iter().enumerate() {
-                header[8 + 4 * i..12 + 4 * i].copy_from_slice(&x.to_le_bytes());
-            }
-            header[36] = u8::from(s.shared);
-            if let Layout::V2 { group } = layout {
-                header[37..41].copy_from_slice(&(group as i32).to_le_bytes());
-            }
-            out.extend_from_slice(&header);
             {
                 let mut f = || fill.f32();
                 for n in [l * d, l * d, d] {
