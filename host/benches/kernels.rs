@@ -2,7 +2,6 @@
 //! `cargo bench -p llama2-cli --bench kernels`.
 
 use divan::{black_box, Bencher};
-use llama2_cli::kernels::detect;
 use llama2_core::{Kernels, Q8Rows, Q8Vector};
 
 fn main() {
@@ -15,7 +14,7 @@ const KERNELS: &[&str] = &["scalar", "detected"];
 fn kernels(name: &str) -> Kernels {
     match name {
         "scalar" => Kernels::scalar(),
-        _ => detect(),
+        _ => Kernels::detect(),
     }
 }
 

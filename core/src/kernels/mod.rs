@@ -7,10 +7,12 @@
 //! scalar path.
 //!
 //! A SIMD variant can only be obtained where the processor supports it: on aarch64 NEON is
-//! always present; on x86_64 the host checks the CPU at run time (see
-//! [`Kernels::avx2_fma_unchecked`]) or the build enables the features at compile time.
+//! always present; on x86_64 a host checks the CPU at run time (`Kernels::detect`, with the
+//! `std` feature) or the build enables the features at compile time.
 #![allow(unsafe_code)]
 
+#[cfg(feature = "std")]
+mod detect;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;
@@ -18,7 +20,8 @@ mod scalar;
 mod x86;
 
 /// Which implementation of the inner loops to run. Construct with [`Kernels::scalar`],
-/// [`Kernels::native`] or, on x86_64, [`Kernels::avx2_fma_unchecked`].
+/// [`Kernels::native`], `Kernels::detect` (feature `std`: what the running CPU supports) or,
+/// on x86_64, [`Kernels::avx2_fma_unchecked`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernels(Kind);
 

@@ -540,7 +540,7 @@ pub fn forward_sample(data: &[u8]) {
         .map(|i| u32::from(rest.get(i).copied().unwrap_or(0)) % c.vocab_size as u32)
         .collect();
 
-    let kernels = [Kernels::scalar(), best_kernels()][usize::from(h[4] >> 4 & 1)];
+    let kernels = [Kernels::scalar(), Kernels::detect()][usize::from(h[4] >> 4 & 1)];
     let new_state = |buffer: &mut Vec<f32>| {
         *buffer = vec![f32::NAN; State::len_for(&c, context).unwrap()];
     };
@@ -614,16 +614,6 @@ pub fn forward_sample(data: &[u8]) {
             vocab_size: c.vocab_size
         }
     );
-}
-
-/// The fastest kernels this CPU runs, so that fuzzing also covers the SIMD loops.
-fn best_kernels() -> Kernels {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected.
-        return unsafe { Kernels::avx2_fma_unchecked() };
-    }
-    Kernels::native()
 }
 
 /// Small well-formed seed inputs for each target, by target name.
