@@ -64,6 +64,7 @@
 compile_error!("llama2.c files are little-endian and are viewed in place; big-endian targets are not supported");
 
 mod activations;
+mod aligned;
 mod attention;
 mod batch;
 mod chat;
@@ -89,6 +90,9 @@ mod testutil;
 #[doc = include_str!("../../README.md")]
 mod readme_doctest {}
 
+#[cfg(feature = "std")]
+pub use aligned::AlignedBytes;
+pub use aligned::Aligned;
 pub use batch::Batch;
 pub use chat::{render_turn, rendered_len, Chat, TurnEnd};
 pub use checkpoint::{Format, Model, MAGIC};

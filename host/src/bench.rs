@@ -5,14 +5,14 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use llama2_core::{argmax, Batch, Model, Parallel, State};
+use llama2_core::{argmax, AlignedBytes, Batch, Model, Parallel, State};
 
 use crate::cli::threads_or_default;
 use crate::error::CliError;
 use crate::kernels::KernelChoice;
 use crate::load::MappedFile;
 use crate::pool::ThreadPool;
-use crate::synthetic::{quantized, random_f32_model, AlignedBytes, Shape};
+use crate::synthetic::{quantized, random_f32_model, Shape};
 
 /// Element type of a synthetic benchmark model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

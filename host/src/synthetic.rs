@@ -1,7 +1,7 @@
 //! Models with random weights made in memory, for benchmarks of published shapes without
 //! downloading anything.
 
-use llama2_core::{Config, Model, MAGIC};
+use llama2_core::{AlignedBytes, Config, Model, MAGIC};
 
 use crate::quantize::{auto_group, write_v2};
 
@@ -36,28 +36,6 @@ impl Shape {
             seq_len,
             shared_classifier: true,
         }
-    }
-}
-
-/// Model bytes in 4-byte aligned storage, so they can be viewed in place.
-#[derive(Debug)]
-pub struct AlignedBytes {
-    words: Vec<u32>,
-    len: usize,
-}
-
-impl AlignedBytes {
-    pub fn from_bytes(bytes: &[u8]) -> Self {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        AlignedBytes {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
     }
 }
 
@@ -97,10 +75,7 @@ pub fn random_f32_model(config: &Config) -> AlignedBytes {
         };
         *w = value.to_bits();
     }
-    AlignedBytes {
-        len: words.len() * 4,
-        words,
-    }
+    AlignedBytes::from_words(words)
 }
 
 /// The Q8_0 (version 2) form of an fp32 model, with the default group size.
@@ -108,5 +83,5 @@ pub fn quantized(model: &Model<'_>) -> std::io::Result<AlignedBytes> {
     let group = auto_group(&model.config).unwrap_or(1);
     let mut bytes = Vec::new();
     write_v2(model, group, &mut bytes, false)?;
-    Ok(AlignedBytes::from_bytes(&bytes))
+    Ok(AlignedBytes::new(&bytes))
 }

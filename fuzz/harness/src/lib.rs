@@ -10,30 +10,9 @@
 use std::sync::OnceLock;
 
 use llama2_core::{
-    Batch, Error, Kernels, Matrix, Model, Piece, ProbIndex, Sampler, Serial, Stack, State,
+    AlignedBytes, Batch, Error, Kernels, Matrix, Model, Piece, ProbIndex, Sampler, Serial, Stack, State,
     Strategy, TextDecoder, Tokenizer, MAGIC,
 };
-
-/// Bytes copied into 4-byte aligned storage, as a memory map would give them.
-pub struct Aligned {
-    words: Vec<u32>,
-    len: usize,
-}
-
-impl Aligned {
-    pub fn new(bytes: &[u8]) -> Aligned {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Aligned {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // model_parse
@@ -42,7 +21,7 @@ impl Aligned {
 /// Parses arbitrary bytes as a model file. A file that parses must describe views of
 /// exactly the sizes its config says; a small one is also run for a step.
 pub fn model_parse(data: &[u8]) {
-    let file = Aligned::new(data);
+    let file = AlignedBytes::new(data);
     if data.len() >= 8 {
         // The same bytes one byte off their alignment are refused before anything is read.
         let mut shifted = vec![0u32; data.len().div_ceil(4) + 1];
@@ -532,7 +511,7 @@ pub fn forward_sample(data: &[u8]) {
         at: 0,
         raw: h[4] & 1 != 0,
     };
-    let file = Aligned::new(&model_file(shape, layout, &mut fill));
+    let file = AlignedBytes::new(&model_file(shape, layout, &mut fill));
     let model = Model::from_bytes(file.bytes()).expect("a well-formed tiny model parses");
     let c = model.config;
     let context = 1 + usize::from(h[4] >> 1 & 7) % c.seq_len;
