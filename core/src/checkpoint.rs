@@ -333,7 +333,7 @@ mod tests {
     fn f32_data(m: Matrix<'_>) -> &[f32] {
         match m {
             Matrix::F32 { data, .. } => data,
-            Matrix::Q8 { .. } => panic!("expected an fp32 matrix"),
+            Matrix::Q8(_) => panic!("expected an fp32 matrix"),
         }
     }
 

@@ -74,7 +74,7 @@ mod error;
 mod forward;
 mod generate;
 mod kernels;
-pub mod math;
+mod math;
 mod parallel;
 mod sampler;
 mod state;
@@ -90,19 +90,19 @@ mod testutil;
 #[doc = include_str!("../../README.md")]
 mod readme_doctest {}
 
+pub use aligned::Aligned;
 #[cfg(feature = "std")]
 pub use aligned::AlignedBytes;
-pub use aligned::Aligned;
 pub use batch::Batch;
 pub use chat::{render_turn, rendered_len, Chat, TurnEnd};
 pub use checkpoint::{Format, Model, MAGIC};
 pub use config::Config;
 pub use error::{Buffer, Error, Result};
 pub use generate::{resolve_steps, GenerateError, Generator, Summary, TokenEvent};
-pub use kernels::{Kernels, Q8Rows, Q8Vector};
+pub use kernels::{Kernels, Q8Vector};
 pub use parallel::{Parallel, Serial, Split};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
 pub use state::State;
 pub use text::TextDecoder;
 pub use tokenizer::{Piece, Tokenizer, BOS, EOS};
-pub use weights::{Matrix, Stack, Weights};
+pub use weights::{Matrix, Q8Matrix, Stack, Weights};

@@ -2,7 +2,7 @@
 //! `cargo bench -p llama2-cli --bench kernels`.
 
 use divan::{black_box, Bencher};
-use llama2_core::{Kernels, Q8Rows, Q8Vector};
+use llama2_core::{Kernels, Q8Matrix, Q8Vector};
 
 fn main() {
     divan::main();
@@ -66,7 +66,7 @@ fn q8_matvec(bencher: Bencher, name: &str, rows: usize, cols: usize, group: usiz
     bencher
         .counter(divan::counter::ItemsCount::new(rows * cols))
         .bench_local(|| {
-            let rows_view = Q8Rows {
+            let rows_view = Q8Matrix {
                 values: &w,
                 scales: &ws,
                 group,

@@ -127,7 +127,7 @@ pub fn write_v2(
 fn f32_data<'a>(m: &Matrix<'a>) -> &'a [f32] {
     match *m {
         Matrix::F32 { data, .. } => data,
-        Matrix::Q8 { .. } => &[],
+        Matrix::Q8(_) => &[],
     }
 }
 

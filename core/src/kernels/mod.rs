@@ -11,6 +11,8 @@
 //! `std` feature) or the build enables the features at compile time.
 #![allow(unsafe_code)]
 
+use crate::weights::Q8Matrix;
+
 #[cfg(feature = "std")]
 mod detect;
 #[cfg(target_arch = "aarch64")]
@@ -152,25 +154,17 @@ impl Kernels {
     }
 }
 
-/// Rows of a Q8 matrix: `rows × cols` int8 values and one little-endian f32 scale per
-/// `group` consecutive values.
-#[derive(Debug, Clone, Copy)]
-pub struct Q8Rows<'a> {
-    pub values: &'a [i8],
-    pub scales: &'a [u8],
-    pub group: usize,
-    pub cols: usize,
-}
-
 /// A quantized input vector: `cols` int8 values and one f32 scale per group.
 #[derive(Debug, Clone, Copy)]
 pub struct Q8Vector<'a> {
+    /// The int8 values, `cols` of them.
     pub values: &'a [i8],
+    /// One scale per group of values.
     pub scales: &'a [f32],
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Q8Rows<'_> {
+impl Q8Matrix<'_> {
     /// Whether the lengths agree with each other, with `x` and with `rows` outputs.
     fn fits(&self, rows: usize, x: &Q8Vector<'_>) -> bool {
         let groups = self.cols / self.group;
@@ -186,7 +180,7 @@ impl Q8Rows<'_> {
 impl Kernels {
     /// `out[r] = q8_dot(row r, x)` for every row, using multi-row SIMD blocks where the
     /// group size allows. Bit-identical to calling [`Kernels::q8_dot`] per row.
-    pub fn q8_matvec(&self, out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+    pub fn q8_matvec(&self, out: &mut [f32], w: Q8Matrix<'_>, x: Q8Vector<'_>) {
         #[cfg(target_arch = "x86_64")]
         if w.group.is_multiple_of(32) && w.fits(out.len(), &x) {
             match self.0 {

@@ -10,8 +10,8 @@
 use std::sync::OnceLock;
 
 use llama2_core::{
-    AlignedBytes, Batch, Error, Kernels, Matrix, Model, Piece, ProbIndex, Sampler, Serial, Stack, State,
-    Strategy, TextDecoder, Tokenizer, MAGIC,
+    AlignedBytes, Batch, Error, Kernels, Matrix, Model, Piece, ProbIndex, Q8Matrix, Sampler,
+    Serial, Stack, State, Strategy, TextDecoder, Tokenizer, MAGIC,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -67,12 +67,12 @@ fn check_views(model: &Model<'_>) {
     let w = model.weights;
     let check = |m: Matrix<'_>, rows: usize, cols: usize| {
         assert_eq!((m.rows(), m.cols()), (rows, cols));
-        if let Matrix::Q8 {
+        if let Matrix::Q8(Q8Matrix {
             values,
             scales,
             group,
             cols,
-        } = m
+        }) = m
         {
             assert!(group > 0 && cols % group == 0);
             assert_eq!(values.len(), rows * cols);
