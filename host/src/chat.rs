@@ -13,7 +13,7 @@ use crate::pool::ThreadPool;
 type Result<T> = std::result::Result<T, GenerateError<std::io::Error>>;
 
 /// Reads user lines from stdin and answers them until input ends or positions run out.
-pub fn run(args: &RunArgs, generator: Generator<'_, '_, '_, ThreadPool>) -> Result<()> {
+pub fn run(args: &RunArgs, generator: Generator<'_, '_, '_, '_, ThreadPool>) -> Result<()> {
     let stdin = std::io::stdin();
     let mut input = Input {
         lines: stdin.lock(),

@@ -114,7 +114,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
 /// Generates a continuation of the prompt and reports the speed on stderr.
 fn generate(
     args: &RunArgs,
-    mut generator: Generator<'_, '_, '_, ThreadPool>,
+    mut generator: Generator<'_, '_, '_, '_, ThreadPool>,
     batch: Option<Batch<'_>>,
 ) -> Result<(), GenerateError<std::io::Error>> {
     let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
