@@ -259,7 +259,13 @@ typedef struct llama2_sampling {
  * One entry of the top-p sampler's scratch buffer (8 bytes); the caller only allocates them.
  */
 typedef struct llama2_prob_index {
+  /**
+   * A candidate token's probability.
+   */
   float prob;
+  /**
+   * The candidate token's id.
+   */
   uint32_t index;
 } llama2_prob_index;
 

@@ -101,7 +101,9 @@ pub struct llama2_summary {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct llama2_prob_index {
+    /// A candidate token's probability.
     pub prob: f32,
+    /// The candidate token's id.
     pub index: u32,
 }
 

@@ -27,7 +27,10 @@ pub enum Format {
     /// `ak42` magic, version 1: fp32 weights, 256-byte header.
     V1,
     /// `ak42` magic, version 2: Q8_0 weights in groups of `group_size`, fp32 norms.
-    V2 { group_size: usize },
+    V2 {
+        /// Values per scale.
+        group_size: usize,
+    },
 }
 
 /// How the matrices of a file are stored.
@@ -40,8 +43,11 @@ enum Element {
 /// A parsed model: its config and views of its weights.
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
+    /// The shape, from the header.
     pub config: Config,
+    /// The file layout the weights were read in.
     pub format: Format,
+    /// Views of the weights, in the model bytes.
     pub weights: Weights<'a>,
 }
 

@@ -107,15 +107,22 @@ pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
 pub enum Stack<'a> {
     /// `layers × rows × cols` floats.
     F32 {
+        /// Every layer's weights, layer after layer.
         all: &'a [f32],
+        /// Rows of one layer's matrix.
         rows: usize,
+        /// Values per row.
         cols: usize,
     },
     /// Per layer: `rows × cols` int8 values, then that layer's `rows × cols / group` scales.
     Q8 {
+        /// Every layer's values and scales, layer after layer.
         all: &'a [u8],
+        /// Rows of one layer's matrix.
         rows: usize,
+        /// Values per row.
         cols: usize,
+        /// Values per scale.
         group: usize,
     },
 }

@@ -1,7 +1,7 @@
 //! The two inner loops every matrix-vector product reduces to, in a scalar reference form
 //! and in SIMD forms.
 //!
-//! [`Kernels::Scalar`] sums in llama2.c's order and is the reference. The SIMD forms sum
+//! [`Kernels::scalar`] sums in llama2.c's order and is the reference. The SIMD forms sum
 //! f32 products in a different order (so fp32 results differ in the last bits); their Q8
 //! dot products are exact integer sums per group, so Q8 results are bit-identical to the
 //! scalar path.
