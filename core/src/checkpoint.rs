@@ -110,49 +110,16 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
     // `i32::MIN` has no positive counterpart: left negative, it is reported as it is.
     raw[5] = raw[5].checked_abs().unwrap_or(i32::MIN);
     let config = Config::validated(raw, shared)?;
-    let mut cursor = Cursor::new(bytes, V0_HEADER_LEN);
-    let token_embedding = cursor.matrix(config.vocab_size, config.dim, Element::F32);
-    let rms_att = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config, Element::F32);
-    let rms_ffn = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config, Element::F32);
-    let rms_final = cursor.f32s(Some(config.dim));
-    // Two RoPE tables the reference never reads (it computes RoPE on the fly).
-    let rope_table = mul(Some(config.seq_len), Some(config.head_size() / 2));
-    cursor.f32s(mul(rope_table, Some(2)));
-    let classifier = if shared {
-        token_embedding
-    } else {
-        cursor.matrix(config.vocab_size, config.dim, Element::F32)
-    };
-    cursor.finish()?;
-    Ok(Model {
-        config,
-        format: Format::V0,
-        weights: Weights {
-            token_embedding,
-            rms_att,
-            rms_ffn,
-            rms_final,
-            wq,
-            wk,
-            wv,
-            wo,
-            w1,
-            w2,
-            w3,
-            classifier,
-        },
-    })
+    read_weights(bytes, config, Format::V0)
 }
 
 fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
     require_header(bytes, VERSIONED_HEADER_LEN)?;
     let version = read_i32(bytes, 4);
     let shared = bytes.get(36).is_some_and(|&flag| flag != 0);
-    let (format, element) =
+    let format =
         match version {
-            1 => (Format::V1, Element::F32),
+            1 => Format::V1,
             2 => {
                 let raw = read_i32(bytes, 37);
                 let group_size = usize::try_from(raw).ok().filter(|&g| g > 0).ok_or(
@@ -161,33 +128,63 @@ fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
                         value: i64::from(raw),
                     },
                 )?;
-                (Format::V2 { group_size }, Element::Q8 { group: group_size })
+                Format::V2 { group_size }
             }
             _ => return Err(Error::UnsupportedVersion(version)),
         };
     let config = Config::validated(read_config(bytes, 8), shared)?;
-    if let Element::Q8 { group } = element {
-        if !config.dim.is_multiple_of(group) || !config.hidden_dim.is_multiple_of(group) {
+    if let Format::V2 { group_size } = format {
+        if !config.dim.is_multiple_of(group_size) || !config.hidden_dim.is_multiple_of(group_size) {
             return Err(Error::GroupSizeMismatch {
-                group_size: group,
+                group_size,
                 dim: config.dim,
                 hidden_dim: config.hidden_dim,
             });
         }
     }
-    let mut cursor = Cursor::new(bytes, VERSIONED_HEADER_LEN);
-    let rms_att = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let rms_ffn = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let rms_final = cursor.f32s(Some(config.dim));
-    let token_embedding = cursor.matrix(config.vocab_size, config.dim, element);
-    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config, element);
-    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config, element);
-    let classifier = if shared {
+    read_weights(bytes, config, format)
+}
+
+/// Views the weights after the header of a `format` file of `config`'s shape, which must
+/// end exactly where they do.
+fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_>> {
+    let c = &config;
+    let (header_len, element) = match format {
+        Format::V0 => (V0_HEADER_LEN, Element::F32),
+        Format::V1 => (VERSIONED_HEADER_LEN, Element::F32),
+        Format::V2 { group_size } => (VERSIONED_HEADER_LEN, Element::Q8 { group: group_size }),
+    };
+    let mut cursor = Cursor::new(bytes, header_len);
+    // `[n_layers][dim]` RMSNorm gains.
+    let layer_norms = mul(Some(c.n_layers), Some(c.dim));
+    let (token_embedding, rms_att, attention, rms_ffn, ffn, rms_final);
+    if format == Format::V0 {
+        // llama2.c's first export: each norm before the matrices it feeds, RoPE tables last.
+        token_embedding = cursor.matrix(c.vocab_size, c.dim, element);
+        rms_att = cursor.f32s(layer_norms);
+        attention = attention_stacks(&mut cursor, c, element);
+        rms_ffn = cursor.f32s(layer_norms);
+        ffn = ffn_stacks(&mut cursor, c, element);
+        rms_final = cursor.f32s(Some(c.dim));
+        // Two RoPE tables the reference never reads (it computes RoPE on the fly).
+        let rope_table = mul(Some(c.seq_len), Some(c.head_size() / 2));
+        cursor.f32s(mul(rope_table, Some(2)));
+    } else {
+        // Versioned files: the fp32 norms first, then the matrices.
+        rms_att = cursor.f32s(layer_norms);
+        rms_ffn = cursor.f32s(layer_norms);
+        rms_final = cursor.f32s(Some(c.dim));
+        token_embedding = cursor.matrix(c.vocab_size, c.dim, element);
+        attention = attention_stacks(&mut cursor, c, element);
+        ffn = ffn_stacks(&mut cursor, c, element);
+    }
+    let classifier = if c.shared_classifier {
         token_embedding
     } else {
-        cursor.matrix(config.vocab_size, config.dim, element)
+        cursor.matrix(c.vocab_size, c.dim, element)
     };
     cursor.finish()?;
+    let ((wq, wk, wv, wo), (w1, w2, w3)) = (attention, ffn);
     Ok(Model {
         config,
         format,
