@@ -183,25 +183,14 @@ impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
         out: &mut W,
         on_token: impl FnMut(TokenEvent),
     ) -> core::result::Result<Summary, GenerateError<W::Error>> {
-        self.run(None, prompt, steps, prompt_buf, out, on_token)
+        self.generate_batched(None, prompt, steps, prompt_buf, out, on_token)
     }
 
-    /// Like [`Generator::generate`], but runs the prompt through the model `batch.capacity()`
-    /// tokens at a time, reading each weight once per batch instead of once per token. The
-    /// tokens and text are exactly those of [`Generator::generate`].
+    /// Like [`Generator::generate`], but with `Some(batch)` runs the prompt through the
+    /// model `batch.capacity()` tokens at a time, reading each weight once per batch instead
+    /// of once per token (`None`: token by token). The tokens and text are exactly those of
+    /// [`Generator::generate`].
     pub fn generate_batched<W: embedded_io::Write>(
-        &mut self,
-        batch: &mut Batch<'_>,
-        prompt: &[u8],
-        steps: usize,
-        prompt_buf: &mut [u32],
-        out: &mut W,
-        on_token: impl FnMut(TokenEvent),
-    ) -> core::result::Result<Summary, GenerateError<W::Error>> {
-        self.run(Some(batch), prompt, steps, prompt_buf, out, on_token)
-    }
-
-    fn run<W: embedded_io::Write>(
         &mut self,
         batch: Option<&mut Batch<'_>>,
         prompt: &[u8],
@@ -369,7 +358,7 @@ mod tests {
             let mut batch_buffer = std::vec![0.0; Batch::len_for(&config, capacity).unwrap()];
             let mut batch = Batch::new(&config, capacity, &mut batch_buffer).unwrap();
             g.generate_batched(
-                &mut batch,
+                Some(&mut batch),
                 prompt.as_bytes(),
                 steps,
                 &mut prompt_buf,

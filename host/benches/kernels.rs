@@ -2,6 +2,7 @@
 //! `cargo bench -p llama2-cli --bench kernels`.
 
 use divan::{black_box, Bencher};
+use llama2_cli::synthetic::random_values;
 use llama2_core::{Kernels, Q8Matrix, Q8Vector};
 
 fn main() {
@@ -18,15 +19,9 @@ fn kernels(name: &str) -> Kernels {
     }
 }
 
-/// Deterministic values in [-0.5, 0.5).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / 16_777_216.0 - 0.5
-        })
-        .collect()
+/// `n` deterministic values in [-0.5, 0.5).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    random_values(seed).take(n).collect()
 }
 
 /// f32 dot product of a 768-wide row (stories110M's `dim`).

@@ -127,7 +127,7 @@ fn generate(
     };
     let summary = match batch {
         Some(mut batch) => generator.generate_batched(
-            &mut batch,
+            Some(&mut batch),
             prompt,
             args.steps,
             &mut prompt_tokens,

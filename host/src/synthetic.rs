@@ -63,19 +63,25 @@ pub fn random_f32_model(config: &Config) -> AlignedBytes {
     // byte 36: shared classifier flag
     words[9] = u32::from(config.shared_classifier);
     let norms = (2 * config.n_layers + 1) * config.dim;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for (i, w) in words[64..].iter_mut().enumerate() {
-        let value = if i < norms {
-            1.0
-        } else {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
-        };
-        *w = value.to_bits();
+    let (gains, weights) = words[64..].split_at_mut(norms);
+    gains.fill(1.0f32.to_bits());
+    for (w, value) in weights.iter_mut().zip(random_values(0)) {
+        *w = (value * 0.1).to_bits();
     }
     AlignedBytes::from_words(words)
+}
+
+/// Deterministic pseudo-random values, uniform in [-0.5, 0.5) (xorshift64), one stream per
+/// `seed`: the weights of the random models (seed 0) and the inputs of the kernel
+/// benchmarks.
+pub fn random_values(seed: u64) -> impl Iterator<Item = f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    std::iter::repeat_with(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    })
 }
 
 /// The Q8_0 (version 2) form of an fp32 model, with the default group size.
