@@ -157,14 +157,26 @@ fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_
     let mut cursor = Cursor::new(bytes, header_len);
     // `[n_layers][dim]` RMSNorm gains.
     let layer_norms = mul(Some(c.n_layers), Some(c.dim));
+    // wq, wk, wv, wo and w1, w2, w3, each `[n_layers][rows][cols]`.
+    let attention_shapes = [
+        (c.dim, c.dim),
+        (c.kv_dim(), c.dim),
+        (c.kv_dim(), c.dim),
+        (c.dim, c.dim),
+    ];
+    let ffn_shapes = [
+        (c.hidden_dim, c.dim),
+        (c.dim, c.hidden_dim),
+        (c.hidden_dim, c.dim),
+    ];
     let (token_embedding, rms_att, attention, rms_ffn, ffn, rms_final);
     if format == Format::V0 {
         // llama2.c's first export: each norm before the matrices it feeds, RoPE tables last.
         token_embedding = cursor.matrix(c.vocab_size, c.dim, element);
         rms_att = cursor.f32s(layer_norms);
-        attention = attention_stacks(&mut cursor, c, element);
+        attention = stacks(&mut cursor, c, attention_shapes, element);
         rms_ffn = cursor.f32s(layer_norms);
-        ffn = ffn_stacks(&mut cursor, c, element);
+        ffn = stacks(&mut cursor, c, ffn_shapes, element);
         rms_final = cursor.f32s(Some(c.dim));
         // Two RoPE tables the reference never reads (it computes RoPE on the fly).
         let rope_table = mul(Some(c.seq_len), Some(c.head_size() / 2));
@@ -175,8 +187,8 @@ fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_
         rms_ffn = cursor.f32s(layer_norms);
         rms_final = cursor.f32s(Some(c.dim));
         token_embedding = cursor.matrix(c.vocab_size, c.dim, element);
-        attention = attention_stacks(&mut cursor, c, element);
-        ffn = ffn_stacks(&mut cursor, c, element);
+        attention = stacks(&mut cursor, c, attention_shapes, element);
+        ffn = stacks(&mut cursor, c, ffn_shapes, element);
     }
     let classifier = if c.shared_classifier {
         token_embedding
@@ -184,7 +196,7 @@ fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_
         cursor.matrix(c.vocab_size, c.dim, element)
     };
     cursor.finish()?;
-    let ((wq, wk, wv, wo), (w1, w2, w3)) = (attention, ffn);
+    let ([wq, wk, wv, wo], [w1, w2, w3]) = (attention, ffn);
     Ok(Model {
         config,
         format,
@@ -205,27 +217,14 @@ fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_
     })
 }
 
-fn attention_stacks<'a>(
+/// One stack of `n_layers` matrices per `(rows, cols)` shape, in file order.
+fn stacks<'a, const N: usize>(
     cursor: &mut Cursor<'a>,
     c: &Config,
+    shapes: [(usize, usize); N],
     e: Element,
-) -> (Stack<'a>, Stack<'a>, Stack<'a>, Stack<'a>) {
-    let wq = cursor.stack(c.n_layers, c.dim, c.dim, e);
-    let wk = cursor.stack(c.n_layers, c.kv_dim(), c.dim, e);
-    let wv = cursor.stack(c.n_layers, c.kv_dim(), c.dim, e);
-    let wo = cursor.stack(c.n_layers, c.dim, c.dim, e);
-    (wq, wk, wv, wo)
-}
-
-fn ffn_stacks<'a>(
-    cursor: &mut Cursor<'a>,
-    c: &Config,
-    e: Element,
-) -> (Stack<'a>, Stack<'a>, Stack<'a>) {
-    let w1 = cursor.stack(c.n_layers, c.hidden_dim, c.dim, e);
-    let w2 = cursor.stack(c.n_layers, c.dim, c.hidden_dim, e);
-    let w3 = cursor.stack(c.n_layers, c.hidden_dim, c.dim, e);
-    (w1, w2, w3)
+) -> [Stack<'a>; N] {
+    shapes.map(|(rows, cols)| cursor.stack(c.n_layers, rows, cols, e))
 }
 
 /// Walks the sections of a file. A section past the end (or of overflowing size) yields an
