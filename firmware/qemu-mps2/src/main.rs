@@ -18,8 +18,8 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use embedded_io::Write;
 use llama2_core::{
-    Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Summary,
-    Tokenizer,
+    Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy,
+    Summary, Tokenizer,
 };
 
 use uart::CmsdkUart;
