@@ -259,7 +259,13 @@ typedef struct llama2_sampling {
  * One entry of the top-p sampler's scratch buffer (8 bytes); the caller only allocates them.
  */
 typedef struct llama2_prob_index {
+  /**
+   * A candidate token's probability.
+   */
   float prob;
+  /**
+   * The candidate token's id.
+   */
   uint32_t index;
 } llama2_prob_index;
 
@@ -427,8 +433,8 @@ typedef struct llama2_summary {
 #define LLAMA2_KERNELS_SCALAR 1
 
 /**
- * AVX2+FMA when the running x86_64 CPU has them (detected at run time; host builds only),
- * else as `LLAMA2_KERNELS_NATIVE`.
+ * The fastest loops the running CPU has (detected at run time, host builds only: on x86_64
+ * AVX2+FMA, with AVX512-VNNI for Q8 when present), else as `LLAMA2_KERNELS_NATIVE`.
  */
 #define LLAMA2_KERNELS_AUTO 2
 

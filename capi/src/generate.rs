@@ -79,8 +79,16 @@ impl Args {
 }
 
 impl Parts<'_> {
-    /// Runs the engine's generation loop, writing text to `out`.
-    fn run<W: Write<Error = Stop>>(self, out: &mut W) -> Result<Summary, Status> {
+    /// Runs the engine's generation loop, writing text to `out`, and on success what it did
+    /// to `summary` (if asked for).
+    ///
+    /// # Safety
+    /// `summary`, if given, is valid for a write and disjoint from the borrowed parts.
+    unsafe fn run<W: Write<Error = Stop>>(
+        self,
+        out: &mut W,
+        summary: Option<Out<llama2_summary>>,
+    ) -> Result<(), Status> {
         let mut generator = Generator {
             model: self.model,
             tokenizer: self.tokenizer,
@@ -88,12 +96,18 @@ impl Parts<'_> {
             sampler: self.sampler,
             parallel: &Serial,
         };
-        generator
+        let done = generator
             .generate(self.prompt, self.steps, self.prompt_tokens, out, |_| {})
             .map_err(|error| match error {
-                GenerateError::Engine(error) => error.into(),
+                GenerateError::Engine(error) => Status::from(error),
                 GenerateError::Write(Stop(status)) => status,
-            })
+            })?;
+        if let Some(summary) = summary {
+            // SAFETY: valid for a write (the caller's contract); the generator's borrows
+            // have ended.
+            unsafe { summary.write(done.into()) };
+        }
+        Ok(())
     }
 }
 
@@ -162,12 +176,8 @@ pub unsafe extern "C" fn llama2_generate(
         let outputs = [summary.as_ref().map_or(Region::EMPTY, Out::region)];
         // SAFETY: the caller's contract for the arguments.
         let parts = unsafe { args.borrow(&outputs) }?;
-        let done = parts.run(&mut Callback { function, user })?;
-        if let Some(summary) = summary {
-            // SAFETY: valid for a write (the caller's contract); the borrows have ended.
-            unsafe { summary.write(done.into()) };
-        }
-        Ok(())
+        // SAFETY: `summary` is valid by the caller's contract, and disjoint (checked).
+        unsafe { parts.run(&mut Callback { function, user }, summary) }
     })
 }
 
@@ -226,15 +236,11 @@ pub unsafe extern "C" fn llama2_generate_to_buffer(
         // SAFETY: valid by the caller's contract, and disjoint from every other borrow
         // (checked in `borrow`).
         let mut buffer = Buffer::new(unsafe { text.into_mut_slice() })?;
-        let result = parts.run(&mut buffer);
+        // SAFETY: `summary` is valid by the caller's contract, and disjoint (checked).
+        let result = unsafe { parts.run(&mut buffer, summary) };
         let len = buffer.len();
         // SAFETY: valid for writes (the caller's contract); the borrows have ended.
         unsafe { text_len.write(len) };
-        let done = result?;
-        if let Some(summary) = summary {
-            // SAFETY: as above.
-            unsafe { summary.write(done.into()) };
-        }
-        Ok(())
+        result
     })
 }

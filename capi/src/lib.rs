@@ -2,9 +2,9 @@
 //!
 //! A thin, allocation-free layer over `llama2-core`. Every object lives in caller memory:
 //! the model and tokenizer bytes, the working buffers, and the handles themselves, which C
-//! declares as fixed-size opaque structs ([`handle`]). Every entry point checks its pointers
-//! and lengths ([`raw`]), reports failures as a `llama2_status` code ([`status`]) and never
-//! lets a Rust panic reach C ([`guard`]).
+//! declares as fixed-size opaque structs (module `handle`). Every entry point checks its
+//! pointers and lengths (`raw`), reports failures as a `llama2_status` code (`status`) and
+//! never lets a Rust panic reach C (`guard`).
 //!
 //! The crate is always `no_std`. The default `std` feature (host builds) links `std` for
 //! `catch_unwind` and run-time CPU feature detection; bare-metal builds use
@@ -15,6 +15,7 @@
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
+#![warn(missing_docs)]
 // The C names of the API (`llama2_model`, `llama2_status`, ...) are the Rust names.
 #![allow(non_camel_case_types)]
 // The entry points mirror the C signatures; their argument lists are the API.

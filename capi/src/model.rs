@@ -1,6 +1,6 @@
 //! Opening a model, and what it needs: its config and the sizes of the caller buffers.
 
-use llama2_core::{Model, Sampler, State, Strategy, Tokenizer};
+use llama2_core::{Config, Model, Sampler, State, Strategy, Tokenizer};
 
 use crate::guard::guard;
 use crate::handle::{check, kept, llama2_model, Target};
@@ -56,16 +56,8 @@ pub unsafe extern "C" fn llama2_model_config(
     model: *const llama2_model,
     config: *mut llama2_config,
 ) -> llama2_status {
-    guard(|| {
-        let out = Out::new(config)?;
-        // SAFETY: the caller's contract for `model`.
-        let model = unsafe { check::<_, false>(model) }?;
-        // SAFETY: nothing else is borrowed by this call (`out` is written after).
-        let value = llama2_config::from(unsafe { model.into_ref() });
-        // SAFETY: the caller's contract: `config` is valid for writes; no borrow is live.
-        unsafe { out.write(value) };
-        Ok(())
-    })
+    // SAFETY: the caller's contract for `model` and `config`.
+    unsafe { write_from_model(model, config, |model| Ok(llama2_config::from(model))) }
 }
 
 /// Writes to `*sizes` the element counts of the buffers this model needs with a state of
@@ -82,25 +74,44 @@ pub unsafe extern "C" fn llama2_model_buffer_sizes(
     context: usize,
     sizes: *mut llama2_buffer_sizes,
 ) -> llama2_status {
+    // SAFETY: the caller's contract for `model` and `sizes`.
+    unsafe { write_from_model(model, sizes, |model| buffer_sizes(&model.config, context)) }
+}
+
+/// What `llama2_model_buffer_sizes()` reports.
+fn buffer_sizes(config: &Config, context: usize) -> Result<llama2_buffer_sizes, Status> {
+    if context == 0 || context > config.seq_len {
+        return Err(Status::InvalidContext);
+    }
+    let top_p = Strategy::TopP {
+        temperature: 1.0,
+        top_p: 0.9,
+    };
+    Ok(llama2_buffer_sizes {
+        state: State::len_for(config, context).ok_or(Status::SizeOverflow)?,
+        tokenizer_index: Tokenizer::index_len(config.vocab_size).ok_or(Status::SizeOverflow)?,
+        sampler_scratch: Sampler::scratch_len(&top_p, config.vocab_size),
+    })
+}
+
+/// The body of the functions that read an opened model and write one value: checks both
+/// pointers, then writes to `*out` what `query` makes of the model.
+///
+/// # Safety
+/// `model` must point to an opened (or zeroed) `llama2_model` whose bytes are still valid;
+/// `out` must be valid for writes.
+unsafe fn write_from_model<T>(
+    model: *const llama2_model,
+    out: *mut T,
+    query: impl FnOnce(&Model<'static>) -> Result<T, Status>,
+) -> llama2_status {
     guard(|| {
-        let out = Out::new(sizes)?;
+        let out = Out::new(out)?;
         // SAFETY: the caller's contract for `model`.
         let model = unsafe { check::<_, false>(model) }?;
         // SAFETY: nothing else is borrowed by this call (`out` is written after).
-        let config = unsafe { model.into_ref() }.config;
-        if context == 0 || context > config.seq_len {
-            return Err(Status::InvalidContext);
-        }
-        let top_p = Strategy::TopP {
-            temperature: 1.0,
-            top_p: 0.9,
-        };
-        let value = llama2_buffer_sizes {
-            state: State::len_for(&config, context).ok_or(Status::SizeOverflow)?,
-            tokenizer_index: Tokenizer::index_len(config.vocab_size).ok_or(Status::SizeOverflow)?,
-            sampler_scratch: Sampler::scratch_len(&top_p, config.vocab_size),
-        };
-        // SAFETY: the caller's contract: `sizes` is valid for writes; no borrow is live.
+        let value = query(unsafe { model.into_ref() })?;
+        // SAFETY: the caller's contract: `out` is valid for writes; no borrow is live.
         unsafe { out.write(value) };
         Ok(())
     })

@@ -84,20 +84,12 @@ pub unsafe extern "C" fn llama2_state_set_kernels(
     })
 }
 
-/// AVX2+FMA where the running CPU has them.
-#[cfg(all(feature = "std", target_arch = "x86_64"))]
+/// What the running CPU supports (host builds); without `std` there is no run-time
+/// detection, so what the target guarantees.
 fn detected_kernels() -> Kernels {
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA (detected just above).
-        unsafe { Kernels::avx2_fma_unchecked() }
-    } else {
-        Kernels::native()
-    }
-}
-
-/// Without `std` there is no run-time detection: what the target guarantees.
-#[cfg(not(all(feature = "std", target_arch = "x86_64")))]
-fn detected_kernels() -> Kernels {
+    #[cfg(feature = "std")]
+    return Kernels::detect();
+    #[cfg(not(feature = "std"))]
     Kernels::native()
 }
 

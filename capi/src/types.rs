@@ -101,7 +101,9 @@ pub struct llama2_summary {
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct llama2_prob_index {
+    /// A candidate token's probability.
     pub prob: f32,
+    /// The candidate token's id.
     pub index: u32,
 }
 
@@ -128,6 +130,6 @@ pub type llama2_kernels = i32;
 pub const LLAMA2_KERNELS_NATIVE: llama2_kernels = 0;
 /// The reference loops, which add in llama2.c's order.
 pub const LLAMA2_KERNELS_SCALAR: llama2_kernels = 1;
-/// AVX2+FMA when the running x86_64 CPU has them (detected at run time; host builds only),
-/// else as `LLAMA2_KERNELS_NATIVE`.
+/// The fastest loops the running CPU has (detected at run time, host builds only: on x86_64
+/// AVX2+FMA, with AVX512-VNNI for Q8 when present), else as `LLAMA2_KERNELS_NATIVE`.
 pub const LLAMA2_KERNELS_AUTO: llama2_kernels = 2;

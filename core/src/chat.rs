@@ -57,8 +57,8 @@ pub enum TurnEnd {
 }
 
 /// A conversation: the next position, and whether an EOS is still to be fed to the model.
-pub struct Chat<'g, 'a, 'b, P: Parallel> {
-    generator: Generator<'g, 'a, 'b, P>,
+pub struct Chat<'g, 'a, 'state, 'sampler, P: Parallel> {
+    generator: Generator<'g, 'a, 'state, 'sampler, P>,
     /// Positions allowed in all (llama2.c's `steps`).
     limit: usize,
     pos: usize,
@@ -66,7 +66,7 @@ pub struct Chat<'g, 'a, 'b, P: Parallel> {
     eos_pending: bool,
 }
 
-impl<P: Parallel> core::fmt::Debug for Chat<'_, '_, '_, P> {
+impl<P: Parallel> core::fmt::Debug for Chat<'_, '_, '_, '_, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Chat")
             .field("pos", &self.pos)
@@ -75,10 +75,10 @@ impl<P: Parallel> core::fmt::Debug for Chat<'_, '_, '_, P> {
     }
 }
 
-impl<'g, 'a, 'b, P: Parallel> Chat<'g, 'a, 'b, P> {
+impl<'g, 'a, 'state, 'sampler, P: Parallel> Chat<'g, 'a, 'state, 'sampler, P> {
     /// A conversation of at most `steps` positions, resolved like generation's: 0 means the
     /// state's context, more than it is clamped unless the state slides its window.
-    pub fn new(generator: Generator<'g, 'a, 'b, P>, steps: usize) -> Self {
+    pub fn new(generator: Generator<'g, 'a, 'state, 'sampler, P>, steps: usize) -> Self {
         let context = generator.state.context();
         let limit = match steps {
             0 => context,

@@ -27,7 +27,10 @@ pub enum Format {
     /// `ak42` magic, version 1: fp32 weights, 256-byte header.
     V1,
     /// `ak42` magic, version 2: Q8_0 weights in groups of `group_size`, fp32 norms.
-    V2 { group_size: usize },
+    V2 {
+        /// Values per scale.
+        group_size: usize,
+    },
 }
 
 /// How the matrices of a file are stored.
@@ -40,8 +43,11 @@ enum Element {
 /// A parsed model: its config and views of its weights.
 #[derive(Debug, Clone, Copy)]
 pub struct Model<'a> {
+    /// The shape, from the header.
     pub config: Config,
+    /// The file layout the weights were read in.
     pub format: Format,
+    /// Views of the weights, in the model bytes.
     pub weights: Weights<'a>,
 }
 
@@ -104,49 +110,16 @@ fn parse_v0(bytes: &[u8]) -> Result<Model<'_>> {
     // `i32::MIN` has no positive counterpart: left negative, it is reported as it is.
     raw[5] = raw[5].checked_abs().unwrap_or(i32::MIN);
     let config = Config::validated(raw, shared)?;
-    let mut cursor = Cursor::new(bytes, V0_HEADER_LEN);
-    let token_embedding = cursor.matrix(config.vocab_size, config.dim, Element::F32);
-    let rms_att = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config, Element::F32);
-    let rms_ffn = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config, Element::F32);
-    let rms_final = cursor.f32s(Some(config.dim));
-    // Two RoPE tables the reference never reads (it computes RoPE on the fly).
-    let rope_table = mul(Some(config.seq_len), Some(config.head_size() / 2));
-    cursor.f32s(mul(rope_table, Some(2)));
-    let classifier = if shared {
-        token_embedding
-    } else {
-        cursor.matrix(config.vocab_size, config.dim, Element::F32)
-    };
-    cursor.finish()?;
-    Ok(Model {
-        config,
-        format: Format::V0,
-        weights: Weights {
-            token_embedding,
-            rms_att,
-            rms_ffn,
-            rms_final,
-            wq,
-            wk,
-            wv,
-            wo,
-            w1,
-            w2,
-            w3,
-            classifier,
-        },
-    })
+    read_weights(bytes, config, Format::V0)
 }
 
 fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
     require_header(bytes, VERSIONED_HEADER_LEN)?;
     let version = read_i32(bytes, 4);
     let shared = bytes.get(36).is_some_and(|&flag| flag != 0);
-    let (format, element) =
+    let format =
         match version {
-            1 => (Format::V1, Element::F32),
+            1 => Format::V1,
             2 => {
                 let raw = read_i32(bytes, 37);
                 let group_size = usize::try_from(raw).ok().filter(|&g| g > 0).ok_or(
@@ -155,33 +128,75 @@ fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
                         value: i64::from(raw),
                     },
                 )?;
-                (Format::V2 { group_size }, Element::Q8 { group: group_size })
+                Format::V2 { group_size }
             }
             _ => return Err(Error::UnsupportedVersion(version)),
         };
     let config = Config::validated(read_config(bytes, 8), shared)?;
-    if let Element::Q8 { group } = element {
-        if !config.dim.is_multiple_of(group) || !config.hidden_dim.is_multiple_of(group) {
+    if let Format::V2 { group_size } = format {
+        if !config.dim.is_multiple_of(group_size) || !config.hidden_dim.is_multiple_of(group_size) {
             return Err(Error::GroupSizeMismatch {
-                group_size: group,
+                group_size,
                 dim: config.dim,
                 hidden_dim: config.hidden_dim,
             });
         }
     }
-    let mut cursor = Cursor::new(bytes, VERSIONED_HEADER_LEN);
-    let rms_att = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let rms_ffn = cursor.f32s(mul(Some(config.n_layers), Some(config.dim)));
-    let rms_final = cursor.f32s(Some(config.dim));
-    let token_embedding = cursor.matrix(config.vocab_size, config.dim, element);
-    let (wq, wk, wv, wo) = attention_stacks(&mut cursor, &config, element);
-    let (w1, w2, w3) = ffn_stacks(&mut cursor, &config, element);
-    let classifier = if shared {
+    read_weights(bytes, config, format)
+}
+
+/// Views the weights after the header of a `format` file of `config`'s shape, which must
+/// end exactly where they do.
+fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_>> {
+    let c = &config;
+    let (header_len, element) = match format {
+        Format::V0 => (V0_HEADER_LEN, Element::F32),
+        Format::V1 => (VERSIONED_HEADER_LEN, Element::F32),
+        Format::V2 { group_size } => (VERSIONED_HEADER_LEN, Element::Q8 { group: group_size }),
+    };
+    let mut cursor = Cursor::new(bytes, header_len);
+    // `[n_layers][dim]` RMSNorm gains.
+    let layer_norms = mul(Some(c.n_layers), Some(c.dim));
+    // wq, wk, wv, wo and w1, w2, w3, each `[n_layers][rows][cols]`.
+    let attention_shapes = [
+        (c.dim, c.dim),
+        (c.kv_dim(), c.dim),
+        (c.kv_dim(), c.dim),
+        (c.dim, c.dim),
+    ];
+    let ffn_shapes = [
+        (c.hidden_dim, c.dim),
+        (c.dim, c.hidden_dim),
+        (c.hidden_dim, c.dim),
+    ];
+    let (token_embedding, rms_att, attention, rms_ffn, ffn, rms_final);
+    if format == Format::V0 {
+        // llama2.c's first export: each norm before the matrices it feeds, RoPE tables last.
+        token_embedding = cursor.matrix(c.vocab_size, c.dim, element);
+        rms_att = cursor.f32s(layer_norms);
+        attention = stacks(&mut cursor, c, attention_shapes, element);
+        rms_ffn = cursor.f32s(layer_norms);
+        ffn = stacks(&mut cursor, c, ffn_shapes, element);
+        rms_final = cursor.f32s(Some(c.dim));
+        // Two RoPE tables the reference never reads (it computes RoPE on the fly).
+        let rope_table = mul(Some(c.seq_len), Some(c.head_size() / 2));
+        cursor.f32s(mul(rope_table, Some(2)));
+    } else {
+        // Versioned files: the fp32 norms first, then the matrices.
+        rms_att = cursor.f32s(layer_norms);
+        rms_ffn = cursor.f32s(layer_norms);
+        rms_final = cursor.f32s(Some(c.dim));
+        token_embedding = cursor.matrix(c.vocab_size, c.dim, element);
+        attention = stacks(&mut cursor, c, attention_shapes, element);
+        ffn = stacks(&mut cursor, c, ffn_shapes, element);
+    }
+    let classifier = if c.shared_classifier {
         token_embedding
     } else {
-        cursor.matrix(config.vocab_size, config.dim, element)
+        cursor.matrix(c.vocab_size, c.dim, element)
     };
     cursor.finish()?;
+    let ([wq, wk, wv, wo], [w1, w2, w3]) = (attention, ffn);
     Ok(Model {
         config,
         format,
@@ -202,27 +217,14 @@ fn parse_versioned(bytes: &[u8]) -> Result<Model<'_>> {
     })
 }
 
-fn attention_stacks<'a>(
+/// One stack of `n_layers` matrices per `(rows, cols)` shape, in file order.
+fn stacks<'a, const N: usize>(
     cursor: &mut Cursor<'a>,
     c: &Config,
+    shapes: [(usize, usize); N],
     e: Element,
-) -> (Stack<'a>, Stack<'a>, Stack<'a>, Stack<'a>) {
-    let wq = cursor.stack(c.n_layers, c.dim, c.dim, e);
-    let wk = cursor.stack(c.n_layers, c.kv_dim(), c.dim, e);
-    let wv = cursor.stack(c.n_layers, c.kv_dim(), c.dim, e);
-    let wo = cursor.stack(c.n_layers, c.dim, c.dim, e);
-    (wq, wk, wv, wo)
-}
-
-fn ffn_stacks<'a>(
-    cursor: &mut Cursor<'a>,
-    c: &Config,
-    e: Element,
-) -> (Stack<'a>, Stack<'a>, Stack<'a>) {
-    let w1 = cursor.stack(c.n_layers, c.hidden_dim, c.dim, e);
-    let w2 = cursor.stack(c.n_layers, c.dim, c.hidden_dim, e);
-    let w3 = cursor.stack(c.n_layers, c.hidden_dim, c.dim, e);
-    (w1, w2, w3)
+) -> [Stack<'a>; N] {
+    shapes.map(|(rows, cols)| cursor.stack(c.n_layers, rows, cols, e))
 }
 
 /// Walks the sections of a file. A section past the end (or of overflowing size) yields an
@@ -333,7 +335,7 @@ mod tests {
     fn f32_data(m: Matrix<'_>) -> &[f32] {
         match m {
             Matrix::F32 { data, .. } => data,
-            Matrix::Q8 { .. } => panic!("expected an fp32 matrix"),
+            Matrix::Q8(_) => panic!("expected an fp32 matrix"),
         }
     }
 

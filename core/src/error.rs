@@ -28,67 +28,149 @@ pub enum Buffer {
 #[non_exhaustive]
 pub enum Error {
     /// The model file is shorter than its header.
-    TruncatedHeader { needed: usize, actual: usize },
+    TruncatedHeader {
+        /// Bytes the header takes.
+        needed: usize,
+        /// Bytes in the file.
+        actual: usize,
+    },
     /// A versioned model file (`ak42` magic) has a version this crate does not read.
     UnsupportedVersion(i32),
     /// A header field that must be positive is zero or negative.
-    NonPositiveField { field: &'static str, value: i64 },
+    NonPositiveField {
+        /// The field's name in llama2.c's `Config`.
+        field: &'static str,
+        /// Its value in the file.
+        value: i64,
+    },
     /// `dim` is not a multiple of `n_heads`.
-    HeadsDoNotDivideDim { dim: usize, n_heads: usize },
+    HeadsDoNotDivideDim {
+        /// The model width.
+        dim: usize,
+        /// The number of query heads.
+        n_heads: usize,
+    },
     /// `n_heads` is not a multiple of `n_kv_heads`.
-    KvHeadsDoNotDivideHeads { n_heads: usize, n_kv_heads: usize },
+    KvHeadsDoNotDivideHeads {
+        /// The number of query heads.
+        n_heads: usize,
+        /// The number of key/value heads.
+        n_kv_heads: usize,
+    },
     /// RoPE rotates pairs of values, so the head size must be even.
-    OddHeadSize { head_size: usize },
+    OddHeadSize {
+        /// `dim / n_heads`.
+        head_size: usize,
+    },
     /// A size computed from the header does not fit in `usize` on this target.
     SizeOverflow,
     /// A config field is too large for the i32 a model file stores it in (writing a header).
-    FieldTooLarge { field: &'static str, value: usize },
+    FieldTooLarge {
+        /// The field's name, as in the header.
+        field: &'static str,
+        /// Its value.
+        value: usize,
+    },
     /// The file length differs from what the header says the weights need.
-    FileSizeMismatch { expected: usize, actual: usize },
+    FileSizeMismatch {
+        /// Bytes the header describes.
+        expected: usize,
+        /// Bytes in the file.
+        actual: usize,
+    },
     /// The Q8 group size does not divide every matmul's input length.
     GroupSizeMismatch {
+        /// Values per scale, from the header.
         group_size: usize,
+        /// The model width.
         dim: usize,
+        /// The feed-forward width.
         hidden_dim: usize,
     },
     /// The weight bytes do not start at a 4-byte aligned address, so they cannot be viewed
     /// as `f32` without a copy.
     Misaligned,
     /// The tokenizer file ends before the entry of token `token`.
-    TokenizerTruncated { token: usize },
+    TokenizerTruncated {
+        /// The id of the missing entry.
+        token: usize,
+    },
     /// A tokenizer entry has a negative length.
-    TokenizerNegativeLength { token: usize, len: i32 },
+    TokenizerNegativeLength {
+        /// The entry's token id.
+        token: usize,
+        /// Its length field.
+        len: i32,
+    },
     /// A tokenizer entry is longer than the file's `max_token_length`.
     TokenLongerThanMax {
+        /// The entry's token id.
         token: usize,
+        /// Its length in bytes.
         len: usize,
+        /// The file's `max_token_length`.
         max: usize,
     },
     /// The tokenizer file has bytes left after the model's `vocab_size` entries: it belongs
     /// to a model with a larger vocabulary.
-    TokenizerTrailingBytes { vocab_size: usize, extra: usize },
+    TokenizerTrailingBytes {
+        /// Entries read, the model's vocabulary size.
+        vocab_size: usize,
+        /// Bytes left after them.
+        extra: usize,
+    },
     /// The byte-fallback encoding needs the 256 byte tokens at ids 3..=258.
-    VocabularyTooSmall { vocab_size: usize },
+    VocabularyTooSmall {
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
     /// A caller-provided buffer is too small.
     BufferTooSmall {
+        /// Which buffer.
         buffer: Buffer,
+        /// Elements it needs.
         needed: usize,
+        /// Elements it has.
         actual: usize,
     },
     /// The requested context is zero or longer than the model's `seq_len`.
-    InvalidContext { requested: usize, seq_len: usize },
+    InvalidContext {
+        /// Positions asked for.
+        requested: usize,
+        /// The model's longest context.
+        seq_len: usize,
+    },
     /// The tokenizer's vocabulary differs from the model's.
-    VocabularyMismatch { model: usize, tokenizer: usize },
-    /// The prompt encodes to more tokens than the context holds. `tokens` is the count, or,
-    /// for a prompt refused before encoding because even its longest possible tokens could
-    /// not fit, the least it could be.
-    PromptTooLong { tokens: usize, context: usize },
+    VocabularyMismatch {
+        /// The model's vocabulary size.
+        model: usize,
+        /// The tokenizer's.
+        tokenizer: usize,
+    },
+    /// The prompt encodes to more tokens than the context holds.
+    PromptTooLong {
+        /// The token count, or, for a prompt refused before encoding because even its
+        /// longest possible tokens could not fit, the least it could be.
+        tokens: usize,
+        /// Positions available.
+        context: usize,
+    },
     /// The state was sized for a different model config.
     StateMismatch,
     /// A token id is not below the vocabulary size.
-    TokenOutOfRange { token: u32, vocab_size: usize },
+    TokenOutOfRange {
+        /// The token id given.
+        token: u32,
+        /// The model's vocabulary size.
+        vocab_size: usize,
+    },
     /// A position is not below the context length of the state.
-    PositionOutOfRange { pos: usize, context: usize },
+    PositionOutOfRange {
+        /// The position given.
+        pos: usize,
+        /// Positions the state holds.
+        context: usize,
+    },
     /// The temperature is negative or not a number.
     InvalidTemperature(f32),
     /// The top-p value is outside `[0, 1]` or not a number.

@@ -172,31 +172,14 @@ impl<'r, 'w> Run<'r, 'w> {
             &a.x[..n * dim],
             Weights::norm(w.rms_att, c, l),
         );
+        // `project` with this pass's kernels, scratch and threads.
+        let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
+            project(k, out, x, &w, &mut a.scratch, parallel);
+        };
         let xb = &a.xb[..n * dim];
-        project(
-            k,
-            &mut a.q[..n * dim],
-            xb,
-            &w.wq.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
-        project(
-            k,
-            &mut self.key_cache[slots.clone()],
-            xb,
-            &w.wk.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
-        project(
-            k,
-            &mut self.value_cache[slots.clone()],
-            xb,
-            &w.wv.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
+        proj(&mut a.q[..n * dim], xb, w.wq.layer(l));
+        proj(&mut self.key_cache[slots.clone()], xb, w.wk.layer(l));
+        proj(&mut self.value_cache[slots.clone()], xb, w.wv.layer(l));
 
         for b in 0..n {
             let pos = first_pos + b;
@@ -210,14 +193,7 @@ impl<'r, 'w> Run<'r, 'w> {
             let out = &mut a.xb[b * dim..(b + 1) * dim];
             attend(k, c, q, &cache, pos, self.att, out, parallel);
         }
-        project(
-            k,
-            &mut a.xb2[..n * dim],
-            &a.xb[..n * dim],
-            &w.wo.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
+        proj(&mut a.xb2[..n * dim], &a.xb[..n * dim], w.wo.layer(l));
         add_assign(&mut a.x[..n * dim], &a.xb2[..n * dim]);
     }
 
@@ -231,31 +207,14 @@ impl<'r, 'w> Run<'r, 'w> {
             &a.x[..n * dim],
             Weights::norm(w.rms_ffn, c, l),
         );
-        project(
-            k,
-            &mut a.hb[..n * hidden],
-            &a.xb[..n * dim],
-            &w.w1.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
-        project(
-            k,
-            &mut a.hb2[..n * hidden],
-            &a.xb[..n * dim],
-            &w.w3.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
+        // `project` with this pass's kernels, scratch and threads.
+        let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
+            project(k, out, x, &w, &mut a.scratch, parallel);
+        };
+        proj(&mut a.hb[..n * hidden], &a.xb[..n * dim], w.w1.layer(l));
+        proj(&mut a.hb2[..n * hidden], &a.xb[..n * dim], w.w3.layer(l));
         swiglu(&mut a.hb[..n * hidden], &a.hb2[..n * hidden]);
-        project(
-            k,
-            &mut a.xb[..n * dim],
-            &a.hb[..n * hidden],
-            &w.w2.layer(l),
-            &mut a.scratch,
-            parallel,
-        );
+        proj(&mut a.xb[..n * dim], &a.hb[..n * hidden], w.w2.layer(l));
         add_assign(&mut a.x[..n * dim], &a.xb[..n * dim]);
     }
 

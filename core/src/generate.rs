@@ -13,7 +13,9 @@ use crate::tokenizer::{Tokenizer, BOS};
 /// A failure while generating: from the engine, or from the sink text is written to.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum GenerateError<E> {
+    /// The engine refused an input or a buffer.
     Engine(Error),
+    /// The sink's own error.
     Write(E),
 }
 
@@ -84,16 +86,60 @@ pub fn resolve_steps(requested: usize, limit: usize) -> usize {
     }
 }
 
-/// Borrows everything one generation needs.
-pub struct Generator<'g, 'a, 'b, P: Parallel> {
+/// Borrows everything one generation needs, for `'g`.
+///
+/// `'a` is the model and tokenizer bytes; the state's buffer (`'state`) and the sampler's
+/// (`'sampler`) have lifetimes of their own, so buffers of different origins combine: a
+/// state over a `'static` buffer (a firmware's statics) with a sampler over a local one.
+///
+/// ```
+/// use llama2_core::{Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer};
+///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// # let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or("../../shared/fixtures".into());
+/// # let model_file = std::fs::read(format!("{dir}/models/stories260K.bin"))?;
+/// # let tokenizer_bytes = std::fs::read(format!("{dir}/models/tok512.bin"))?;
+/// # let mut aligned = vec![0f32; model_file.len() / 4];
+/// # bytemuck::cast_slice_mut(&mut aligned).copy_from_slice(&model_file);
+/// # let model = Model::from_bytes(bytemuck::cast_slice(&aligned))?;
+/// # let config = model.config;
+/// # let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap()];
+/// # let tokenizer = Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)?;
+/// // The state lives for the whole program, as a firmware's `static` buffer does...
+/// let activations: &'static mut [f32] =
+///     Vec::leak(vec![0.0; State::len_for(&config, 32).unwrap()]);
+/// let mut state: State<'static> = State::new(&config, 32, activations)?;
+/// // ...and the sampler's scratch only for this call, on the stack.
+/// let mut scratch = [ProbIndex::default(); 512]; // the model's vocab_size
+/// let mut sampler = Sampler::new(Strategy::new(1.0, 0.9)?, 1, config.vocab_size, &mut scratch)?;
+/// let mut generator = Generator {
+///     model: &model,
+///     tokenizer: &tokenizer,
+///     state: &mut state,
+///     sampler: &mut sampler,
+///     parallel: &Serial,
+/// };
+/// let mut prompt_tokens = [0u32; 8];
+/// let mut text = Vec::new();
+/// generator.generate(b"Once", 10, &mut prompt_tokens, &mut text, |_| {})?;
+/// assert!(text.starts_with(b"Once"));
+/// # Ok(())
+/// # }
+/// ```
+pub struct Generator<'g, 'a, 'state, 'sampler, P: Parallel> {
+    /// The weights.
     pub model: &'g Model<'a>,
+    /// The tokenizer of the model's vocabulary.
     pub tokenizer: &'g Tokenizer<'a>,
-    pub state: &'g mut State<'b>,
-    pub sampler: &'g mut Sampler<'b>,
+    /// The KV cache and activations; generation starts at position 0.
+    pub state: &'g mut State<'state>,
+    /// Chooses each token after the prompt.
+    pub sampler: &'g mut Sampler<'sampler>,
+    /// Runs the rows of each matrix product ([`crate::Serial`] or a thread pool).
     pub parallel: &'g P,
 }
 
-impl<P: Parallel> core::fmt::Debug for Generator<'_, '_, '_, P> {
+impl<P: Parallel> core::fmt::Debug for Generator<'_, '_, '_, '_, P> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Generator")
             .field("config", &self.model.config)
@@ -102,7 +148,7 @@ impl<P: Parallel> core::fmt::Debug for Generator<'_, '_, '_, P> {
     }
 }
 
-impl<P: Parallel> Generator<'_, '_, '_, P> {
+impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
     /// Encodes `prompt` into `prompt_buf` (at least `prompt.len() + 3` long), runs `steps`
     /// positions (resolved by [`resolve_steps`] against the state's context) and writes each
     /// token's text to `out` as soon as it is known, flushing after each. A final newline is
@@ -124,25 +170,14 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
         out: &mut W,
         on_token: impl FnMut(TokenEvent),
     ) -> core::result::Result<Summary, GenerateError<W::Error>> {
-        self.run(None, prompt, steps, prompt_buf, out, on_token)
+        self.generate_batched(None, prompt, steps, prompt_buf, out, on_token)
     }
 
-    /// Like [`Generator::generate`], but runs the prompt through the model `batch.capacity()`
-    /// tokens at a time, reading each weight once per batch instead of once per token. The
-    /// tokens and text are exactly those of [`Generator::generate`].
+    /// Like [`Generator::generate`], but with `Some(batch)` runs the prompt through the
+    /// model `batch.capacity()` tokens at a time, reading each weight once per batch instead
+    /// of once per token (`None`: token by token). The tokens and text are exactly those of
+    /// [`Generator::generate`].
     pub fn generate_batched<W: embedded_io::Write>(
-        &mut self,
-        batch: &mut Batch<'_>,
-        prompt: &[u8],
-        steps: usize,
-        prompt_buf: &mut [u32],
-        out: &mut W,
-        on_token: impl FnMut(TokenEvent),
-    ) -> core::result::Result<Summary, GenerateError<W::Error>> {
-        self.run(Some(batch), prompt, steps, prompt_buf, out, on_token)
-    }
-
-    fn run<W: embedded_io::Write>(
         &mut self,
         batch: Option<&mut Batch<'_>>,
         prompt: &[u8],
@@ -237,7 +272,7 @@ impl<P: Parallel> Generator<'_, '_, '_, P> {
     }
 }
 
-impl<P: Parallel> Generator<'_, '_, '_, P> {
+impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
     /// Runs the prompt's positions (at most `steps`) through the model in batches and
     /// returns how many ran. A prompt that forces BOS after its start is left to the
     /// token-by-token loop, which stops there.
@@ -270,7 +305,7 @@ mod tests {
         context: usize,
         sliding: bool,
         strategy: Strategy,
-        f: impl FnOnce(&mut Generator<'_, '_, '_, Serial>) -> T,
+        f: impl FnOnce(&mut Generator<'_, '_, '_, '_, Serial>) -> T,
     ) -> T {
         let file = v0_model(RAW, true);
         let model = Model::from_bytes(bytes(&file)).unwrap();
@@ -296,7 +331,7 @@ mod tests {
 
     /// Generates from `prompt` with `g`, the prompt in batches of `capacity` if not 0.
     fn generate_text(
-        g: &mut Generator<'_, '_, '_, Serial>,
+        g: &mut Generator<'_, '_, '_, '_, Serial>,
         prompt: &str,
         steps: usize,
         capacity: usize,
@@ -317,7 +352,7 @@ mod tests {
             let mut batch_buffer = std::vec![0.0; Batch::len_for(&config, capacity).unwrap()];
             let mut batch = Batch::new(&config, capacity, &mut batch_buffer).unwrap();
             g.generate_batched(
-                &mut batch,
+                Some(&mut batch),
                 prompt.as_bytes(),
                 steps,
                 &mut prompt_buf,

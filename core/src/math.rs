@@ -2,9 +2,9 @@
 //! [`Kernels::scalar`] every sum runs in the reference implementation's order, so results
 //! match llama2.c's `run.c` built without fast-math.
 
-use crate::kernels::{Kernels, Q8Rows, Q8Vector};
+use crate::kernels::{Kernels, Q8Vector};
 use crate::parallel::{Parallel, Split};
-use crate::weights::Matrix;
+use crate::weights::{Matrix, Q8Matrix};
 
 /// Epsilon of RMSNorm in every llama2.c model.
 const RMS_EPS: f32 = 1e-5;
@@ -73,16 +73,17 @@ pub fn matmul(
         cost: 4 * n * batch,
     };
     match *w {
-        Matrix::F32 { .. } => parallel.for_each_chunk(out, split, &|first, chunk| {
-            if let Matrix::F32 { data, cols } = w.rows_slice(first / batch, chunk.len() / batch) {
-                for (outs, row) in chunk.chunks_exact_mut(batch).zip(data.chunks_exact(cols)) {
-                    for (o, x) in outs.iter_mut().zip(x.chunks_exact(n)) {
-                        *o = k.dot(row, x);
-                    }
+        Matrix::F32 { data, cols } => parallel.for_each_chunk(out, split, &|first, chunk| {
+            let first_row = first / batch;
+            let rows = &data[first_row * cols..(first_row + chunk.len() / batch) * cols];
+            for (outs, row) in chunk.chunks_exact_mut(batch).zip(rows.chunks_exact(cols)) {
+                for (o, x) in outs.iter_mut().zip(x.chunks_exact(n)) {
+                    *o = k.dot(row, x);
                 }
             }
         }),
-        Matrix::Q8 { group, .. } => {
+        Matrix::Q8(w) => {
+            let group = w.group;
             let values = &mut scratch.values[..x.len()];
             let scales = &mut scratch.scales[..x.len() / group];
             for ((x, q), s) in x
@@ -96,7 +97,7 @@ pub fn matmul(
             parallel.for_each_chunk(out, split, &|first, chunk| {
                 let rows = w.rows_slice(first / batch, chunk.len() / batch);
                 if batch == 1 {
-                    return matvec_q8(k, chunk, xq, xs, &rows);
+                    return matvec_q8(k, chunk, xq, xs, rows);
                 }
                 let mut block_out = [0.0f32; ROWS_PER_BLOCK];
                 for (block, outs) in chunk.chunks_mut(ROWS_PER_BLOCK * batch).enumerate() {
@@ -104,7 +105,7 @@ pub fn matmul(
                     let block_rows = rows.rows_slice(block * ROWS_PER_BLOCK, count);
                     let inputs = xq.chunks_exact(n).zip(xs.chunks_exact(n / group));
                     for (b, (xq, xs)) in inputs.enumerate() {
-                        matvec_q8(k, &mut block_out[..count], xq, xs, &block_rows);
+                        matvec_q8(k, &mut block_out[..count], xq, xs, block_rows);
                         for (i, &v) in block_out[..count].iter().enumerate() {
                             outs[i * batch + b] = v;
                         }
@@ -139,26 +140,12 @@ pub fn quantize(x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) 
 }
 
 /// Q8 matrix times quantized vector.
-fn matvec_q8(k: Kernels, out: &mut [f32], xq: &[i8], xs: &[f32], w: &Matrix<'_>) {
-    if let Matrix::Q8 {
-        values,
-        scales,
-        group,
-        cols,
-    } = *w
-    {
-        let rows = Q8Rows {
-            values,
-            scales,
-            group,
-            cols,
-        };
-        let x = Q8Vector {
-            values: xq,
-            scales: xs,
-        };
-        k.q8_matvec(out, rows, x);
-    }
+fn matvec_q8(k: Kernels, out: &mut [f32], xq: &[i8], xs: &[f32], w: Q8Matrix<'_>) {
+    let x = Q8Vector {
+        values: xq,
+        scales: xs,
+    };
+    k.q8_matvec(out, w, x);
 }
 
 /// SiLU-gated product of the feed-forward layer: `gate = silu(gate) * up`.

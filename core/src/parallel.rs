@@ -20,6 +20,7 @@ pub struct Split {
 /// whole granules. The forward pass only hands out work whose results do not depend on the
 /// chunking, so any implementation gives results bit-identical to [`Serial`].
 pub trait Parallel: Sync {
+    /// Calls `work` on chunks of `out` cut as `split` allows, in any order or at once.
     fn for_each_chunk(
         &self,
         out: &mut [f32],

@@ -8,23 +8,48 @@ use crate::config::Config;
 #[derive(Debug, Clone, Copy)]
 pub enum Matrix<'a> {
     /// 32-bit floats, `data.len() == rows * cols`.
-    F32 { data: &'a [f32], cols: usize },
-    /// Q8_0: `values[i] * scale[i / group]`, with `group` dividing `cols` so that groups
-    /// never straddle rows. Scales are little-endian f32 bytes, which need no alignment
-    /// (in v2 files they follow an arbitrary number of int8 values).
-    Q8 {
-        values: &'a [i8],
-        scales: &'a [u8],
-        group: usize,
+    F32 {
+        /// The weights, row after row.
+        data: &'a [f32],
+        /// Values per row.
         cols: usize,
     },
+    /// Q8_0 int8 values with per-group scales.
+    Q8(Q8Matrix<'a>),
+}
+
+/// A Q8_0 matrix: `values[i] * scale[i / group]`, with `group` dividing `cols` so that
+/// groups never straddle rows. Scales are little-endian f32 bytes, which need no alignment
+/// (in v2 files they follow an arbitrary number of int8 values).
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Matrix<'a> {
+    /// `rows × cols` int8 values, row after row.
+    pub values: &'a [i8],
+    /// One little-endian f32 scale (4 bytes) per `group` consecutive values.
+    pub scales: &'a [u8],
+    /// Values per scale.
+    pub group: usize,
+    /// Values per row.
+    pub cols: usize,
+}
+
+impl<'a> Q8Matrix<'a> {
+    /// The sub-matrix of rows `first..first + count`. Callers pass in-range rows.
+    pub(crate) fn rows_slice(&self, first: usize, count: usize) -> Q8Matrix<'a> {
+        let groups_per_row = self.cols / self.group;
+        Q8Matrix {
+            values: &self.values[first * self.cols..(first + count) * self.cols],
+            scales: &self.scales[4 * first * groups_per_row..4 * (first + count) * groups_per_row],
+            ..*self
+        }
+    }
 }
 
 impl<'a> Matrix<'a> {
     /// Number of input values each row multiplies (the matrix's width).
     pub fn cols(&self) -> usize {
         match *self {
-            Matrix::F32 { cols, .. } | Matrix::Q8 { cols, .. } => cols,
+            Matrix::F32 { cols, .. } | Matrix::Q8(Q8Matrix { cols, .. }) => cols,
         }
     }
 
@@ -32,7 +57,9 @@ impl<'a> Matrix<'a> {
     pub fn rows(&self) -> usize {
         match *self {
             Matrix::F32 { data, cols } => data.len().checked_div(cols).unwrap_or(0),
-            Matrix::Q8 { values, cols, .. } => values.len().checked_div(cols).unwrap_or(0),
+            Matrix::Q8(Q8Matrix { values, cols, .. }) => {
+                values.len().checked_div(cols).unwrap_or(0)
+            }
         }
     }
 
@@ -40,46 +67,22 @@ impl<'a> Matrix<'a> {
     pub fn byte_len(&self) -> usize {
         match *self {
             Matrix::F32 { data, .. } => core::mem::size_of_val(data),
-            Matrix::Q8 { values, scales, .. } => values.len() + scales.len(),
-        }
-    }
-
-    /// The sub-matrix of rows `first..first + count`. Callers pass in-range rows.
-    pub(crate) fn rows_slice(&self, first: usize, count: usize) -> Matrix<'a> {
-        match *self {
-            Matrix::F32 { data, cols } => Matrix::F32 {
-                data: &data[first * cols..(first + count) * cols],
-                cols,
-            },
-            Matrix::Q8 {
-                values,
-                scales,
-                group,
-                cols,
-            } => {
-                let groups_per_row = cols / group;
-                Matrix::Q8 {
-                    values: &values[first * cols..(first + count) * cols],
-                    scales: &scales
-                        [4 * first * groups_per_row..4 * (first + count) * groups_per_row],
-                    group,
-                    cols,
-                }
-            }
+            Matrix::Q8(Q8Matrix { values, scales, .. }) => values.len() + scales.len(),
         }
     }
 
     /// Writes row `row` as f32 into `out` (the token embedding lookup), dequantizing a Q8
     /// row on the fly so no table-sized buffer is needed.
     pub(crate) fn copy_row(&self, row: usize, out: &mut [f32]) {
-        match self.rows_slice(row, 1) {
-            Matrix::F32 { data, .. } => out.copy_from_slice(data),
-            Matrix::Q8 {
-                values,
-                scales,
-                group,
-                ..
-            } => {
+        match *self {
+            Matrix::F32 { data, cols } => out.copy_from_slice(&data[row * cols..(row + 1) * cols]),
+            Matrix::Q8(q8) => {
+                let Q8Matrix {
+                    values,
+                    scales,
+                    group,
+                    ..
+                } = q8.rows_slice(row, 1);
                 let groups = values.chunks_exact(group).zip(scales.chunks_exact(4));
                 for (out, (q, scale)) in out.chunks_exact_mut(group).zip(groups) {
                     let scale = le_f32(scale);
@@ -104,15 +107,22 @@ pub(crate) fn le_f32(bytes: &[u8]) -> f32 {
 pub enum Stack<'a> {
     /// `layers × rows × cols` floats.
     F32 {
+        /// Every layer's weights, layer after layer.
         all: &'a [f32],
+        /// Rows of one layer's matrix.
         rows: usize,
+        /// Values per row.
         cols: usize,
     },
     /// Per layer: `rows × cols` int8 values, then that layer's `rows × cols / group` scales.
     Q8 {
+        /// Every layer's values and scales, layer after layer.
         all: &'a [u8],
+        /// Rows of one layer's matrix.
         rows: usize,
+        /// Values per row.
         cols: usize,
+        /// Values per scale.
         group: usize,
     },
 }
@@ -142,12 +152,12 @@ impl<'a> Stack<'a> {
 /// A Q8 matrix from the bytes of `n` int8 values followed by their scales.
 pub(crate) fn q8_matrix(bytes: &[u8], n: usize, group: usize, cols: usize) -> Matrix<'_> {
     let (values, scales) = bytes.split_at(n);
-    Matrix::Q8 {
+    Matrix::Q8(Q8Matrix {
         values: bytemuck::cast_slice(values),
         scales,
         group,
         cols,
-    }
+    })
 }
 
 /// All weights of a model, as views into the model bytes.

@@ -19,7 +19,7 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use llama2_core::{Model, Tokenizer};
+use llama2_core::{AlignedBytes, Model, Tokenizer};
 
 /// Positions kept by default: the 200 steps of the example's story.
 const DEFAULT_CONTEXT: usize = 200;
@@ -51,8 +51,8 @@ fn run() -> Result<(), String> {
     // The files as the engine will see them: parsed and checked now, so that a wrong file
     // fails here and not on the board.
     let model_bytes = read(&model_path)?;
-    let aligned = aligned_copy(&model_bytes);
-    let model_view = &bytemuck::cast_slice::<u32, u8>(&aligned)[..model_bytes.len()];
+    let aligned = AlignedBytes::new(&model_bytes);
+    let model_view = aligned.bytes();
     let model =
         Model::from_bytes(model_view).map_err(|e| format!("{}: {e}", model_path.display()))?;
     let config = model.config;
@@ -158,11 +158,4 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), String> {
     fs::write(path, bytes).map_err(|e| format!("cannot write {}: {e}", path.display()))
-}
-
-/// `bytes` in 4-byte aligned storage, as `Model::from_bytes` requires.
-fn aligned_copy(bytes: &[u8]) -> Vec<u32> {
-    let mut words = vec![0u32; bytes.len().div_ceil(4)];
-    bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-    words
 }

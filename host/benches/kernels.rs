@@ -2,8 +2,8 @@
 //! `cargo bench -p llama2-cli --bench kernels`.
 
 use divan::{black_box, Bencher};
-use llama2_cli::kernels::detect;
-use llama2_core::{Kernels, Q8Rows, Q8Vector};
+use llama2_cli::synthetic::random_values;
+use llama2_core::{Kernels, Q8Matrix, Q8Vector};
 
 fn main() {
     divan::main();
@@ -15,19 +15,13 @@ const KERNELS: &[&str] = &["scalar", "detected"];
 fn kernels(name: &str) -> Kernels {
     match name {
         "scalar" => Kernels::scalar(),
-        _ => detect(),
+        _ => Kernels::detect(),
     }
 }
 
-/// Deterministic values in [-0.5, 0.5).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / 16_777_216.0 - 0.5
-        })
-        .collect()
+/// `n` deterministic values in [-0.5, 0.5).
+fn values(n: usize, seed: u64) -> Vec<f32> {
+    random_values(seed).take(n).collect()
 }
 
 /// f32 dot product of a 768-wide row (stories110M's `dim`).
@@ -67,7 +61,7 @@ fn q8_matvec(bencher: Bencher, name: &str, rows: usize, cols: usize, group: usiz
     bencher
         .counter(divan::counter::ItemsCount::new(rows * cols))
         .bench_local(|| {
-            let rows_view = Q8Rows {
+            let rows_view = Q8Matrix {
                 values: &w,
                 scales: &ws,
                 group,

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use llama2_core::{argmax, Batch, Model, Parallel, State};
+use llama2_core::{argmax, AlignedBytes, Batch, Model, Parallel, State};
 
 use crate::args::EngineArgs;
 use crate::error::CliError;
@@ -13,7 +13,7 @@ use crate::generate::zeroed;
 use crate::load::MappedFile;
 use crate::pool::ThreadPool;
 use crate::stdio;
-use crate::synthetic::{quantized, random_f32_model, AlignedBytes, Shape};
+use crate::synthetic::{quantized, random_f32_model, Shape};
 
 /// Element type of a synthetic benchmark model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

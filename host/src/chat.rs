@@ -24,7 +24,7 @@ type Stdout = embedded_io_adapters::std::FromStd<std::io::StdoutLock<'static>>;
 /// Reads user lines from stdin and answers them until input ends or positions run out.
 pub fn run(
     args: &RunArgs,
-    generator: Generator<'_, '_, '_, ThreadPool>,
+    generator: Generator<'_, '_, '_, '_, ThreadPool>,
     model_path: &Path,
 ) -> Result<()> {
     let stdin = std::io::stdin();
@@ -157,7 +157,7 @@ fn next_user_line<R: BufRead>(
     input: &mut R,
     out: &mut Stdout,
     interactive: bool,
-    chat: &Chat<'_, '_, '_, ThreadPool>,
+    chat: &Chat<'_, '_, '_, '_, ThreadPool>,
     longest: usize,
 ) -> Result<Line> {
     if interactive {

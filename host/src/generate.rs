@@ -126,7 +126,7 @@ pub(crate) fn generation_failed(
 /// Generates a continuation of the prompt and reports the speed on stderr.
 fn generate(
     args: &RunArgs,
-    mut generator: Generator<'_, '_, '_, ThreadPool>,
+    mut generator: Generator<'_, '_, '_, '_, ThreadPool>,
     batch: Option<Batch<'_>>,
 ) -> Result<(), GenerateError<std::io::Error>> {
     let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
@@ -139,7 +139,7 @@ fn generate(
     };
     let summary = match batch {
         Some(mut batch) => generator.generate_batched(
-            &mut batch,
+            Some(&mut batch),
             prompt,
             args.steps,
             &mut prompt_tokens,

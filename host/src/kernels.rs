@@ -14,25 +14,11 @@ pub enum KernelChoice {
 }
 
 impl KernelChoice {
+    /// The kernels this choice means on the running processor.
     pub fn resolve(self) -> Kernels {
         match self {
             KernelChoice::Scalar => Kernels::scalar(),
-            KernelChoice::Auto => detect(),
+            KernelChoice::Auto => Kernels::detect(),
         }
     }
-}
-
-/// The best kernels of the running processor.
-pub fn detect() -> Kernels {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        if std::is_x86_feature_detected!("avx512vnni") && std::is_x86_feature_detected!("avx512vl")
-        {
-            // SAFETY: AVX2, FMA, AVX512-VNNI and AVX512-VL were just detected.
-            return unsafe { Kernels::avx512_vnni_unchecked() };
-        }
-        // SAFETY: AVX2 and FMA were just detected on this processor.
-        return unsafe { Kernels::avx2_fma_unchecked() };
-    }
-    Kernels::native()
 }

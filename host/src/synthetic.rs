@@ -1,7 +1,7 @@
 //! Models with random weights made in memory, for benchmarks of published shapes without
 //! downloading anything.
 
-use llama2_core::{Config, Format, Header, Model};
+use llama2_core::{AlignedBytes, Config, Format, Header, Model};
 
 use crate::quantize::{auto_group, write_v2};
 
@@ -39,28 +39,6 @@ impl Shape {
     }
 }
 
-/// Model bytes in 4-byte aligned storage, so they can be viewed in place.
-#[derive(Debug)]
-pub struct AlignedBytes {
-    words: Vec<u32>,
-    len: usize,
-}
-
-impl AlignedBytes {
-    pub fn from_bytes(bytes: &[u8]) -> Self {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        AlignedBytes {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-}
-
 /// A version 1 (fp32) model of `config`'s shape with uniform random weights in ±0.05
 /// (norm gains 1), from a fixed seed.
 pub fn random_f32_model(config: &Config) -> AlignedBytes {
@@ -73,22 +51,25 @@ pub fn random_f32_model(config: &Config) -> AlignedBytes {
         *w = u32::from_le_bytes([field[0], field[1], field[2], field[3]]);
     }
     let norms = (2 * config.n_layers + 1) * config.dim;
-    let mut state = 0x9E37_79B9_7F4A_7C15u64;
-    for (i, w) in words[64..].iter_mut().enumerate() {
-        let value = if i < norms {
-            1.0
-        } else {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            ((state >> 40) as f32 / (1u64 << 24) as f32 - 0.5) * 0.1
-        };
-        *w = value.to_bits();
+    let (gains, weights) = words[64..].split_at_mut(norms);
+    gains.fill(1.0f32.to_bits());
+    for (w, value) in weights.iter_mut().zip(random_values(0)) {
+        *w = (value * 0.1).to_bits();
     }
-    AlignedBytes {
-        len: words.len() * 4,
-        words,
-    }
+    AlignedBytes::from_words(words)
+}
+
+/// Deterministic pseudo-random values, uniform in [-0.5, 0.5) (xorshift64), one stream per
+/// `seed`: the weights of the random models (seed 0) and the inputs of the kernel
+/// benchmarks.
+pub fn random_values(seed: u64) -> impl Iterator<Item = f32> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ seed.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    std::iter::repeat_with(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    })
 }
 
 /// The Q8_0 (version 2) form of an fp32 model, with the default group size.
@@ -96,5 +77,5 @@ pub fn quantized(model: &Model<'_>) -> std::io::Result<AlignedBytes> {
     let group = auto_group(&model.config).unwrap_or(1);
     let mut bytes = Vec::new();
     write_v2(model, group, &mut bytes, false)?;
-    Ok(AlignedBytes::from_bytes(&bytes))
+    Ok(AlignedBytes::new(&bytes))
 }

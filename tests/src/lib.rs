@@ -228,31 +228,8 @@ pub fn inexact_fp32_generate_cases() -> Vec<GenerateCase> {
 // Model and tokenizer loading
 // ---------------------------------------------------------------------------------------
 
-/// File bytes in `f32` storage, so that the byte view is 4-byte aligned as
-/// [`llama2_core::Model::from_bytes`] requires.
-#[derive(Debug, Clone)]
-pub struct AlignedBytes {
-    words: Vec<f32>,
-    len: usize,
-}
-
-impl AlignedBytes {
-    /// Copies `bytes` into aligned storage (a trailing partial word is zero-padded but not
-    /// part of [`AlignedBytes::bytes`]).
-    pub fn new(bytes: &[u8]) -> Self {
-        let mut words = vec![0f32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<f32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        AlignedBytes {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    /// The bytes, starting at a 4-byte aligned address.
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice::<f32, u8>(&self.words)[..self.len]
-    }
-}
+/// Model bytes in aligned storage, as [`llama2_core::Model::from_bytes`] requires.
+pub use llama2_core::AlignedBytes;
 
 /// A model file from `models/`, read into aligned storage.
 pub fn load_model(name: &str) -> AlignedBytes {

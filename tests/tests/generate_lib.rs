@@ -62,7 +62,7 @@ fn generate(case: &GenerateCase, batch: Option<usize>) -> (Vec<u32>, Vec<u8>) {
             let mut buffer = vec![0f32; Batch::len_for(&config, capacity).unwrap()];
             let mut batch = Batch::new(&config, capacity, &mut buffer).unwrap();
             generator.generate_batched(
-                &mut batch,
+                Some(&mut batch),
                 prompt,
                 settings.steps,
                 &mut prompt_tokens,

@@ -1,6 +1,5 @@
 //! `golden/logits.jsonl`: teacher-forced logits of `Model::forward` against the reference.
 
-use llama2_cli::kernels::detect;
 use llama2_cli::pool::ThreadPool;
 use llama2_core::{argmax, Kernels, Model, Parallel, Serial, State};
 use llama2_tests::{load_model, read_f32_golden, read_jsonl, LogitsCase};
@@ -127,7 +126,7 @@ fn logits_match_the_reference_on_the_scalar_path() {
 /// The kernels the CLI picks on this machine (AVX2+FMA here), on two threads.
 #[test]
 fn logits_match_the_reference_with_the_detected_kernels_and_threads() {
-    let kernels = detect();
+    let kernels = Kernels::detect();
     let pool = ThreadPool::new(2).expect("two threads");
     check_all(kernels, &pool, kernels.name());
 }

@@ -1,16 +1,20 @@
 //! The two inner loops every matrix-vector product reduces to, in a scalar reference form
 //! and in SIMD forms.
 //!
-//! [`Kernels::Scalar`] sums in llama2.c's order and is the reference. The SIMD forms sum
+//! [`Kernels::scalar`] sums in llama2.c's order and is the reference. The SIMD forms sum
 //! f32 products in a different order (so fp32 results differ in the last bits); their Q8
 //! dot products are exact integer sums per group, so Q8 results are bit-identical to the
 //! scalar path.
 //!
 //! A SIMD variant can only be obtained where the processor supports it: on aarch64 NEON is
-//! always present; on x86_64 the host checks the CPU at run time (see
-//! [`Kernels::avx2_fma_unchecked`]) or the build enables the features at compile time.
+//! always present; on x86_64 a host checks the CPU at run time (`Kernels::detect`, with the
+//! `std` feature) or the build enables the features at compile time.
 #![allow(unsafe_code)]
 
+use crate::weights::Q8Matrix;
+
+#[cfg(feature = "std")]
+mod detect;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;
@@ -18,7 +22,8 @@ mod scalar;
 mod x86;
 
 /// Which implementation of the inner loops to run. Construct with [`Kernels::scalar`],
-/// [`Kernels::native`] or, on x86_64, [`Kernels::avx2_fma_unchecked`].
+/// [`Kernels::native`], `Kernels::detect` (feature `std`: what the running CPU supports) or,
+/// on x86_64, [`Kernels::avx2_fma_unchecked`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Kernels(Kind);
 
@@ -149,25 +154,17 @@ impl Kernels {
     }
 }
 
-/// Rows of a Q8 matrix: `rows × cols` int8 values and one little-endian f32 scale per
-/// `group` consecutive values.
-#[derive(Debug, Clone, Copy)]
-pub struct Q8Rows<'a> {
-    pub values: &'a [i8],
-    pub scales: &'a [u8],
-    pub group: usize,
-    pub cols: usize,
-}
-
 /// A quantized input vector: `cols` int8 values and one f32 scale per group.
 #[derive(Debug, Clone, Copy)]
 pub struct Q8Vector<'a> {
+    /// The int8 values, `cols` of them.
     pub values: &'a [i8],
+    /// One scale per group of values.
     pub scales: &'a [f32],
 }
 
 #[cfg(target_arch = "x86_64")]
-impl Q8Rows<'_> {
+impl Q8Matrix<'_> {
     /// Whether the lengths agree with each other, with `x` and with `rows` outputs.
     fn fits(&self, rows: usize, x: &Q8Vector<'_>) -> bool {
         let groups = self.cols / self.group;
@@ -183,7 +180,7 @@ impl Q8Rows<'_> {
 impl Kernels {
     /// `out[r] = q8_dot(row r, x)` for every row, using multi-row SIMD blocks where the
     /// group size allows. Bit-identical to calling [`Kernels::q8_dot`] per row.
-    pub fn q8_matvec(&self, out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+    pub fn q8_matvec(&self, out: &mut [f32], w: Q8Matrix<'_>, x: Q8Vector<'_>) {
         #[cfg(target_arch = "x86_64")]
         if w.group.is_multiple_of(32) && w.fits(out.len(), &x) {
             match self.0 {

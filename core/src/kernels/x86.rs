@@ -6,7 +6,8 @@
 
 use core::arch::x86_64::*;
 
-use super::{Q8Rows, Q8Vector};
+use super::Q8Vector;
+use crate::weights::Q8Matrix;
 
 /// f32 dot product with four 8-lane FMA accumulators.
 ///
@@ -135,7 +136,7 @@ const PREFETCH_ROWS: usize = 8;
 /// # Safety
 /// The CPU must support AVX2; `w.group % 32 == 0` and `w.fits(out.len(), &x)`.
 #[target_feature(enable = "avx2,fma")]
-pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Matrix<'_>, x: Q8Vector<'_>) {
     // SAFETY: forwarded from the caller.
     unsafe { q8_rows::<false>(out, w, x) }
 }
@@ -146,15 +147,15 @@ pub unsafe fn q8_matvec_32(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
 /// The CPU must support AVX2, AVX512-VNNI and AVX512-VL; `w.group % 32 == 0` and
 /// `w.fits(out.len(), &x)`.
 #[target_feature(enable = "avx2,fma,avx512vnni,avx512vl")]
-pub unsafe fn q8_matvec_32_vnni(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
+pub unsafe fn q8_matvec_32_vnni(out: &mut [f32], w: Q8Matrix<'_>, x: Q8Vector<'_>) {
     // SAFETY: forwarded from the caller.
     unsafe { q8_rows::<true>(out, w, x) }
 }
 
 /// The body of [`q8_matvec_32`] and [`q8_matvec_32_vnni`], inlined into each.
 #[inline(always)]
-unsafe fn q8_rows<const VNNI: bool>(out: &mut [f32], w: Q8Rows<'_>, x: Q8Vector<'_>) {
-    let Q8Rows {
+unsafe fn q8_rows<const VNNI: bool>(out: &mut [f32], w: Q8Matrix<'_>, x: Q8Vector<'_>) {
+    let Q8Matrix {
         values,
         scales,
         group,

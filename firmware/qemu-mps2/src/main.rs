@@ -18,8 +18,8 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use embedded_io::Write;
 use llama2_core::{
-    Config, GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Summary,
-    Tokenizer,
+    Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy,
+    Summary, Tokenizer,
 };
 
 use uart::CmsdkUart;
@@ -52,11 +52,8 @@ const NO_CANDIDATE: ProbIndex = ProbIndex {
 /// `Generator::generate` encodes the prompt into at most `prompt.len() + 3` tokens.
 const PROMPT_TOKENS_LEN: usize = PROMPT.len() + 3;
 
-/// Bytes at an address aligned for `f32`, as `Model::from_bytes` views the weights in place.
-#[repr(C, align(4))]
-struct Aligned<T: ?Sized>(T);
-
-/// The model and tokenizer files, in flash (paths chosen by build.rs).
+/// The model and tokenizer files, in flash (paths chosen by build.rs); the model aligned, as
+/// `Model::from_bytes` views the weights in place.
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("LLAMA2_FIRMWARE_MODEL_FILE")));
 static TOKENIZER: &[u8] = include_bytes!(env!("LLAMA2_FIRMWARE_TOKENIZER_FILE"));
 

@@ -10,30 +10,9 @@
 use std::sync::OnceLock;
 
 use llama2_core::{
-    Batch, Config, Error, Format, Header, Kernels, Matrix, Model, Piece, ProbIndex, Sampler,
-    Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
+    AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model, Piece, ProbIndex,
+    Q8Matrix, Sampler, Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
 };
-
-/// Bytes copied into 4-byte aligned storage, as a memory map would give them.
-pub struct Aligned {
-    words: Vec<u32>,
-    len: usize,
-}
-
-impl Aligned {
-    pub fn new(bytes: &[u8]) -> Aligned {
-        let mut words = vec![0u32; bytes.len().div_ceil(4)];
-        bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..bytes.len()].copy_from_slice(bytes);
-        Aligned {
-            words,
-            len: bytes.len(),
-        }
-    }
-
-    pub fn bytes(&self) -> &[u8] {
-        &bytemuck::cast_slice(&self.words)[..self.len]
-    }
-}
 
 // ---------------------------------------------------------------------------------------
 // model_parse
@@ -42,7 +21,7 @@ impl Aligned {
 /// Parses arbitrary bytes as a model file. A file that parses must describe views of
 /// exactly the sizes its config says; a small one is also run for a step.
 pub fn model_parse(data: &[u8]) {
-    let file = Aligned::new(data);
+    let file = AlignedBytes::new(data);
     if data.len() >= 8 {
         // The same bytes one byte off their alignment are refused before anything is read.
         let mut shifted = vec![0u32; data.len().div_ceil(4) + 1];
@@ -88,12 +67,12 @@ fn check_views(model: &Model<'_>) {
     let w = model.weights;
     let check = |m: Matrix<'_>, rows: usize, cols: usize| {
         assert_eq!((m.rows(), m.cols()), (rows, cols));
-        if let Matrix::Q8 {
+        if let Matrix::Q8(Q8Matrix {
             values,
             scales,
             group,
             cols,
-        } = m
+        }) = m
         {
             assert!(group > 0 && cols % group == 0);
             assert_eq!(values.len(), rows * cols);
@@ -519,7 +498,7 @@ pub fn forward_sample(data: &[u8]) {
         at: 0,
         raw: h[4] & 1 != 0,
     };
-    let file = Aligned::new(&model_file(shape, layout, &mut fill));
+    let file = AlignedBytes::new(&model_file(shape, layout, &mut fill));
     let model = Model::from_bytes(file.bytes()).expect("a well-formed tiny model parses");
     let c = model.config;
     let context = 1 + usize::from(h[4] >> 1 & 7) % c.seq_len;
@@ -527,7 +506,7 @@ pub fn forward_sample(data: &[u8]) {
         .map(|i| u32::from(rest.get(i).copied().unwrap_or(0)) % c.vocab_size as u32)
         .collect();
 
-    let kernels = [Kernels::scalar(), best_kernels()][usize::from(h[4] >> 4 & 1)];
+    let kernels = [Kernels::scalar(), Kernels::detect()][usize::from(h[4] >> 4 & 1)];
     let new_state = |buffer: &mut Vec<f32>| {
         *buffer = vec![f32::NAN; State::len_for(&c, context).unwrap()];
     };
@@ -601,16 +580,6 @@ pub fn forward_sample(data: &[u8]) {
             vocab_size: c.vocab_size
         }
     );
-}
-
-/// The fastest kernels this CPU runs, so that fuzzing also covers the SIMD loops.
-fn best_kernels() -> Kernels {
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the features were just detected.
-        return unsafe { Kernels::avx2_fma_unchecked() };
-    }
-    Kernels::native()
 }
 
 /// Small well-formed seed inputs for each target, by target name.
