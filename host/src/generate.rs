@@ -5,12 +5,12 @@ use std::io::Write as _;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
-    Batch, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
+    Batch, GenerateError, Generator, ProbIndex, Sampler, State, Strategy, Tokenizer,
 };
 
 use crate::cli::{threads_or_default, Mode, RunArgs};
 use crate::error::{path_of, CliError};
-use crate::load::{tokenizer_path, MappedFile};
+use crate::load::{read_tokenizer, tokenizer_path, MappedFile};
 use crate::pool::ThreadPool;
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
@@ -23,17 +23,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     })?;
     let model_path = path_of(&args.model);
     let model_file = MappedFile::open(model_path)?;
-    let model = Model::from_bytes(model_file.bytes()).map_err(|e| CliError::file(model_path, e))?;
+    let model = model_file.model()?;
     let config = model.config;
 
     let tokenizer_path = tokenizer_path(args.tokenizer.as_deref(), model_path)?;
-    let tokenizer_file = MappedFile::open(&tokenizer_path)?;
+    let tokenizer_bytes = read_tokenizer(&tokenizer_path)?;
     let mut index = zeroed(
         Tokenizer::index_len(config.vocab_size),
         "the tokenizer index",
     )
     .map_err(|e| CliError::file(model_path, e))?;
-    let tokenizer = Tokenizer::new(tokenizer_file.bytes(), config.vocab_size, &mut index)
+    let tokenizer = Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)
         .map_err(|e| CliError::file(&tokenizer_path, e))?;
 
     // The KV cache holds what the run can use: the steps asked for, unless a context is given
@@ -102,6 +102,8 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         Mode::Generate => generate(args, generator, batch),
         Mode::Chat => crate::chat::run(args, generator),
     };
+    // A model cut short or rewritten during the run explains whatever the run did.
+    model_file.check_unchanged()?;
     match result {
         Ok(()) => Ok(()),
         // Output closed early (`llama2 ... | head`): stop quietly, as other filters do.

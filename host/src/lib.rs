@@ -8,6 +8,7 @@ pub mod generate;
 pub mod info;
 pub mod kernels;
 pub mod load;
+pub mod map_guard;
 pub mod pool;
 pub mod quantize;
 pub mod synthetic;

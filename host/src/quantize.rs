@@ -17,7 +17,7 @@ const PROGRESS_THRESHOLD: usize = 10_000_000;
 
 pub fn run(input: &Path, output: &Path, group_size: Option<usize>) -> Result<(), CliError> {
     let file = MappedFile::open(input)?;
-    let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(input, e))?;
+    let model = file.model()?;
     if let Format::V2 { .. } = model.format {
         return Err(CliError::file(
             input,
@@ -34,6 +34,7 @@ pub fn run(input: &Path, output: &Path, group_size: Option<usize>) -> Result<(),
     let temporary = temporary_path(output);
     let written = write_v2_file(&model, group, &temporary)
         .and_then(|max_error| {
+            file.check_unchanged()?;
             std::fs::rename(&temporary, output).map_err(|e| CliError::file(output, e))?;
             Ok(max_error)
         })
