@@ -92,10 +92,12 @@ mod linux {
             }
         }
 
+        /// Whether the handler put zeros over a page of this range.
         pub fn faulted(&self) -> bool {
             self.faulted.load(Ordering::Acquire)
         }
 
+        /// Frees the slot (its range is about to be unmapped).
         pub fn release(&self) {
             self.len.store(0, Ordering::Release);
             self.faulted.store(false, Ordering::Release);
