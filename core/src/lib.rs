@@ -105,12 +105,8 @@ mod header;
 mod kernels;
 mod math;
 mod parallel;
-// Documented on the sampler's and the text rule's own branches: drop these two `allow`s
-// when they are merged.
-#[allow(missing_docs)]
 mod sampler;
 mod state;
-#[allow(missing_docs)]
 mod text;
 mod tokenizer;
 mod weights;

@@ -1,5 +1,9 @@
 //! Choosing the next token from logits, bit-compatible with llama2.c's sampler.
 //!
+//! One deliberate difference: a temperature so small that `logit / temperature` overflows
+//! (`-t 1e-38`) samples greedily, the limit of the distribution as the temperature goes to
+//! 0, where llama2.c divides infinity by infinity and samples from NaN.
+//!
 //! Logits may hold NaN or infinities (non-finite weights are accepted, see
 //! docs/SECURITY.md): every strategy still returns an index inside the logits, and nothing
 //! here indexes without `get` (enforced by `clippy::indexing_slicing`).
@@ -12,7 +16,9 @@ use crate::math::softmax;
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct ProbIndex {
+    /// The token's probability.
     pub prob: f32,
+    /// The token id.
     pub index: u32,
 }
 
@@ -23,10 +29,12 @@ pub struct Rng {
 }
 
 impl Rng {
+    /// A generator starting from `seed` (0 stays 0 forever, as in llama2.c).
     pub fn new(seed: u64) -> Self {
         Rng { state: seed }
     }
 
+    /// The next 32 random bits (llama2.c's `random_u32`).
     pub fn next_u32(&mut self) -> u32 {
         self.state ^= self.state >> 12;
         self.state ^= self.state << 25;
@@ -46,9 +54,17 @@ pub enum Strategy {
     /// Temperature 0: the most likely token.
     Argmax,
     /// Sample from the whole softmax distribution.
-    Multinomial { temperature: f32 },
+    Multinomial {
+        /// Divides the logits before the softmax: above 0, lower is more deterministic.
+        temperature: f32,
+    },
     /// Sample from the smallest set of tokens whose probability exceeds `top_p`.
-    TopP { temperature: f32, top_p: f32 },
+    TopP {
+        /// Divides the logits before the softmax, as for `Multinomial`.
+        temperature: f32,
+        /// The probability mass the candidates must reach, in `(0, 1)`.
+        top_p: f32,
+    },
 }
 
 impl Strategy {
@@ -126,21 +142,30 @@ impl<'b> Sampler<'b> {
         })
     }
 
+    /// The strategy this sampler was built with.
     pub fn strategy(&self) -> Strategy {
         self.strategy
     }
 
     /// Chooses the next token. Turns `logits` into probabilities in place unless argmax.
+    ///
+    /// The sampling strategies draw one random number per token whatever the logits, also
+    /// when a temperature too small for them makes the choice greedy.
     pub fn sample(&mut self, logits: &mut [f32]) -> Result<u32> {
         let index = match self.strategy {
             Strategy::Argmax => argmax(logits),
             Strategy::Multinomial { temperature } => {
-                to_probabilities(logits, temperature);
-                sample_multinomial(logits, self.rng.next_f32())
+                let coin = self.rng.next_f32();
+                match to_probabilities(logits, temperature) {
+                    Scaled::Overflowed { argmax } => argmax,
+                    Scaled::Probabilities => sample_multinomial(logits, coin),
+                }
             }
             Strategy::TopP { temperature, top_p } => {
-                to_probabilities(logits, temperature);
                 let coin = self.rng.next_f32();
+                if let Scaled::Overflowed { argmax } = to_probabilities(logits, temperature) {
+                    return Ok(argmax as u32);
+                }
                 let available = self.scratch.len();
                 let scratch =
                     self.scratch
@@ -159,11 +184,36 @@ impl<'b> Sampler<'b> {
     }
 }
 
-fn to_probabilities(logits: &mut [f32], temperature: f32) {
+/// What [`to_probabilities`] made of the logits.
+enum Scaled {
+    /// They are now the softmax of `logits / temperature`.
+    Probabilities,
+    /// The largest logit, finite, divided by the temperature is not: the softmax would be
+    /// `inf - inf = NaN` everywhere. The logits are now the limit of the distribution as
+    /// the temperature goes to 0, all on `argmax` (the first largest logit).
+    Overflowed { argmax: usize },
+}
+
+/// Turns logits into probabilities at `temperature`, exactly as llama2.c does whenever
+/// that is finite. Non-finite logits (from non-finite weights) are left to the softmax.
+fn to_probabilities(logits: &mut [f32], temperature: f32) -> Scaled {
+    let best = argmax(logits);
+    let overflows = logits
+        .get(best)
+        .is_some_and(|&top| top.is_finite() && !(top / temperature).is_finite());
+    if overflows {
+        for (i, logit) in logits.iter_mut().enumerate() {
+            *logit = if i == best { 1.0 } else { 0.0 };
+        }
+        return Scaled::Overflowed { argmax: best };
+    }
+    // Only the largest quotient can overflow upwards; a smaller one overflowing downwards
+    // to -inf gets probability 0, as its finite value would.
     for logit in logits.iter_mut() {
         *logit /= temperature;
     }
     softmax(logits);
+    Scaled::Probabilities
 }
 
 /// Index of the first largest value (NaN is never larger; 0 for no values or all NaN).
@@ -314,6 +364,71 @@ mod tests {
         let strategy = Strategy::new(1.0, 0.9).unwrap();
         let mut sampler = Sampler::new(strategy, 1, 4, &mut scratch).unwrap();
         assert!(sampler.sample(&mut [f32::NAN; 4]).is_ok());
+    }
+
+    /// A sampler of `strategy` for three tokens, with its own scratch.
+    fn sample_once(strategy: Strategy, seed: u64, logits: &mut [f32]) -> (u32, Rng) {
+        let mut scratch = [ProbIndex::default(); 3];
+        let mut sampler = Sampler::new(strategy, seed, 3, &mut scratch).unwrap();
+        let token = sampler.sample(logits).unwrap();
+        (token, sampler.rng)
+    }
+
+    #[test]
+    fn overflowing_temperatures_sample_greedily() {
+        for temperature in [1e-38, 1e-40, f32::from_bits(1)] {
+            for strategy in [
+                Strategy::new(temperature, 1.0).unwrap(),
+                Strategy::new(temperature, 0.9).unwrap(),
+            ] {
+                for seed in [1, 2, 3, 42] {
+                    for (logits, best) in [
+                        ([1.0, 3.0, 2.0], 1),
+                        ([-3.0, -1.0, -2.0], 1), // overflows downwards
+                        ([5.0, 1.0, 5.0], 0),    // the first of equal logits, as argmax
+                        ([1e30, -1e30, 0.0], 0),
+                    ] {
+                        let mut logits = logits;
+                        let (token, rng) = sample_once(strategy, seed, &mut logits);
+                        assert_eq!(token, best, "{strategy:?} seed {seed}");
+                        let mut one_hot = [0.0; 3];
+                        one_hot[best as usize] = 1.0;
+                        assert_eq!(logits, one_hot);
+                        // One draw per token, as when the temperature is normal.
+                        let mut expected = Rng::new(seed);
+                        expected.next_f32();
+                        assert_eq!(rng, expected);
+                    }
+                }
+            }
+        }
+        // Logits of 1e30 overflow already at `t = 1e-9`.
+        let mut logits = [1e30, 2e30, 0.0];
+        let strategy = Strategy::new(1e-9, 1.0).unwrap();
+        assert_eq!(sample_once(strategy, 7, &mut logits).0, 1);
+    }
+
+    #[test]
+    fn small_temperatures_that_do_not_overflow_keep_the_softmax() {
+        // 3 / 1e-30 is finite: the softmax runs and puts everything on the maximum.
+        let mut logits = [1.0, 3.0, 2.0];
+        let mut expected = logits.map(|l| l / 1e-30);
+        softmax(&mut expected);
+        let strategy = Strategy::new(1e-30, 1.0).unwrap();
+        assert_eq!(sample_once(strategy, 1, &mut logits).0, 1);
+        assert_eq!(logits, expected);
+    }
+
+    #[test]
+    fn non_finite_logits_still_go_through_the_softmax() {
+        // NaN and infinite logits are the documented non-finite-weights case: all-NaN
+        // probabilities, the last token for multinomial (docs/SECURITY.md).
+        let strategy = Strategy::new(1e-38, 1.0).unwrap();
+        for logits in [[f32::NAN; 3], [1.0, f32::INFINITY, 2.0]] {
+            let mut logits = logits;
+            assert_eq!(sample_once(strategy, 1, &mut logits).0, 2);
+            assert!(logits.iter().all(|p| p.is_nan()), "{logits:?}");
+        }
     }
 
     #[test]

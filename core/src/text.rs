@@ -2,7 +2,12 @@
 //!
 //! Like llama2.c's `safe_printf`, single control bytes are dropped; unlike it, raw bytes
 //! from byte-fallback tokens are gathered into UTF-8 characters, so emoji and other
-//! characters spelled with byte tokens appear instead of vanishing.
+//! characters spelled with byte tokens appear instead of vanishing. And unlike it, control
+//! characters are dropped inside longer pieces too (C0 controls other than whitespace, DEL,
+//! and the C1 controls U+0080..U+009F): a hostile vocabulary with a piece such as
+//! `"\x1b[31m"` cannot send escape sequences to the user's terminal (see docs/SECURITY.md).
+//! Bytes of a longer piece that are not valid UTF-8 are dropped for the same reason (a raw
+//! 0x9B is CSI to a terminal in an 8-bit mode).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use crate::tokenizer::Piece;
@@ -16,6 +21,7 @@ pub struct TextDecoder {
 }
 
 impl TextDecoder {
+    /// A decoder with nothing pending.
     pub fn new() -> Self {
         Self::default()
     }
@@ -28,7 +34,7 @@ impl TextDecoder {
             Piece::Text(&[byte]) => self.push_byte(byte, emit),
             Piece::Text(text) => {
                 self.drop_pending();
-                emit(text);
+                emit_printable(text, &mut emit);
             }
         }
     }
@@ -41,7 +47,7 @@ impl TextDecoder {
     fn push_byte(&mut self, byte: u8, mut emit: impl FnMut(&[u8])) {
         if byte.is_ascii() {
             self.drop_pending();
-            if is_printable_or_space(byte) {
+            if !is_terminal_control(char::from(byte)) {
                 emit(&[byte]);
             }
             return;
@@ -64,7 +70,9 @@ impl TextDecoder {
             let _ = self.pending.push(byte);
         }
         if self.pending.len() == self.expected {
-            if core::str::from_utf8(&self.pending).is_ok() {
+            let printable = core::str::from_utf8(&self.pending)
+                .is_ok_and(|c| !c.chars().any(is_terminal_control));
+            if printable {
                 emit(&self.pending);
             }
             self.drop_pending();
@@ -77,9 +85,35 @@ impl TextDecoder {
     }
 }
 
-/// `isprint || isspace` in the C locale.
-fn is_printable_or_space(byte: u8) -> bool {
-    matches!(byte, b' '..=b'~' | b'\t' | b'\n' | 0x0B | 0x0C | b'\r')
+/// Emits the valid UTF-8 of a multi-byte piece in runs between the characters dropped:
+/// terminal controls and invalid or incomplete sequences. A piece of ordinary text is one
+/// run, so it is emitted whole, as before.
+fn emit_printable(piece: &[u8], emit: &mut impl FnMut(&[u8])) {
+    for chunk in piece.utf8_chunks() {
+        let valid = chunk.valid();
+        let mut run_start = 0;
+        for (at, c) in valid.char_indices() {
+            if is_terminal_control(c) {
+                emit_nonempty(valid.get(run_start..at), emit);
+                run_start = at + c.len_utf8();
+            }
+        }
+        emit_nonempty(valid.get(run_start..), emit);
+        // `chunk.invalid()` is dropped.
+    }
+}
+
+fn emit_nonempty(run: Option<&str>, emit: &mut impl FnMut(&[u8])) {
+    if let Some(run) = run.filter(|run| !run.is_empty()) {
+        emit(run.as_bytes());
+    }
+}
+
+/// A control character a terminal may act on: C0 (but the whitespace `\t \n \v \f \r`,
+/// which `isspace` accepts in the C locale), DEL, and C1 (U+0080..U+009F). For ASCII this
+/// is exactly "not `isprint || isspace`", llama2.c's test for single-byte pieces.
+fn is_terminal_control(c: char) -> bool {
+    c.is_control() && !matches!(c, '\t' | '\n' | '\x0B' | '\x0C' | '\r')
 }
 
 #[cfg(test)]
@@ -148,6 +182,52 @@ mod tests {
             Piece::Text(b"\t"),
         ];
         assert_eq!(text(&pieces).as_slice(), b"\na\t");
+    }
+
+    #[test]
+    fn control_characters_inside_pieces_are_dropped() {
+        let cases: [(&[u8], &[u8]); 7] = [
+            // An escape sequence loses its ESC, so the terminal prints it as plain text.
+            (b"\x1b[31mred", b"[31mred"),
+            (b"a\x07b", b"ab"),
+            (b"\x00\x1b]0;title\x07", b"]0;title"),
+            (b"del\x7f", b"del"),
+            // C1 controls in UTF-8 form (U+009B is CSI, U+0085 NEL); U+00A0 is not one.
+            (b"x\xC2\x9B2Jy\xC2\x85", b"x2Jy"),
+            ("\u{a0}caf\u{e9}".as_bytes(), "\u{a0}caf\u{e9}".as_bytes()),
+            // Whitespace stays, as for single-byte pieces.
+            (b"a\tb\x0B\x0C\r\n", b"a\tb\x0B\x0C\r\n"),
+        ];
+        for (piece, printed) in cases {
+            assert_eq!(text(&[Piece::Text(piece)]).as_slice(), printed, "{piece:?}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_inside_pieces_is_dropped() {
+        // A raw 0x9B is CSI to a terminal in an 8-bit mode; FF never occurs in UTF-8; a
+        // character cut short at the end of a piece is not finished by the next one.
+        assert_eq!(text(&[Piece::Text(b"a\x9B1mb\xFF")]).as_slice(), b"a1mb");
+        let cut = [Piece::Text(b"a\xE2\x82"), Piece::Byte(0xAC)];
+        assert_eq!(text(&cut).as_slice(), b"a");
+    }
+
+    #[test]
+    fn c1_controls_from_byte_tokens_are_dropped() {
+        let csi = [Piece::Byte(0xC2), Piece::Byte(0x9B), Piece::Text(b"ok")];
+        assert_eq!(text(&csi).as_slice(), b"ok");
+        let e_acute = [Piece::Byte(0xC3), Piece::Byte(0xA9)];
+        assert_eq!(text(&e_acute).as_slice(), "\u{e9}".as_bytes());
+    }
+
+    #[test]
+    fn ordinary_pieces_are_emitted_in_one_call() {
+        let mut calls = 0;
+        let mut decoder = TextDecoder::new();
+        decoder.push(Piece::Text(" caf\u{e9} au lait".as_bytes()), |_| calls += 1);
+        assert_eq!(calls, 1);
+        decoder.push(Piece::Text(b"a\x1bb"), |_| calls += 1);
+        assert_eq!(calls, 3);
     }
 
     #[test]

@@ -44,10 +44,13 @@ const CHUNK: usize = 1 << 20;
 /// by the signal (once no other write of the process is in progress). Two runs writing the
 /// same OUT at once each write their own temporary file; the last rename wins and OUT is
 /// always one whole file.
+///
+/// `write` reports its own errors (about OUT, or about an input it reads: an input that
+/// changed while it was read must not become OUT); [`CliError::file`] with `output` names OUT.
 pub fn write_atomically<T>(
     output: &Path,
     inputs: &[&Path],
-    write: impl FnOnce(&mut dyn Write) -> io::Result<T>,
+    write: impl FnOnce(&mut dyn Write) -> Result<T, CliError>,
 ) -> Result<T, CliError> {
     let existing = check_output(output, inputs)?;
     let directory = directory_of(output);
@@ -58,7 +61,7 @@ pub fn write_atomically<T>(
     // Any `?` below drops `temporary`, which removes the file.
     let value = {
         let mut out = BufWriter::with_capacity(CHUNK, Interruptible(temporary.as_file_mut()));
-        let value = write(&mut out).map_err(fail)?;
+        let value = write(&mut out)?;
         out.flush().map_err(fail)?;
         value
     };
@@ -344,8 +347,9 @@ mod tests {
         let out = dir.path().join("out.bin");
         fs::write(&out, b"old").unwrap();
         let result: Result<(), _> = write_atomically(&out, &[], |w| {
-            w.write_all(&[7; 3 * CHUNK])?;
-            Err(io::Error::other("the converter gave up"))
+            w.write_all(&[7; 3 * CHUNK])
+                .map_err(|e| CliError::file(&out, e))?;
+            Err(CliError::file(&out, "the converter gave up"))
         });
         let message = result.unwrap_err().to_string();
         assert!(
@@ -364,7 +368,8 @@ mod tests {
         let len = write_atomically(&out, &[], |w| {
             // More than one chunk, in pieces that straddle the buffer's boundary.
             for i in 0..5u8 {
-                w.write_all(&vec![i; CHUNK / 2 + 3])?;
+                w.write_all(&vec![i; CHUNK / 2 + 3])
+                    .map_err(|e| CliError::file(&out, e))?;
             }
             Ok(5 * (CHUNK / 2 + 3))
         })

@@ -5,12 +5,12 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
-    Batch, GenerateError, Generator, Model, ProbIndex, Sampler, State, Strategy, Tokenizer,
+    Batch, GenerateError, Generator, ProbIndex, Sampler, State, Strategy, Tokenizer,
 };
 
 use crate::cli::{Mode, RunArgs};
 use crate::error::{path_of, CliError};
-use crate::load::{tokenizer_path, MappedFile};
+use crate::load::{read_tokenizer, tokenizer_path, MappedFile};
 use crate::pool::ThreadPool;
 use crate::stdio;
 
@@ -25,17 +25,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     })?;
     let model_path = path_of(&args.model);
     let model_file = MappedFile::open(model_path)?;
-    let model = Model::from_bytes(model_file.bytes()).map_err(|e| CliError::file(model_path, e))?;
+    let model = model_file.model()?;
     let config = model.config;
 
     let tokenizer_path = tokenizer_path(args.tokenizer.as_deref(), model_path)?;
-    let tokenizer_file = MappedFile::open(&tokenizer_path)?;
+    let tokenizer_bytes = read_tokenizer(&tokenizer_path)?;
     let mut index = zeroed(
         Tokenizer::index_len(config.vocab_size),
         "the tokenizer index",
     )
     .map_err(|e| CliError::file(model_path, e))?;
-    let tokenizer = Tokenizer::new(tokenizer_file.bytes(), config.vocab_size, &mut index)
+    let tokenizer = Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)
         .map_err(|e| CliError::file(&tokenizer_path, e))?;
 
     // The KV cache holds what the run can use: the steps asked for, unless a context is given
@@ -100,11 +100,14 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         sampler: &mut sampler,
         parallel: &pool,
     };
-    match args.mode {
+    let result = match args.mode {
         Mode::Generate => generate(args, generator, batch)
             .map_err(|e| generation_failed(e, model_path, "-i/--prompt")),
         Mode::Chat => crate::chat::run(args, generator, model_path),
-    }
+    };
+    // A model cut short or rewritten during the run explains whatever the run did.
+    model_file.check_unchanged()?;
+    result
 }
 
 /// The report for a failed generation: stdout's failure (quiet for a closed pipe), a

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use llama2_core::{Format, Model, State};
+use llama2_core::{Format, State};
 
 use crate::error::CliError;
 use crate::load::MappedFile;
@@ -11,7 +11,7 @@ use crate::stdio;
 /// Prints what the model file at `path` holds.
 pub fn run(path: &Path) -> Result<(), CliError> {
     let file = MappedFile::open(path)?;
-    let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(path, e))?;
+    let model = file.model()?;
     let c = model.config;
     let format = match model.format {
         Format::V0 => "llama2.c legacy (version 0), fp32".to_string(),

@@ -13,6 +13,7 @@ pub mod generate;
 pub mod info;
 pub mod kernels;
 pub mod load;
+pub mod map_guard;
 pub mod non_finite;
 pub mod pool;
 pub mod quantize;

@@ -28,7 +28,7 @@ pub fn run(
     allow_non_finite: bool,
 ) -> Result<(), CliError> {
     let file = MappedFile::open(input)?;
-    let model = Model::from_bytes(file.bytes()).map_err(|e| CliError::file(input, e))?;
+    let model = file.model()?;
     if let Format::V2 { .. } = model.format {
         return Err(CliError::file(
             input,
@@ -61,7 +61,11 @@ pub fn run(
         );
     }
     let max_error = write_atomically(output, &[input], |mut out| {
-        write_v2(&model, group, &mut out, true)
+        let max_error =
+            write_v2(&model, group, &mut out, true).map_err(|e| CliError::file(output, e))?;
+        // A model cut short or rewritten while it was read must not become OUT.
+        file.check_unchanged()?;
+        Ok(max_error)
     })?;
     stdio::note!(
         "wrote {} (Q8_0, group size {group}); largest quantization error {max_error:e}",

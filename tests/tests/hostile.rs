@@ -10,7 +10,7 @@ use llama2_core::{
     Batch, Buffer, Error, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer,
     MAGIC,
 };
-use llama2_tests::{read_fixture, AlignedBytes};
+use llama2_tests::{read_fixture, read_jsonl, AlignedBytes, GenerateCase};
 
 /// stories260K: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len.
 const RAW: [i32; 7] = [64, 172, 5, 8, 4, 512, 512];
@@ -883,6 +883,26 @@ fn generate(
     strategy: Strategy,
     prompt: &[u8],
 ) -> Result<llama2_core::Summary, Error> {
+    let generated = generate_text(
+        model_bytes,
+        tokenizer_bytes,
+        tokenizer_vocab,
+        context,
+        strategy,
+        prompt,
+    );
+    generated.map(|(summary, _)| summary)
+}
+
+/// [`generate`], also giving the printed text.
+fn generate_text(
+    model_bytes: &[u8],
+    tokenizer_bytes: &[u8],
+    tokenizer_vocab: usize,
+    context: usize,
+    strategy: Strategy,
+    prompt: &[u8],
+) -> Result<(llama2_core::Summary, Vec<u8>), Error> {
     let aligned = AlignedBytes::new(model_bytes);
     let model = Model::from_bytes(aligned.bytes())?;
     let c = model.config;
@@ -901,12 +921,13 @@ fn generate(
     };
     let mut prompt_buf = vec![0u32; prompt.len() + 3];
     let mut out = Vec::new();
-    generator
+    let summary = generator
         .generate(prompt, 0, &mut prompt_buf, &mut out, |_| {})
         .map_err(|e| match e {
             llama2_core::GenerateError::Engine(e) => e,
             llama2_core::GenerateError::Write(e) => panic!("writing to a Vec failed: {e:?}"),
-        })
+        })?;
+    Ok((summary, out))
 }
 
 #[test]
@@ -1006,4 +1027,82 @@ fn non_finite_weights_never_crash() {
             assert_eq!(summary.steps, 12, "{name}, {strategy:?}");
         }
     }
+}
+
+/// Temperatures so small that `logit / temperature` overflows f32 sample greedily, for
+/// multinomial and top-p alike (llama2.c samples from NaN there; this printed `<unk>`).
+#[test]
+fn overflowing_temperatures_generate_greedily() {
+    let prompt = b"Once upon a time";
+    let greedy = generate_text(&v0(), &tok512(), VOCAB, 64, Strategy::Argmax, prompt).unwrap();
+    assert!(greedy.1.starts_with(b"Once upon a time"), "{:?}", greedy.1);
+    for temperature in [1e-38, 1e-45] {
+        for top_p in [1.0, 0.9] {
+            let strategy = Strategy::new(temperature, top_p).unwrap();
+            let sampled = generate_text(&v0(), &tok512(), VOCAB, 64, strategy, prompt).unwrap();
+            assert_eq!(
+                String::from_utf8_lossy(&sampled.1),
+                String::from_utf8_lossy(&greedy.1),
+                "{strategy:?}"
+            );
+            assert_eq!(sampled.0, greedy.0, "{strategy:?}");
+        }
+    }
+}
+
+/// tok512.bin with the piece of `token` replaced by `piece` (its score kept), and the
+/// header's `max_token_length` raised if the piece needs it.
+fn tok512_with_piece(token: usize, piece: &[u8]) -> Vec<u8> {
+    let file = tok512();
+    let max_len = i32::from_le_bytes(file[..4].try_into().unwrap());
+    let mut out = max_len.max(piece.len() as i32).to_le_bytes().to_vec();
+    let mut at = 4;
+    for id in 0..VOCAB {
+        let len = i32::from_le_bytes(file[at + 4..at + 8].try_into().unwrap()) as usize;
+        let old = &file[at + 8..at + 8 + len];
+        let new = if id == token { piece } else { old };
+        out.extend_from_slice(&file[at..at + 4]); // score
+        out.extend_from_slice(&(new.len() as i32).to_le_bytes());
+        out.extend_from_slice(new);
+        at += 8 + len;
+    }
+    assert_eq!(at, file.len());
+    out
+}
+
+/// A vocabulary whose pieces hold terminal escape sequences and other control characters
+/// (C0, DEL, C1 in UTF-8) prints them as if those characters were not there: the same
+/// text as a vocabulary with the harmless rest of the piece.
+#[test]
+fn control_characters_in_vocabulary_pieces_never_reach_the_output() {
+    let cases: Vec<GenerateCase> = read_jsonl("generate.jsonl");
+    let story = cases
+        .iter()
+        .find(|case| case.name == "260k-greedy-noprompt")
+        .unwrap();
+    // A token the greedy story chooses early (tokens[0] is BOS).
+    let token = story.tokens[3] as usize;
+    let hostile = b"\x1b[2J\x07\xC2\x9B31m\x7f\x1b]0;pwned\x07";
+    let harmless = b"[2J31m]0;pwned";
+    let run = |tokenizer: &[u8]| {
+        generate_text(&v0(), tokenizer, VOCAB, 64, Strategy::Argmax, b"")
+            .unwrap()
+            .1
+    };
+    let printed = run(&tok512_with_piece(token, hostile));
+    let expected = run(&tok512_with_piece(token, harmless));
+    assert!(
+        printed.windows(harmless.len()).any(|w| w == harmless),
+        "the replaced piece was not generated: {}",
+        String::from_utf8_lossy(&printed)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&printed),
+        String::from_utf8_lossy(&expected)
+    );
+    let text = String::from_utf8(printed).unwrap();
+    assert!(
+        !text.chars().any(|c| c.is_control() && !c.is_whitespace()),
+        "{text:?}"
+    );
 }
