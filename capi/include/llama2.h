@@ -496,7 +496,9 @@ llama2_status llama2_model_buffer_sizes(const struct llama2_model *model,
 /**
  * The number of `uint32_t`s the prompt-token buffer of `llama2_generate()` (or of
  * `llama2_encode()` with BOS and EOS) needs for a prompt of `prompt_len` bytes:
- * `prompt_len + 3`, or `SIZE_MAX` if that overflows.
+ * `7 * prompt_len + 15` (the tokens, written at the front, and the encoder's scratch, so
+ * that encoding allocates nothing and takes `O(n log n)` time), or `SIZE_MAX` if the
+ * prompt is too long to encode.
  */
 size_t llama2_prompt_tokens_len(size_t prompt_len);
 

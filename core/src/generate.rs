@@ -57,14 +57,14 @@ pub struct Summary {
 }
 
 /// Refuses, before encoding it, a text that cannot fit `positions` tokens: each token
-/// spells at most `max_token_length` bytes of the text, and BOS comes first.
-/// Encoding is quadratic in the text's length, so this bounds what a hostile prompt costs.
+/// spells at most the vocabulary's longest piece (measured, not the header's claim) of the
+/// text, and BOS comes first. This bounds what a hostile prompt costs before any encoding.
 pub(crate) fn check_prompt_fits(
     tokenizer: &Tokenizer<'_>,
     text: &[u8],
     positions: usize,
 ) -> Result<()> {
-    let fewest = 1 + text.len().div_ceil(tokenizer.max_token_length().max(1));
+    let fewest = 1 + text.len().div_ceil(tokenizer.max_piece_len().max(1));
     if !text.is_empty() && fewest > positions {
         return Err(Error::PromptTooLong {
             tokens: fewest,
@@ -121,7 +121,8 @@ impl<P: Parallel> core::fmt::Debug for Generator<'_, '_, '_, P> {
 }
 
 impl<P: Parallel> Generator<'_, '_, '_, P> {
-    /// Encodes `prompt` into `prompt_buf` (at least `prompt.len() + 3` long), runs `steps`
+    /// Encodes `prompt` into `prompt_buf` (at least
+    /// [`prompt_buffer_len`](crate::prompt_buffer_len)`(prompt.len())` long), runs `steps`
     /// positions (resolved by [`resolve_steps`] against the state's context) and writes each
     /// token's text to `out` as soon as it is known, flushing after each. A final newline is
     /// written. `on_token` sees every token after its text is written.
@@ -307,7 +308,7 @@ mod tests {
         steps: usize,
         capacity: usize,
     ) -> Outcome {
-        let mut prompt_buf = std::vec![0; prompt.len() + 3];
+        let mut prompt_buf = std::vec![0; crate::prompt_buffer_len(prompt.len()).unwrap()];
         let (mut out, mut events) = (Vec::new(), Vec::new());
         let on_token = |e| events.push(e);
         let summary = if capacity == 0 {
@@ -346,7 +347,7 @@ mod tests {
         Vec<TokenEvent>,
     ) {
         with_generator(vocab, context, false, Strategy::Argmax, |g| {
-            let mut prompt_buf = std::vec![0; prompt.len() + 3];
+            let mut prompt_buf = std::vec![0; crate::prompt_buffer_len(prompt.len()).unwrap()];
             let mut events = Vec::new();
             let result = g.generate(prompt.as_bytes(), steps, &mut prompt_buf, out, |e| {
                 events.push(e)

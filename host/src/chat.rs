@@ -5,7 +5,9 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
-use llama2_core::{rendered_len, Chat, Error, GenerateError, Generator, TurnEnd};
+use llama2_core::{
+    prompt_buffer_len, rendered_len, Chat, Error, GenerateError, Generator, TurnEnd,
+};
 
 use crate::cli::RunArgs;
 use crate::pool::ThreadPool;
@@ -35,7 +37,9 @@ pub fn run(args: &RunArgs, generator: Generator<'_, '_, '_, ThreadPool>) -> Resu
     while let Some(message) = user.take() {
         let needed = rendered_len(Some(&system), &message);
         text_buf.resize(needed, 0);
-        token_buf.resize(needed + 4, 0);
+        // One more than the encoding needs: the previous reply's EOS goes first.
+        let tokens_len = prompt_buffer_len(needed).and_then(|len| len.checked_add(1));
+        token_buf.resize(tokens_len.ok_or(Error::SizeOverflow)?, 0);
         print(&mut out, "Assistant: ")?;
         let turn = chat.turn(
             Some(&system),
