@@ -266,7 +266,7 @@ mod tests {
         fn random(rng: &mut Rng, symbols: u32, scores: &[f32]) -> Table {
             let tokens = symbols * symbols;
             let merged = (0..tokens)
-                .map(|_| (rng.next_u32() % 3 != 0).then(|| rng.next_u32() % symbols))
+                .map(|_| (!rng.next_u32().is_multiple_of(3)).then(|| rng.next_u32() % symbols))
                 .collect();
             let scores = (0..symbols)
                 .map(|_| scores[rng.next_u32() as usize % scores.len()])
