@@ -120,6 +120,9 @@ static int refuse(const char *piece, size_t len, void *user) {
     return 7;
 }
 
+/* Room for the prompt's tokens and the encoder's scratch: llama2_prompt_tokens_len(16) = 127. */
+enum { TOKENS = 128 };
+
 int main(int argc, char **argv) {
     static llama2_model zero_model;
     static llama2_tokenizer zero_tokenizer;
@@ -141,7 +144,7 @@ int main(int argc, char **argv) {
     llama2_sampling settings;
     uint8_t *model_bytes, *tokenizer_bytes, *other_bytes, *copy;
     size_t model_len, tokenizer_len, other_len, n, len, i;
-    uint32_t *index, *index511, tokens[64], token;
+    uint32_t *index, *index511, tokens[TOKENS], token;
     float *buffer, *other_buffer, *tiny_buffer, *logits, bad_logits[4];
     llama2_prob_index *scratch;
     struct text_out story, piece_text;
@@ -164,7 +167,7 @@ int main(int argc, char **argv) {
     CHECK(strcmp(llama2_error_message(LLAMA2_OK), "success") == 0);
     CHECK(strcmp(llama2_error_message(LLAMA2_ERR_NULL), llama2_error_message(LLAMA2_ERR_MISALIGNED)) != 0);
     CHECK(llama2_version() != NULL && llama2_version()[0] != '\0');
-    CHECK(llama2_prompt_tokens_len(5) == 8);
+    CHECK(llama2_prompt_tokens_len(5) == 7 * 5 + 15);
     CHECK(llama2_prompt_tokens_len(SIZE_MAX) == SIZE_MAX);
 
     /* --- llama2_model_open: NULL, misaligned, short, long and corrupt files. */
@@ -246,30 +249,36 @@ int main(int argc, char **argv) {
     EXPECT(llama2_tokenizer_open(&tokenizer, copy, tokenizer_len, 512, (uint32_t *)(void *)copy, 1024),
            LLAMA2_ERR_OVERLAP);
     free(copy);
-    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, 64, &n), LLAMA2_ERR_UNINITIALIZED);
+    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_UNINITIALIZED);
     EXPECT_OK(llama2_tokenizer_open(&tokenizer, tokenizer_bytes, tokenizer_len, 512, index, 1024));
     /* The first 511 entries make a valid tokenizer of another vocabulary. */
     EXPECT_OK(llama2_tokenizer_open(&tok511, tokenizer_bytes, tokenizer_prefix(tokenizer_bytes, 511), 511,
                                     index511, 1022));
 
     /* --- llama2_encode. */
-    EXPECT(llama2_encode(NULL, prompt, prompt_len, true, false, tokens, 64, &n), LLAMA2_ERR_NULL);
-    EXPECT(llama2_encode(&tokenizer, NULL, prompt_len, true, false, tokens, 64, &n), LLAMA2_ERR_NULL);
+    EXPECT(llama2_encode(NULL, prompt, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_NULL);
+    EXPECT(llama2_encode(&tokenizer, NULL, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_NULL);
     EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, NULL, 64, &n), LLAMA2_ERR_NULL);
-    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, 64, NULL), LLAMA2_ERR_NULL);
-    EXPECT(llama2_encode(&zero_tokenizer, prompt, prompt_len, true, false, tokens, 64, &n),
+    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, TOKENS, NULL), LLAMA2_ERR_NULL);
+    EXPECT(llama2_encode(&zero_tokenizer, prompt, prompt_len, true, false, tokens, TOKENS, &n),
            LLAMA2_ERR_UNINITIALIZED);
     /* A model handle is not a tokenizer. */
     EXPECT(llama2_encode((const llama2_tokenizer *)(const void *)&model, prompt, prompt_len, true, false, tokens,
                          64, &n),
            LLAMA2_ERR_UNINITIALIZED);
     EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, 2, &n), LLAMA2_ERR_BUFFER_TOO_SMALL);
-    EXPECT(llama2_encode(&tokenizer, (const char *)tokens, 8, true, false, tokens, 64, &n), LLAMA2_ERR_OVERLAP);
-    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, 64, (size_t *)(void *)tokens),
+    CHECK(llama2_prompt_tokens_len(prompt_len) <= TOKENS);
+    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, llama2_prompt_tokens_len(prompt_len) - 1,
+                         &n),
+           LLAMA2_ERR_BUFFER_TOO_SMALL);
+    EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, llama2_prompt_tokens_len(prompt_len),
+                            &n));
+    EXPECT(llama2_encode(&tokenizer, (const char *)tokens, 8, true, false, tokens, TOKENS, &n), LLAMA2_ERR_OVERLAP);
+    EXPECT(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, TOKENS, (size_t *)(void *)tokens),
            LLAMA2_ERR_OVERLAP);
-    EXPECT_OK(llama2_encode(&tokenizer, NULL, 0, true, false, tokens, 64, &n));
+    EXPECT_OK(llama2_encode(&tokenizer, NULL, 0, true, false, tokens, TOKENS, &n));
     CHECK(n == 1 && tokens[0] == LLAMA2_BOS);
-    EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, true, tokens, 64, &n));
+    EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, true, tokens, TOKENS, &n));
     CHECK(n > 2 && tokens[0] == LLAMA2_BOS && tokens[n - 1] == LLAMA2_EOS);
 
     /* --- llama2_text_init / llama2_decode. */
@@ -387,43 +396,43 @@ int main(int argc, char **argv) {
 
     /* --- llama2_generate. */
     story.len = 0;
-    EXPECT(llama2_generate(NULL, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, collect, &story,
+    EXPECT(llama2_generate(NULL, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect, &story,
                            NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate(&model, NULL, &state, &greedy, prompt, prompt_len, 40, tokens, 64, collect, &story, NULL),
+    EXPECT(llama2_generate(&model, NULL, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect, &story, NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate(&model, &tokenizer, NULL, &greedy, prompt, prompt_len, 40, tokens, 64, collect, &story,
+    EXPECT(llama2_generate(&model, &tokenizer, NULL, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect, &story,
                            NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate(&model, &tokenizer, &state, NULL, prompt, prompt_len, 40, tokens, 64, collect, &story,
+    EXPECT(llama2_generate(&model, &tokenizer, &state, NULL, prompt, prompt_len, 40, tokens, TOKENS, collect, &story,
                            NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, NULL, prompt_len, 40, tokens, 64, collect, &story,
+    EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, NULL, prompt_len, 40, tokens, TOKENS, collect, &story,
                            NULL),
            LLAMA2_ERR_NULL);
     EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, NULL, 64, collect, &story,
                            NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, NULL, &story,
+    EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, NULL, &story,
                            NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate(&zero_model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, collect,
+    EXPECT(llama2_generate(&zero_model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect,
                            &story, NULL),
            LLAMA2_ERR_UNINITIALIZED);
     /* A state handle is not a sampler. */
     EXPECT(llama2_generate(&model, &tokenizer, &state, (llama2_sampler *)(void *)&other_state, prompt, prompt_len,
-                           40, tokens, 64, collect, &story, NULL),
+                           40, tokens, TOKENS, collect, &story, NULL),
            LLAMA2_ERR_UNINITIALIZED);
     EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 2, collect, &story,
                            NULL),
            LLAMA2_ERR_BUFFER_TOO_SMALL);
-    EXPECT(llama2_generate(&model, &tok511, &state, &greedy, prompt, prompt_len, 40, tokens, 64, collect, &story,
+    EXPECT(llama2_generate(&model, &tok511, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect, &story,
                            NULL),
            LLAMA2_ERR_VOCAB_MISMATCH);
-    EXPECT(llama2_generate(&model, &tokenizer, &tiny_state, &greedy, prompt, prompt_len, 40, tokens, 64, collect,
+    EXPECT(llama2_generate(&model, &tokenizer, &tiny_state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect,
                            &story, NULL),
            LLAMA2_ERR_PROMPT_TOO_LONG);
-    EXPECT(llama2_generate(&model, &tokenizer, &other_state, &greedy, prompt, prompt_len, 40, tokens, 64, collect,
+    EXPECT(llama2_generate(&model, &tokenizer, &other_state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect,
                            &story, NULL),
            LLAMA2_ERR_STATE_MISMATCH);
     EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, (uint32_t *)(void *)buffer,
@@ -432,47 +441,47 @@ int main(int argc, char **argv) {
     EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, index, 64, collect, &story,
                            NULL),
            LLAMA2_ERR_OVERLAP);
-    EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, refuse, NULL,
+    EXPECT(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, refuse, NULL,
                            NULL),
            LLAMA2_ERR_CALLBACK);
     CHECK(story.len == 0);
-    EXPECT_OK(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, collect,
+    EXPECT_OK(llama2_generate(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect,
                               &story, &summary));
     CHECK(summary.steps == 40 && !summary.stopped_on_bos && summary.prompt_tokens > 1);
     CHECK(story.len > prompt_len && strncmp(story.bytes, prompt, prompt_len) == 0);
     CHECK(story.bytes[story.len - 1] == '\n');
 
     /* --- llama2_generate_to_buffer: the same text; whole pieces when it does not fit. */
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, NULL,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, NULL,
                                      sizeof full, &len, NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, full,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, full,
                                      sizeof full, NULL, NULL),
            LLAMA2_ERR_NULL);
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, full,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, full,
                                      0, &len, NULL),
            LLAMA2_ERR_BUFFER_TOO_SMALL);
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, (const char *)full, 8, 40, tokens, 64,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, (const char *)full, 8, 40, tokens, TOKENS,
                                      full, sizeof full, &len, NULL),
            LLAMA2_ERR_OVERLAP);
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, full,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, full,
                                      sizeof full, &len, (llama2_summary *)(void *)full),
            LLAMA2_ERR_OVERLAP);
-    EXPECT_OK(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64,
+    EXPECT_OK(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS,
                                         full, sizeof full, &len, &summary));
     CHECK(len == story.len && strcmp(full, story.bytes) == 0 && summary.steps == 40);
     len = 12345;
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, 64, small,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, small,
                                      sizeof small, &len, NULL),
            LLAMA2_ERR_OUTPUT_FULL);
     CHECK(len < sizeof small && small[len] == '\0' && strncmp(small, story.bytes, len) == 0);
-    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &tiny_state, &greedy, prompt, prompt_len, 40, tokens, 64,
+    EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &tiny_state, &greedy, prompt, prompt_len, 40, tokens, TOKENS,
                                      full, sizeof full, &len, NULL),
            LLAMA2_ERR_PROMPT_TOO_LONG);
     CHECK(len == 0 && full[0] == '\0');
 
     /* --- A loop of one's own prints what llama2_generate() prints. */
-    EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, 64, &n));
+    EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, false, tokens, TOKENS, &n));
     EXPECT_OK(llama2_text_init(&text));
     piece_text.len = 0;
     piece_text.bytes[0] = '\0';
@@ -501,7 +510,7 @@ int main(int argc, char **argv) {
     memset(copy + 28, 0xff, model_len - 28);
     EXPECT_OK(llama2_model_open(&bad, copy, model_len));
     story.len = 0;
-    code = llama2_generate(&bad, &tokenizer, &state, &top_p, prompt, prompt_len, 10, tokens, 64, collect, &story,
+    code = llama2_generate(&bad, &tokenizer, &state, &top_p, prompt, prompt_len, 10, tokens, TOKENS, collect, &story,
                            NULL);
     CHECK(code == LLAMA2_ERR_PANIC || code == LLAMA2_OK);
     free(copy);

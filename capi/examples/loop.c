@@ -29,7 +29,8 @@ static uint32_t tokenizer_words[MAX_FILE_WORDS];
 static uint32_t index_buffer[2 * MAX_VOCAB];
 static float activations[MAX_STATE];
 static llama2_prob_index scratch[MAX_VOCAB];
-static uint32_t prompt_tokens[MAX_PROMPT + 3];
+/* llama2_prompt_tokens_len(MAX_PROMPT): the tokens and the encoder's scratch. */
+static uint32_t prompt_tokens[7 * MAX_PROMPT + 15];
 
 /* Reads a whole file into `words`; returns its length in bytes, or 0 on failure. */
 static size_t read_file(const char *path, uint32_t *words) {

@@ -502,7 +502,9 @@ llama2_status llama2_model_buffer_sizes(const struct llama2_model *model,
 /**
  * The number of `uint32_t`s the prompt-token buffer of `llama2_generate()` (or of
  * `llama2_encode()` with BOS and EOS) needs for a prompt of `prompt_len` bytes:
- * `prompt_len + 3`, or `SIZE_MAX` if that overflows.
+ * `7 * prompt_len + 15` (the tokens, written at the front, and the encoder's scratch, so
+ * that encoding allocates nothing and takes `O(n log n)` time), or `SIZE_MAX` if the
+ * prompt is too long to encode.
  */
 size_t llama2_prompt_tokens_len(size_t prompt_len);
 
@@ -532,8 +534,9 @@ llama2_status llama2_tokenizer_open(struct llama2_tokenizer *tokenizer,
 /**
  * Encodes `text[0..text_len]` (bytes, normally UTF-8; NULL is allowed when `text_len` is
  * 0) into `tokens[0..tokens_len]` the way llama2.c does, BOS first if `bos`, EOS last if
- * `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` =
- * `llama2_prompt_tokens_len(text_len)` is always enough.
+ * `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
+ * `llama2_prompt_tokens_len(text_len)`: the tokens are written at the front, the rest is
+ * the encoder's scratch.
  *
  * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
  * `LLAMA2_ERR_UNINITIALIZED`, `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_VOCAB_TOO_SMALL`.
@@ -697,7 +700,7 @@ llama2_status llama2_sample(struct llama2_sampler *sampler,
  * Generates a story the way llama2.c's `run` does and passes its text to `on_piece`.
  *
  * Encodes `prompt[0..prompt_len]` (NULL is allowed for the empty prompt) into
- * `prompt_tokens[0..prompt_tokens_len]` (`llama2_prompt_tokens_len(prompt_len)` is enough),
+ * `prompt_tokens[0..prompt_tokens_len]` (at least `llama2_prompt_tokens_len(prompt_len)`),
  * then runs positions from 0: prompt tokens are forced, later ones sampled; `steps` counts
  * the prompt, and 0 or more than the state's context means the context. Stops early when
  * the model chooses BOS. The text (the text rule of README.md: llama2.c's output with

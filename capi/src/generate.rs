@@ -124,7 +124,7 @@ impl From<Summary> for llama2_summary {
 /// Generates a story the way llama2.c's `run` does and passes its text to `on_piece`.
 ///
 /// Encodes `prompt[0..prompt_len]` (NULL is allowed for the empty prompt) into
-/// `prompt_tokens[0..prompt_tokens_len]` (`llama2_prompt_tokens_len(prompt_len)` is enough),
+/// `prompt_tokens[0..prompt_tokens_len]` (at least `llama2_prompt_tokens_len(prompt_len)`),
 /// then runs positions from 0: prompt tokens are forced, later ones sampled; `steps` counts
 /// the prompt, and 0 or more than the state's context means the context. Stops early when
 /// the model chooses BOS. The text (the text rule of README.md: llama2.c's output with

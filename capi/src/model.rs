@@ -1,6 +1,6 @@
 //! Opening a model, and what it needs: its config and the sizes of the caller buffers.
 
-use llama2_core::{Config, Model, Sampler, State, Strategy, Tokenizer};
+use llama2_core::{prompt_buffer_len, Config, Model, Sampler, State, Strategy, Tokenizer};
 
 use crate::guard::guard;
 use crate::handle::{check, kept, llama2_model, Target};
@@ -119,8 +119,10 @@ unsafe fn write_from_model<T>(
 
 /// The number of `uint32_t`s the prompt-token buffer of `llama2_generate()` (or of
 /// `llama2_encode()` with BOS and EOS) needs for a prompt of `prompt_len` bytes:
-/// `prompt_len + 3`, or `SIZE_MAX` if that overflows.
+/// `7 * prompt_len + 15` (the tokens, written at the front, and the encoder's scratch, so
+/// that encoding allocates nothing and takes `O(n log n)` time), or `SIZE_MAX` if the
+/// prompt is too long to encode.
 #[no_mangle]
 pub extern "C" fn llama2_prompt_tokens_len(prompt_len: usize) -> usize {
-    prompt_len.saturating_add(3)
+    prompt_buffer_len(prompt_len).unwrap_or(usize::MAX)
 }

@@ -55,8 +55,9 @@ pub unsafe extern "C" fn llama2_tokenizer_open(
 
 /// Encodes `text[0..text_len]` (bytes, normally UTF-8; NULL is allowed when `text_len` is
 /// 0) into `tokens[0..tokens_len]` the way llama2.c does, BOS first if `bos`, EOS last if
-/// `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` =
-/// `llama2_prompt_tokens_len(text_len)` is always enough.
+/// `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
+/// `llama2_prompt_tokens_len(text_len)`: the tokens are written at the front, the rest is
+/// the encoder's scratch.
 ///
 /// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
 /// `LLAMA2_ERR_UNINITIALIZED`, `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_VOCAB_TOO_SMALL`.

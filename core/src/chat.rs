@@ -111,7 +111,8 @@ impl<'g, 'a, 'state, 'sampler, P: Parallel> Chat<'g, 'a, 'state, 'sampler, P> {
 
     /// Runs one turn: renders `user` (with `system` on the first turn), feeds it, and writes
     /// the assistant's reply to `out` until it chooses EOS. `text_buf` needs
-    /// [`rendered_len`] bytes and `token_buf` that plus 4 tokens.
+    /// [`rendered_len`] bytes and `token_buf` one token (the pending EOS) more than
+    /// [`prompt_buffer_len`](crate::prompt_buffer_len) of that.
     ///
     /// A turn that does not fit the positions left (or, with a sliding window, the window)
     /// is refused with [`Error::PromptTooLong`] (its real token count) before anything is

@@ -149,7 +149,8 @@ impl<P: Parallel> core::fmt::Debug for Generator<'_, '_, '_, '_, P> {
 }
 
 impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
-    /// Encodes `prompt` into `prompt_buf` (at least `prompt.len() + 3` long), runs `steps`
+    /// Encodes `prompt` into `prompt_buf` (at least
+    /// [`prompt_buffer_len`](crate::prompt_buffer_len)`(prompt.len())` long), runs `steps`
     /// positions (resolved by [`resolve_steps`] against the state's context) and writes each
     /// token's text to `out` as soon as it is known, flushing after each. A final newline is
     /// written. `on_token` sees every token after its text is written.
@@ -336,7 +337,7 @@ mod tests {
         steps: usize,
         capacity: usize,
     ) -> Outcome {
-        let mut prompt_buf = std::vec![0; prompt.len() + 3];
+        let mut prompt_buf = std::vec![0; crate::prompt_buffer_len(prompt.len()).unwrap()];
         let (mut out, mut events) = (Vec::new(), Vec::new());
         let on_token = |e| events.push(e);
         let summary = if capacity == 0 {
@@ -375,7 +376,7 @@ mod tests {
         Vec<TokenEvent>,
     ) {
         with_generator(vocab, context, false, Strategy::Argmax, |g| {
-            let mut prompt_buf = std::vec![0; prompt.len() + 3];
+            let mut prompt_buf = std::vec![0; crate::prompt_buffer_len(prompt.len()).unwrap()];
             let mut events = Vec::new();
             let result = g.generate(prompt.as_bytes(), steps, &mut prompt_buf, out, |e| {
                 events.push(e)

@@ -29,7 +29,9 @@
 //! The whole path, with buffers from `Vec`s:
 //!
 //! ```
-//! use llama2_core::{Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer};
+//! use llama2_core::{
+//!     prompt_buffer_len, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer,
+//! };
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or("../../shared/fixtures".into());
@@ -55,7 +57,7 @@
 //! let mut sampler = Sampler::new(strategy, 42, config.vocab_size, &mut scratch)?;
 //!
 //! let prompt = "Once upon a time";
-//! let mut prompt_tokens = vec![0u32; prompt.len() + 3];
+//! let mut prompt_tokens = vec![0u32; prompt_buffer_len(prompt.len()).unwrap()];
 //! let mut text = Vec::new(); // any embedded_io::Write: a UART, stdout, ...
 //! let mut generator = Generator {
 //!     model: &model,
@@ -104,6 +106,7 @@ mod generate;
 mod header;
 mod kernels;
 mod math;
+mod merge;
 mod parallel;
 mod sampler;
 mod state;
@@ -137,5 +140,5 @@ pub use parallel::{Parallel, Serial, Split};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
 pub use state::State;
 pub use text::TextDecoder;
-pub use tokenizer::{Piece, Tokenizer, BOS, EOS};
+pub use tokenizer::{prompt_buffer_len, Piece, Tokenizer, BOS, EOS};
 pub use weights::{Matrix, Q8Matrix, Stack, Weights};

@@ -8,6 +8,7 @@
 use core::cmp::Ordering;
 
 use crate::error::{Buffer, Error, Result};
+use crate::merge;
 
 /// Id of the beginning-of-sequence token.
 pub const BOS: u32 = 1;
@@ -15,6 +16,30 @@ pub const BOS: u32 = 1;
 pub const EOS: u32 = 2;
 /// Byte `b` is token `b + BYTE_TOKEN_OFFSET` in the byte-fallback range.
 const BYTE_TOKEN_OFFSET: usize = 3;
+
+/// Length in `u32`s of the buffer [`Tokenizer::encode`] (and so
+/// [`Generator::generate`](crate::Generator::generate)) needs for a text of `text_len` bytes,
+/// or `None` if it overflows `usize` or the text is too long to encode (its symbols are
+/// indexed by `u32`). Usable in `const` context, to size a `static`.
+///
+/// The tokens are written at the front; the rest is the merge's scratch (links between
+/// symbols and a heap of candidate pairs), so encoding allocates nothing and costs
+/// `O(n log n)`. It is `7 * text_len + 15`: room for BOS, the dummy-prefix space, one token
+/// per byte and EOS, and six words of scratch for each of those symbols but EOS.
+pub const fn prompt_buffer_len(text_len: usize) -> Option<usize> {
+    // BOS, the dummy prefix and one symbol per byte take part in the merges.
+    let Some(symbols) = text_len.checked_add(2) else {
+        return None;
+    };
+    if symbols >= u32::MAX as usize {
+        return None;
+    }
+    let Some(scratch) = merge::scratch_len(symbols) else {
+        return None;
+    };
+    // `symbols + 1 < u32::MAX + 1` cannot overflow; EOS is appended after the merges.
+    scratch.checked_add(symbols + 1)
+}
 
 /// What a token prints as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,6 +55,8 @@ pub enum Piece<'a> {
 pub struct Tokenizer<'a> {
     bytes: &'a [u8],
     max_token_length: usize,
+    /// The longest piece actually in the file (at most `max_token_length`).
+    max_piece_len: usize,
     /// Byte offset of each token's entry (`f32 score, i32 len, bytes`).
     offsets: &'a [u32],
     /// Token ids ordered by their bytes (ties by id), for binary search.
@@ -65,6 +92,7 @@ impl<'a> Tokenizer<'a> {
         let (offsets, rest) = index.split_at_mut(vocab_size);
         let (sorted, _) = rest.split_at_mut(vocab_size);
         let mut at = 4usize;
+        let mut max_piece_len = 0;
         for (token, slot) in offsets.iter_mut().enumerate() {
             // Every sum below is checked: on a 32-bit target `len` (up to `i32::MAX`) plus an
             // offset near the end of a large file would wrap.
@@ -86,6 +114,7 @@ impl<'a> Tokenizer<'a> {
                 .checked_add(8 + len)
                 .filter(|&end| end <= bytes.len())
                 .ok_or(Error::TokenizerTruncated { token })?;
+            max_piece_len = max_piece_len.max(len);
             // Fits: `at < bytes.len() <= u32::MAX`, checked above.
             *slot = at as u32;
             at = end;
@@ -104,6 +133,7 @@ impl<'a> Tokenizer<'a> {
         Ok(Tokenizer {
             bytes,
             max_token_length,
+            max_piece_len,
             offsets,
             sorted,
         })
@@ -114,9 +144,16 @@ impl<'a> Tokenizer<'a> {
         self.offsets.len()
     }
 
-    /// The longest token in bytes, as the file declares it.
+    /// The longest token in bytes, as the file's header declares it. A file can declare
+    /// more than it holds, so bounds use [`Tokenizer::max_piece_len`].
     pub fn max_token_length(&self) -> usize {
         self.max_token_length
+    }
+
+    /// The length in bytes of the longest piece in the vocabulary, measured when the file
+    /// was parsed (at most [`Tokenizer::max_token_length`]).
+    pub fn max_piece_len(&self) -> usize {
+        self.max_piece_len
     }
 
     /// The bytes of token `id`, or `None` if it is out of range.
@@ -125,13 +162,12 @@ impl<'a> Tokenizer<'a> {
         Some(entry_piece(self.bytes, self.offsets, id))
     }
 
-    /// The merge score of token `id` (0 if out of range).
-    fn score(&self, id: u32) -> f32 {
-        let at = self.offsets.get(id as usize).map(|&offset| offset as usize);
-        match at.and_then(|at| self.bytes.get(at..at + 4)) {
-            Some(word) => f32::from_bits(le_u32(word)),
-            None => 0.0,
-        }
+    /// The merge score of token `id` (higher merges first), or `None` if it is out of range.
+    pub fn score(&self, id: u32) -> Option<f32> {
+        let at = *self.offsets.get(id as usize)? as usize;
+        // `at + 8 <= bytes.len()`: `new` checked every entry's header.
+        let word = self.bytes.get(at..at.checked_add(4)?)?;
+        Some(f32::from_bits(le_u32(word)))
     }
 
     /// The id of the token whose bytes are `head` followed by `tail`, lowest id first.
@@ -144,12 +180,14 @@ impl<'a> Tokenizer<'a> {
         (cmp_concat(entry(id), head, tail) == Ordering::Equal).then_some(id)
     }
 
-    /// Encodes `text` into `out` the way llama2.c does and returns the number of tokens.
+    /// Encodes `text` into `out` the way llama2.c does and returns the number of tokens,
+    /// which are at the front of `out`.
     ///
     /// BOS first if `bos`; a dummy-prefix space token when the text is not empty; each UTF-8
     /// character as a token, or its bytes as byte tokens; then repeated merges of the
-    /// adjacent pair whose merged token scores highest; EOS last if `eos`. `out` needs at most
-    /// `text.len() + 3` elements.
+    /// adjacent pair whose merged token scores highest (above -1e10, leftmost on ties); EOS
+    /// last if `eos`. `out` needs [`prompt_buffer_len`]`(text.len())` elements: the part
+    /// past the tokens is scratch for the merges, which take `O(n log n)` time for `n` bytes.
     pub fn encode(&self, text: &[u8], bos: bool, eos: bool, out: &mut [u32]) -> Result<usize> {
         // A vocabulary too small to hold BOS or EOS cannot mark them.
         for (wanted, id) in [(bos, BOS), (eos, EOS)] {
@@ -160,7 +198,29 @@ impl<'a> Tokenizer<'a> {
                 });
             }
         }
-        let mut tokens = TokenBuf { out, len: 0 };
+        let needed = prompt_buffer_len(text.len()).ok_or(Error::SizeOverflow)?;
+        let too_small = Error::BufferTooSmall {
+            buffer: Buffer::Tokens,
+            needed,
+            actual: out.len(),
+        };
+        if out.len() < needed {
+            return Err(too_small);
+        }
+        // Room for every symbol and EOS, then the scratch; `text.len() + 3 <= needed`.
+        let (front, scratch) = out.split_at_mut_checked(text.len() + 3).ok_or(too_small)?;
+        let mut tokens = TokenBuf { out: front, len: 0 };
+        self.push_symbols(text, bos, &mut tokens)?;
+        let symbols = tokens.out.get_mut(..tokens.len).unwrap_or_default();
+        tokens.len = merge::merge(self, symbols, scratch).ok_or(too_small)?;
+        if eos {
+            tokens.push(EOS)?;
+        }
+        Ok(tokens.len)
+    }
+
+    /// The symbols the merges start from: BOS if `bos`, the dummy prefix, the characters.
+    fn push_symbols(&self, text: &[u8], bos: bool, tokens: &mut TokenBuf<'_>) -> Result<()> {
         if bos {
             tokens.push(BOS)?;
         }
@@ -171,12 +231,7 @@ impl<'a> Tokenizer<'a> {
                 tokens.push(space)?;
             }
         }
-        self.encode_chars(text, &mut tokens)?;
-        self.merge_pairs(&mut tokens);
-        if eos {
-            tokens.push(EOS)?;
-        }
-        Ok(tokens.len)
+        self.encode_chars(text, tokens)
     }
 
     /// One token per UTF-8 character (up to 4 bytes grouped), byte tokens when the character
@@ -212,33 +267,6 @@ impl<'a> Tokenizer<'a> {
         Ok(())
     }
 
-    /// Merges the best-scoring adjacent pair until no pair forms a token.
-    fn merge_pairs(&self, tokens: &mut TokenBuf<'_>) {
-        loop {
-            let mut best: Option<(f32, u32, usize)> = None;
-            let current = tokens.out.get(..tokens.len).unwrap_or_default();
-            for (i, pair) in current.windows(2).enumerate() {
-                let &[first, second] = pair else { continue };
-                let (Some(a), Some(b)) = (self.piece(first), self.piece(second)) else {
-                    continue;
-                };
-                if let Some(id) = self.lookup(a, b) {
-                    let score = self.score(id);
-                    if score > best.map_or(-1e10, |(s, _, _)| s) {
-                        best = Some((score, id, i));
-                    }
-                }
-            }
-            let Some((_, id, i)) = best else { return };
-            // `i + 1 < tokens.len <= out.len()`: `i` indexes a pair of the current tokens.
-            if let Some(slot) = tokens.out.get_mut(i) {
-                *slot = id;
-            }
-            tokens.out.copy_within(i + 2..tokens.len, i + 1);
-            tokens.len -= 1;
-        }
-    }
-
     /// What token `token` prints as after `prev`: a leading space is dropped after BOS, and
     /// `<0xHH>` pieces are raw bytes.
     pub fn decode(&self, prev: u32, token: u32) -> Result<Piece<'a>> {
@@ -255,6 +283,18 @@ impl<'a> Tokenizer<'a> {
             Some(byte) => Piece::Byte(byte),
             None => Piece::Text(piece),
         })
+    }
+}
+
+/// Merging asks the vocabulary for the token of a pair and its score.
+impl merge::Vocabulary for Tokenizer<'_> {
+    fn pair(&self, left: u32, right: u32) -> Option<u32> {
+        self.lookup(self.piece(left)?, self.piece(right)?)
+    }
+
+    fn score(&self, id: u32) -> f32 {
+        // Ids come from `pair`, so always in range; NaN would never be chosen.
+        Tokenizer::score(self, id).unwrap_or(f32::NAN)
     }
 }
 
@@ -342,7 +382,7 @@ mod tests {
         let file = vocab_file();
         let mut index = vec![0; 2 * VOCAB];
         let tokenizer = Tokenizer::new(&file, VOCAB, &mut index).unwrap();
-        let mut out = vec![0; text.len() + 3];
+        let mut out = vec![0; prompt_buffer_len(text.len()).unwrap()];
         let n = tokenizer
             .encode(text.as_bytes(), bos, eos, &mut out)
             .unwrap();
@@ -396,12 +436,22 @@ mod tests {
         let file = vocab_file();
         let mut index = vec![0; 2 * VOCAB];
         let t = Tokenizer::new(&file, VOCAB, &mut index).unwrap();
-        let mut out = [0; 2];
+        let needed = prompt_buffer_len(2).unwrap();
+        let mut out = vec![0; needed - 1];
         assert_eq!(
             t.encode(b"ba", true, false, &mut out),
             Err(Error::BufferTooSmall {
                 buffer: Buffer::Tokens,
-                needed: 3,
+                needed,
+                actual: needed - 1
+            })
+        );
+        // Even a text that merges to a single token needs the whole buffer, for the scratch.
+        assert_eq!(
+            t.encode(b"", true, false, &mut [0; 2]),
+            Err(Error::BufferTooSmall {
+                buffer: Buffer::Tokens,
+                needed: 15,
                 actual: 2
             })
         );
@@ -412,7 +462,7 @@ mod tests {
         let file = tokenizer_file(1, &[(0.0, b"a"), (0.0, b" ")]);
         let mut index = [0; 4];
         let t = Tokenizer::new(&file, 2, &mut index).unwrap();
-        let mut out = [0; 8];
+        let mut out = [0; 22];
         assert_eq!(
             t.encode(b"z", false, false, &mut out),
             Err(Error::VocabularyTooSmall { vocab_size: 2 })
@@ -471,5 +521,120 @@ mod tests {
             check(&huge, 1, &mut index),
             Err(Error::TokenizerTruncated { token: 0 })
         );
+    }
+
+    #[test]
+    fn prompt_buffer_len_is_checked() {
+        assert_eq!(prompt_buffer_len(0), Some(15));
+        assert_eq!(prompt_buffer_len(10), Some(85));
+        assert_eq!(prompt_buffer_len(usize::MAX), None);
+        assert_eq!(prompt_buffer_len(u32::MAX as usize - 2), None);
+        // In const context, as firmware sizes its statics.
+        const LEN: Option<usize> = prompt_buffer_len(4);
+        assert_eq!(LEN, Some(43));
+    }
+
+    #[test]
+    fn max_piece_len_is_measured_not_declared() {
+        let file = tokenizer_file(1000, &[(0.0, b"a"), (0.0, b"abcd"), (0.0, b"")]);
+        let mut index = [0; 6];
+        let t = Tokenizer::new(&file, 3, &mut index).unwrap();
+        assert_eq!((t.max_token_length(), t.max_piece_len()), (1000, 4));
+        assert_eq!(t.score(2), Some(0.0));
+        assert_eq!(t.score(3), None);
+    }
+
+    /// The encoding with llama2.c's quadratic merge loop: the oracle for `encode`.
+    fn encode_quadratic(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool) -> Vec<u32> {
+        let mut out = vec![0; text.len() + 3];
+        let mut tokens = TokenBuf {
+            out: &mut out,
+            len: 0,
+        };
+        t.push_symbols(text, bos, &mut tokens).unwrap();
+        let len = tokens.len;
+        out.truncate(len);
+        crate::merge::merge_quadratic(t, &mut out);
+        if eos {
+            out.push(EOS);
+        }
+        out
+    }
+
+    fn fixture(name: &str) -> Vec<u8> {
+        let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures").into()
+        });
+        let path = format!("{dir}/models/{name}");
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    /// Texts that stress the merge order: random bytes, runs of one character, UTF-8 mixes
+    /// (with stray continuation bytes) and one pair repeated, of lengths up to `max_len`.
+    fn adversarial_texts(seed: u64, count: usize, max_len: usize) -> Vec<Vec<u8>> {
+        let mut rng = crate::sampler::Rng::new(seed);
+        let alphabet: [&[u8]; 12] = [
+            b"a",
+            b"b",
+            b" ",
+            b"e",
+            b"t",
+            b"th",
+            b"\n",
+            "é".as_bytes(),
+            "日".as_bytes(),
+            "🦀".as_bytes(),
+            b"\x80",
+            b"\xff",
+        ];
+        let story = b"Once upon a time, there was a little girl named Lily. She loved to play.";
+        (0..count)
+            .map(|i| {
+                let len = rng.next_u32() as usize % (max_len + 1);
+                let mut pick = |n: usize| rng.next_u32() as usize % n;
+                let text: Vec<u8> = match i % 6 {
+                    0 => (0..len).map(|_| pick(256) as u8).collect(),
+                    1 => vec![b" ae^0"[pick(5)]; len],
+                    2 => (0..len)
+                        .flat_map(|_| alphabet[pick(alphabet.len())].to_vec())
+                        .collect(),
+                    3 => {
+                        let pair = [alphabet[pick(6)], alphabet[pick(alphabet.len())]].concat();
+                        pair.iter().copied().cycle().take(len).collect()
+                    }
+                    4 => story
+                        .iter()
+                        .copied()
+                        .cycle()
+                        .skip(pick(story.len()))
+                        .take(len)
+                        .collect(),
+                    _ => (0..len).map(|_| b"ab  \t\nzZ"[pick(8)]).collect(),
+                };
+                text.into_iter().take(max_len).collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn heap_merge_matches_the_quadratic_oracle_on_the_real_tokenizers() {
+        for (name, vocab, count) in [("tok512.bin", 512, 1200), ("tokenizer.bin", 32000, 600)] {
+            let file = fixture(name);
+            let mut index = vec![0; Tokenizer::index_len(vocab).unwrap()];
+            let t = Tokenizer::new(&file, vocab, &mut index).unwrap();
+            for (i, text) in adversarial_texts(vocab as u64, count, 300)
+                .iter()
+                .enumerate()
+            {
+                let (bos, eos) = (i % 3 != 1, i % 4 == 0);
+                let mut out = vec![0; prompt_buffer_len(text.len()).unwrap()];
+                let n = t.encode(text, bos, eos, &mut out).unwrap();
+                assert_eq!(
+                    out[..n],
+                    encode_quadratic(&t, text, bos, eos),
+                    "{name}: {text:?} (bos {bos}, eos {eos})"
+                );
+            }
+        }
     }
 }

@@ -9,7 +9,8 @@ use std::io::{BufRead, IsTerminal};
 use std::path::Path;
 
 use llama2_core::{
-    render_turn, rendered_len, Chat, Error, GenerateError, Generator, Tokenizer, TurnEnd,
+    prompt_buffer_len, render_turn, rendered_len, Chat, Error, GenerateError, Generator, Tokenizer,
+    TurnEnd,
 };
 
 use crate::cli::RunArgs;
@@ -32,7 +33,8 @@ pub fn run(
     let mut input = stdin.lock();
     let mut out = embedded_io_adapters::std::FromStd::new(std::io::stdout().lock());
     let tokenizer = generator.tokenizer;
-    let longest = longest_piece(tokenizer);
+    // No token covers more bytes of a text than the vocabulary's longest piece.
+    let longest = tokenizer.max_piece_len().max(1);
     let mut chat = Chat::new(generator, args.steps);
 
     let (system, source) = match &args.system_prompt {
@@ -89,7 +91,10 @@ pub fn run(
         };
         let needed = rendered_len(Some(&system), &message);
         text_buf.resize(needed, 0);
-        token_buf.resize(needed + 4, 0);
+        // One more than the encoding needs: the previous reply's EOS goes first.
+        let tokens_len = prompt_buffer_len(needed).and_then(|len| len.checked_add(1));
+        let tokens_len = tokens_len.ok_or_else(|| CliError::usage("stdin", Error::SizeOverflow))?;
+        token_buf.resize(tokens_len, 0);
         print(&mut out, "Assistant: ")?;
         let turn = chat.turn(
             Some(&system),
@@ -134,7 +139,9 @@ fn check_system_fits(
     }
     let mut text = vec![0u8; rendered_len(Some(system), b"")];
     let len = render_turn(Some(system), b"", &mut text).map_err(|e| CliError::usage(source, e))?;
-    let mut tokens = vec![0u32; len + 3];
+    let tokens_len =
+        prompt_buffer_len(len).ok_or_else(|| CliError::usage(source, Error::SizeOverflow))?;
+    let mut tokens = vec![0u32; tokens_len];
     let n = tokenizer
         .encode(&text[..len], true, false, &mut tokens)
         .map_err(|e| CliError::usage(source, e))?;
@@ -164,16 +171,6 @@ fn next_user_line<R: BufRead>(
         print(out, "User: ")?;
     }
     read_line(input, byte_limit(chat.room(), longest))
-}
-
-/// The longest piece of the vocabulary: no token covers more bytes of a text.
-fn longest_piece(tokenizer: &Tokenizer<'_>) -> usize {
-    (0..tokenizer.vocab_size() as u32)
-        .filter_map(|id| tokenizer.piece(id))
-        .map(<[u8]>::len)
-        .max()
-        .unwrap_or(0)
-        .max(1)
 }
 
 /// The most bytes a message can have and still fit `room` positions: each token covers at

@@ -5,7 +5,8 @@ use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use llama2_core::{
-    Batch, GenerateError, Generator, ProbIndex, Sampler, State, Strategy, Tokenizer,
+    prompt_buffer_len, Batch, GenerateError, Generator, ProbIndex, Sampler, State, Strategy,
+    Tokenizer,
 };
 
 use crate::cli::{Mode, RunArgs};
@@ -133,7 +134,8 @@ fn generate(
     batch: Option<Batch<'_>>,
 ) -> Result<(), GenerateError<std::io::Error>> {
     let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
-    let mut prompt_tokens = vec![0u32; prompt.len() + 3];
+    let prompt_len = prompt_buffer_len(prompt.len()).ok_or(llama2_core::Error::SizeOverflow)?;
+    let mut prompt_tokens = vec![0u32; prompt_len];
     let mut out = embedded_io_adapters::std::FromStd::new(std::io::stdout().lock());
     // Timed like llama2.c: from the moment the first token has been printed.
     let mut start: Option<Instant> = None;

@@ -7,8 +7,8 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use llama2_core::{
-    argmax, render_turn, rendered_len, Config, Format, Header, Model, Sampler, State, Strategy,
-    Tokenizer,
+    argmax, prompt_buffer_len, render_turn, rendered_len, Config, Format, Header, Model, Sampler,
+    State, Strategy, Tokenizer,
 };
 use llama2_tests::{llama2_bin, load_model, model_file, read_file, TempDir};
 
@@ -25,7 +25,7 @@ fn llama_tokens(text: &[u8]) -> Vec<u32> {
     let bytes = read_file(&model_file("tokenizer.bin"));
     let mut index = vec![0u32; Tokenizer::index_len(32000).unwrap()];
     let tokenizer = Tokenizer::new(&bytes, 32000, &mut index).unwrap();
-    let mut tokens = vec![0u32; text.len() + 3];
+    let mut tokens = vec![0u32; prompt_buffer_len(text.len()).unwrap()];
     let n = tokenizer.encode(text, true, false, &mut tokens).unwrap();
     tokens.truncate(n);
     tokens

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use llama2_core::Tokenizer;
+use llama2_core::{prompt_buffer_len, Tokenizer};
 use llama2_tests::{
     jsonl_line_count, model_file, read_file, read_jsonl, tokenizer_entry_count, EncodeCase,
 };
@@ -25,7 +25,7 @@ fn every_golden_encoding_matches() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         for case in cases {
             checked += 1;
-            let mut out = vec![0u32; case.text.len() + 3];
+            let mut out = vec![0u32; prompt_buffer_len(case.text.len()).unwrap()];
             let got = tokenizer
                 .encode(case.text.as_bytes(), case.bos, case.eos, &mut out)
                 .map(|n| out[..n].to_vec());

@@ -1,7 +1,8 @@
 //! `golden/generate.jsonl` through the library's `Generator`: the tokens and the text.
 
 use llama2_core::{
-    Batch, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer, BOS,
+    prompt_buffer_len, Batch, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy,
+    Tokenizer, BOS,
 };
 use llama2_tests::{
     exact_generate_cases, first_difference, inexact_fp32_generate_cases, load_model, model_file,
@@ -39,7 +40,7 @@ fn generate(case: &GenerateCase, batch: Option<usize>) -> (Vec<u32>, Vec<u8>) {
         Sampler::new(strategy, settings.seed, config.vocab_size, &mut scratch).unwrap();
 
     let prompt = settings.prompt.as_deref().unwrap_or("").as_bytes();
-    let mut prompt_tokens = vec![0u32; prompt.len() + 3];
+    let mut prompt_tokens = vec![0u32; prompt_buffer_len(prompt.len()).unwrap()];
     let mut text = Vec::new();
     let mut tokens = vec![BOS];
     let mut generator = Generator {

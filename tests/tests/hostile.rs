@@ -7,8 +7,8 @@
 //! lists all rows that failed.
 
 use llama2_core::{
-    Batch, Buffer, Error, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer,
-    MAGIC,
+    prompt_buffer_len, Batch, Buffer, Error, Generator, Model, ProbIndex, Sampler, Serial, State,
+    Strategy, Tokenizer, MAGIC,
 };
 use llama2_tests::{read_fixture, read_jsonl, AlignedBytes, GenerateCase};
 
@@ -851,8 +851,20 @@ fn bad_settings_and_ids() {
                 .map(|_| ()),
             Error::BufferTooSmall {
                 buffer: Buffer::Tokens,
-                needed: 3,
+                needed: prompt_buffer_len(16).unwrap(),
                 actual: 2,
+            },
+        ),
+        (
+            // The tokens and the merge's scratch: one element short is refused.
+            "Tokenizer::encode into a buffer one short of prompt_buffer_len",
+            tokenizer
+                .encode(b"Once upon a time", true, false, &mut [0; 7 * 16 + 14])
+                .map(|_| ()),
+            Error::BufferTooSmall {
+                buffer: Buffer::Tokens,
+                needed: 7 * 16 + 15,
+                actual: 7 * 16 + 14,
             },
         ),
         (
@@ -919,7 +931,7 @@ fn generate_text(
         sampler: &mut sampler,
         parallel: &Serial,
     };
-    let mut prompt_buf = vec![0u32; prompt.len() + 3];
+    let mut prompt_buf = vec![0u32; prompt_buffer_len(prompt.len()).unwrap()];
     let mut out = Vec::new();
     let summary = generator
         .generate(prompt, 0, &mut prompt_buf, &mut out, |_| {})
@@ -936,9 +948,10 @@ fn generation_checks_vocabulary_and_prompt_length() {
     let mut index = vec![0u32; 2 * VOCAB];
     let tok = tok512();
     let t = Tokenizer::new(&tok, VOCAB, &mut index).unwrap();
-    let mut tokens = vec![0u32; prompt.len() + 3];
+    let mut tokens = vec![0u32; prompt_buffer_len(prompt.len()).unwrap()];
     let n = t.encode(prompt, true, false, &mut tokens).unwrap();
-    assert!(n > 8);
+    // More than the context of 8 below, and not the lower bound the rows expect there.
+    assert!(n > 8 && n != 1 + prompt.len().div_ceil(7));
     let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
         (
             "tokenizer of 511 entries for a 512-token model",
@@ -965,11 +978,58 @@ fn generation_checks_vocabulary_and_prompt_length() {
                 context: 8,
             },
         ),
+        (
+            // A header can claim longer tokens than the file holds: the bound uses the
+            // longest real piece (7 bytes), not the claim (which would allow 2 tokens).
+            "prompt that cannot fit, tokenizer whose max_token_length lies (2^31 - 1)",
+            generate(
+                &v0(),
+                &lying_max_token_length(),
+                VOCAB,
+                8,
+                Strategy::Argmax,
+                prompt,
+            )
+            .map(|_| ()),
+            Error::PromptTooLong {
+                tokens: 1 + prompt.len().div_ceil(7),
+                context: 8,
+            },
+        ),
+        (
+            // 64 KiB cannot fit 512 positions at 7 bytes a token: refused before encoding.
+            "64 KiB prompt, tokenizer whose max_token_length lies",
+            generate(
+                &v0(),
+                &lying_max_token_length(),
+                VOCAB,
+                512,
+                Strategy::Argmax,
+                &[b'a'; 65536],
+            )
+            .map(|_| ()),
+            Error::PromptTooLong {
+                tokens: 1 + 65536usize.div_ceil(7),
+                context: 512,
+            },
+        ),
     ];
     check_table("generation", rows);
+    let lying = lying_max_token_length();
+    let mut index = vec![0u32; 2 * VOCAB];
+    let t = Tokenizer::new(&lying, VOCAB, &mut index).unwrap();
+    assert_eq!(
+        (t.max_token_length(), t.max_piece_len()),
+        (i32::MAX as usize, 7)
+    );
     // The same prompt fits a context one token longer than it.
     let summary = generate(&v0(), &tok512(), VOCAB, n, Strategy::Argmax, prompt).unwrap();
     assert_eq!(summary.prompt_tokens, n);
+}
+
+/// tok512.bin with a header claiming tokens of up to `i32::MAX` bytes (its longest is 7).
+fn lying_max_token_length() -> Vec<u8> {
+    set_i32(tok512(), 0, i32::MAX)
 }
 
 /// Non-finite weights are accepted (checking them would cost a full read of the file at

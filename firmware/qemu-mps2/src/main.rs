@@ -18,8 +18,8 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use embedded_io::Write;
 use llama2_core::{
-    Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy,
-    Summary, Tokenizer,
+    prompt_buffer_len, Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler,
+    Serial, State, Strategy, Summary, Tokenizer,
 };
 
 use uart::CmsdkUart;
@@ -49,8 +49,8 @@ const NO_CANDIDATE: ProbIndex = ProbIndex {
     prob: 0.0,
     index: 0,
 };
-/// `Generator::generate` encodes the prompt into at most `prompt.len() + 3` tokens.
-const PROMPT_TOKENS_LEN: usize = PROMPT.len() + 3;
+/// `Generator::generate` encodes the prompt here (the tokens and the encoder's scratch).
+const PROMPT_TOKENS_LEN: usize = prompt_buffer_len(PROMPT.len()).expect("prompt too long");
 
 /// The model and tokenizer files, in flash (paths chosen by build.rs); the model aligned, as
 /// `Model::from_bytes` views the weights in place.

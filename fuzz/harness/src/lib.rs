@@ -10,8 +10,8 @@
 use std::sync::OnceLock;
 
 use llama2_core::{
-    AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model, Piece, ProbIndex,
-    Q8Matrix, Sampler, Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
+    prompt_buffer_len, AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model,
+    Piece, ProbIndex, Q8Matrix, Sampler, Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -119,7 +119,7 @@ pub fn tokenizer_parse(data: &[u8]) {
     assert_eq!(t.vocab_size(), vocab);
     for id in 0..vocab as u32 {
         let piece = t.piece(id).expect("in range");
-        assert!(piece.len() <= t.max_token_length());
+        assert!(piece.len() <= t.max_piece_len());
         let found = t.lookup(piece, b"").expect("every piece can be looked up");
         assert!(found <= id, "the lowest id of equal pieces is found");
         assert_eq!(t.piece(found), Some(piece));
@@ -132,6 +132,7 @@ pub fn tokenizer_parse(data: &[u8]) {
         t.decode(1, id).expect("in range");
         t.decode(id, id).expect("in range");
     }
+    assert!(t.max_piece_len() <= t.max_token_length());
     assert_eq!(t.piece(vocab as u32), None);
     assert_eq!(
         t.decode(0, vocab as u32),
@@ -207,8 +208,8 @@ pub fn tokenizer_file(max_token_length: u32, entries: &[(f32, &[u8])]) -> Vec<u8
     out
 }
 
-/// The longest text the `encode` target encodes: encoding is quadratic in the text length
-/// (as in llama2.c), and longer texts find nothing new.
+/// The longest text the `encode` target encodes: the oracle it compares with is quadratic
+/// in the text length (as llama2.c is), and longer texts find nothing new.
 pub const MAX_TEXT: usize = 1024;
 
 /// The first byte chooses the tokenizer (bits 0-1), BOS (bit 2), EOS (bit 3) and a
@@ -227,13 +228,13 @@ pub fn encode(data: &[u8]) {
     check_encode(t, text, flags & 4 != 0, flags & 8 != 0, flags & 16 != 0);
 }
 
-/// Encodes `text` and checks the tokens: in the vocabulary, no more than the documented
-/// bound, and (for a tokenizer with a space token) decoding back to exactly `text`.
+/// Encodes `text` and checks the tokens: the same as [`encode_quadratic`] gives, in the
+/// vocabulary, and (for a tokenizer with a space token) decoding back to exactly `text`.
 fn check_encode(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool, short: bool) {
     let len = if short {
         text.len() / 2
     } else {
-        text.len() + 3
+        prompt_buffer_len(text.len()).expect("short texts")
     };
     let mut out = vec![0u32; len];
     let n = match t.encode(text, bos, eos, &mut out) {
@@ -247,8 +248,13 @@ fn check_encode(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool, short: boo
         }
         Err(e) => panic!("encoding {text:?} failed: {e}"),
     };
-    assert!(n <= out.len());
+    assert!(n <= text.len() + 3);
     let tokens = &out[..n];
+    assert_eq!(
+        Some(tokens),
+        encode_quadratic(t, text, bos, eos).as_deref(),
+        "the heap merge and llama2.c's loop differ on {text:?}"
+    );
     for &token in tokens {
         assert!(
             (token as usize) < t.vocab_size(),
@@ -294,6 +300,62 @@ fn check_encode(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool, short: boo
         prev = token;
     }
     decoder.finish();
+}
+
+/// llama2.c's encoder with its quadratic merge loop (rescan every pair, merge the best),
+/// written from the public API: the oracle for `Tokenizer::encode`'s heap merge. `None`
+/// where a byte token is missing from the vocabulary.
+pub fn encode_quadratic(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool) -> Option<Vec<u32>> {
+    let mut tokens = Vec::new();
+    if bos {
+        tokens.push(1);
+    }
+    if !text.is_empty() {
+        tokens.extend(t.lookup(b" ", b""));
+    }
+    // One symbol per UTF-8 character (a start byte and up to 3 continuation bytes, a stray
+    // continuation byte starting its own), or one byte token per byte if it is unknown.
+    let continues = |b: u8| b & 0xC0 == 0x80;
+    let mut start = 0;
+    while start < text.len() {
+        let mut end = start + 1;
+        while end < text.len() && end - start < 4 && continues(text[end]) {
+            end += 1;
+        }
+        let char_bytes = &text[start..end];
+        match t.lookup(char_bytes, b"") {
+            Some(id) => tokens.push(id),
+            None => {
+                for &b in char_bytes {
+                    let id = u32::from(b) + 3;
+                    if id as usize >= t.vocab_size() {
+                        return None;
+                    }
+                    tokens.push(id);
+                }
+            }
+        }
+        start = end;
+    }
+    loop {
+        let mut best: Option<(f32, u32, usize)> = None;
+        for (i, pair) in tokens.windows(2).enumerate() {
+            let merged = t.lookup(t.piece(pair[0])?, t.piece(pair[1])?);
+            if let Some(id) = merged {
+                let score = t.score(id)?;
+                if score > best.map_or(-1e10, |(s, _, _)| s) {
+                    best = Some((score, id, i));
+                }
+            }
+        }
+        let Some((_, id, i)) = best else { break };
+        tokens[i] = id;
+        tokens.remove(i + 1);
+    }
+    if eos {
+        tokens.push(2);
+    }
+    Some(tokens)
 }
 
 // ---------------------------------------------------------------------------------------
