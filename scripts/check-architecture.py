@@ -2,8 +2,10 @@
 """Checks that docs/ARCHITECTURE.md names every source file, so the map cannot fall behind.
 
 A file counts as named when its path from the repository root appears in the document, or
-when a section whose heading gives a directory in backticks (for example
-"## Core modules (`core/src/`)") names it relative to that directory ("`kernels/x86.rs`").
+when it is named relative to a directory that its section's heading gives in backticks
+("## Core modules (`core/src/`)" then "`kernels/x86.rs`"), or that its paragraph or list
+item names (in backticks, "`capi/src/`", or as the directory of another path there,
+"`fuzz/harness/examples/replay.rs`, `write_seeds.rs`").
 Source files are the tracked files ending in .rs, .c, .h, .sh or .py, and `.ci/run`.
 Prints the files that are not named and exits 1 if there are any.
 """
@@ -26,15 +28,28 @@ def source_files(root):
     return [f for f in listed if SOURCE.search(f) or f == ".ci/run"]
 
 
-def named_paths(document):
-    """Every path the document names, with section directories prepended where given."""
-    named = set()
-    bases = [""]
-    for line in document.splitlines():
+def paragraphs(document):
+    """(heading directories, paragraph text) for each paragraph or list item."""
+    heading_dirs, lines = [], []
+    for line in document.splitlines() + [""]:
+        starts_item = line.startswith("- ") or HEADING.match(line) or not line.strip()
+        if starts_item and lines:
+            yield heading_dirs, " ".join(lines)
+            lines = []
         if HEADING.match(line):
-            bases = [""] + DIRECTORY.findall(line)
-        for token in PATH_TOKEN.findall(line):
-            token = token.rstrip(".")
+            heading_dirs = DIRECTORY.findall(line)
+        elif line.strip():
+            lines.append(line)
+
+
+def named_paths(document):
+    """Every path the document names, with the directories in scope prepended."""
+    named = set()
+    for heading_dirs, text in paragraphs(document):
+        tokens = [t.rstrip(".") for t in PATH_TOKEN.findall(text)]
+        bases = {""} | set(heading_dirs) | set(DIRECTORY.findall(text))
+        bases |= {t.rsplit("/", 1)[0] + "/" for t in tokens if "/" in t}
+        for token in tokens:
             for base in bases:
                 named.add(base + token)
     return named

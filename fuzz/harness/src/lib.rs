@@ -362,53 +362,17 @@ pub fn encode_quadratic(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool) ->
 // forward_sample
 // ---------------------------------------------------------------------------------------
 
-/// The shape of a tiny model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shape {
-    pub dim: usize,
-    pub hidden_dim: usize,
-    pub n_layers: usize,
-    pub n_heads: usize,
-    pub n_kv_heads: usize,
-    pub vocab_size: usize,
-    pub seq_len: usize,
-    pub shared: bool,
-}
-
-/// A file layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Layout {
-    V0,
-    V1,
-    V2 { group: usize },
-}
-
 /// Supplies the numbers of a model file.
 pub trait Fill {
     fn f32(&mut self) -> f32;
     fn i8(&mut self) -> i8;
 }
 
-/// Writes a model file of `shape` in `layout`, taking every number from `fill`.
-pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8> {
-    let s = shape;
+/// Writes a model file of `config` in `format`, taking every number from `fill`.
+pub fn model_file(config: Config, format: Format, fill: &mut impl Fill) -> Vec<u8> {
+    let s = config;
     let head_size = s.dim / s.n_heads;
     let kv_dim = head_size * s.n_kv_heads;
-    let config = Config {
-        dim: s.dim,
-        hidden_dim: s.hidden_dim,
-        n_layers: s.n_layers,
-        n_heads: s.n_heads,
-        n_kv_heads: s.n_kv_heads,
-        vocab_size: s.vocab_size,
-        seq_len: s.seq_len,
-        shared_classifier: s.shared,
-    };
-    let format = match layout {
-        Layout::V0 => Format::V0,
-        Layout::V1 => Format::V1,
-        Layout::V2 { group } => Format::V2 { group_size: group },
-    };
     let header = Header::new(&config, format).expect("fuzz shapes are valid configs");
     let mut out = header.as_bytes().to_vec();
     let f32s = |out: &mut Vec<u8>, n: usize, fill: &mut dyn FnMut() -> f32| {
@@ -418,8 +382,8 @@ pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8>
     };
     let l = s.n_layers;
     let (d, h, v) = (s.dim, s.hidden_dim, s.vocab_size);
-    match layout {
-        Layout::V0 => {
+    match format {
+        Format::V0 => {
             let mut f = || fill.f32();
             for n in [
                 v * d,
@@ -434,12 +398,12 @@ pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8>
                 l * h * d,
                 d,
                 s.seq_len * head_size, // the two unused RoPE tables
-                if s.shared { 0 } else { v * d },
+                if s.shared_classifier { 0 } else { v * d },
             ] {
                 f32s(&mut out, n, &mut f);
             }
         }
-        Layout::V1 | Layout::V2 { .. } => {
+        Format::V1 | Format::V2 { .. } => {
             {
                 let mut f = || fill.f32();
                 for n in [l * d, l * d, d] {
@@ -456,11 +420,11 @@ pub fn model_file(shape: Shape, layout: Layout, fill: &mut impl Fill) -> Vec<u8>
                 (h * d, l),
                 (d * h, l),
                 (h * d, l),
-                (if s.shared { 0 } else { v * d }, 1),
+                (if s.shared_classifier { 0 } else { v * d }, 1),
             ];
             for (n, layers) in tensors {
-                match layout {
-                    Layout::V2 { group } => {
+                match format {
+                    Format::V2 { group_size: group } => {
                         for _ in 0..layers {
                             out.extend((0..n).map(|_| fill.i8() as u8));
                             let mut f = || fill.f32();
@@ -535,17 +499,17 @@ pub fn forward_sample(data: &[u8]) {
     let head_size = 2 + 2 * usize::from(h[0] >> 2 & 1);
     let dim = n_heads * head_size;
     let layout = match h[1] & 3 {
-        0 => Layout::V0,
-        1 => Layout::V1,
-        _ => Layout::V2 {
-            group: [1, 2, dim, 2][usize::from(h[1] >> 2 & 3)],
+        0 => Format::V0,
+        1 => Format::V1,
+        _ => Format::V2 {
+            group_size: [1, 2, dim, 2][usize::from(h[1] >> 2 & 3)],
         },
     };
     let unit = match layout {
-        Layout::V2 { group } => group,
+        Format::V2 { group_size: group } => group,
         _ => 1,
     };
-    let shape = Shape {
+    let shape = Config {
         dim,
         hidden_dim: unit * (1 + usize::from(h[2] & 3)),
         n_layers: 1 + usize::from(h[2] >> 2 & 1),
@@ -553,7 +517,7 @@ pub fn forward_sample(data: &[u8]) {
         n_kv_heads,
         vocab_size: 1 + usize::from(h[3] & 15),
         seq_len: 1 + usize::from(h[3] >> 4 & 7),
-        shared: h[1] & 0x80 == 0,
+        shared_classifier: h[1] & 0x80 == 0,
     };
     let mut fill = BytesFill {
         bytes: rest,
@@ -647,7 +611,7 @@ pub fn forward_sample(data: &[u8]) {
 /// Small well-formed seed inputs for each target, by target name.
 pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     let mut seeds = Vec::new();
-    let shape = Shape {
+    let shape = Config {
         dim: 4,
         hidden_dim: 8,
         n_layers: 2,
@@ -655,7 +619,7 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         n_kv_heads: 1,
         vocab_size: 6,
         seq_len: 4,
-        shared: true,
+        shared_classifier: true,
     };
     struct Counter(u32);
     impl Fill for Counter {
@@ -668,12 +632,15 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         }
     }
     for (name, layout) in [
-        ("v0", Layout::V0),
-        ("v1", Layout::V1),
-        ("v2", Layout::V2 { group: 4 }),
+        ("v0", Format::V0),
+        ("v1", Format::V1),
+        ("v2", Format::V2 { group_size: 4 }),
     ] {
         for shared in [true, false] {
-            let shape = Shape { shared, ..shape };
+            let shape = Config {
+                shared_classifier: shared,
+                ..shape
+            };
             let file = model_file(shape, layout, &mut Counter(7));
             seeds.push(("model_parse", format!("{name}_shared{shared}"), file));
         }
