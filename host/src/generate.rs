@@ -162,18 +162,21 @@ fn generate(
 }
 
 /// A zeroed buffer of `len` elements, or a message naming `what` when the length overflows
-/// or the memory cannot be had (sizes come from untrusted headers: no abort on them).
-pub(crate) fn zeroed<T: Clone + Default>(len: Option<usize>, what: &str) -> Result<Vec<T>, String> {
+/// or the memory cannot be had (sizes come from untrusted headers: no abort on them). The
+/// memory comes zeroed from the allocator (calloc) and is not written here, so a buffer sized
+/// from a header that claims more than the run touches (a huge `seq_len`) costs only the
+/// pages the run really uses.
+pub(crate) fn zeroed<T: bytemuck::Zeroable>(
+    len: Option<usize>,
+    what: &str,
+) -> Result<Vec<T>, String> {
     let len = len.ok_or_else(|| format!("{what} would not fit in memory"))?;
-    let mut buffer = Vec::new();
-    buffer.try_reserve_exact(len).map_err(|_| {
+    bytemuck::allocation::try_zeroed_vec(len).map_err(|()| {
         format!(
             "cannot allocate {} MB for {what}",
             len.saturating_mul(std::mem::size_of::<T>()) / 1_000_000
         )
-    })?;
-    buffer.resize(len, T::default());
-    Ok(buffer)
+    })
 }
 
 /// A seed from the clock, like llama2.c's `time(NULL)` (never 0, which would stall xorshift).
