@@ -93,7 +93,10 @@ pub fn resolve_steps(requested: usize, limit: usize) -> usize {
 /// state over a `'static` buffer (a firmware's statics) with a sampler over a local one.
 ///
 /// ```
-/// use llama2_core::{Generator, Model, ProbIndex, Sampler, Serial, State, Strategy, Tokenizer};
+/// use llama2_core::{
+///     prompt_buffer_len, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy,
+///     Tokenizer,
+/// };
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// # let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or("../../shared/fixtures".into());
@@ -119,9 +122,10 @@ pub fn resolve_steps(requested: usize, limit: usize) -> usize {
 ///     sampler: &mut sampler,
 ///     parallel: &Serial,
 /// };
-/// let mut prompt_tokens = [0u32; 8];
+/// const PROMPT: &[u8] = b"Once";
+/// let mut prompt_tokens = [0u32; prompt_buffer_len(PROMPT.len()).unwrap()];
 /// let mut text = Vec::new();
-/// generator.generate(b"Once", 10, &mut prompt_tokens, &mut text, |_| {})?;
+/// generator.generate(PROMPT, 10, &mut prompt_tokens, &mut text, |_| {})?;
 /// assert!(text.starts_with(b"Once"));
 /// # Ok(())
 /// # }

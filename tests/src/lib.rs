@@ -415,6 +415,19 @@ pub fn run_llama2_in<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", bin.display()))
 }
 
+/// Fails, listing every failure, unless `failures` (one line each, out of `total` checks
+/// of `what`) is empty; a table or golden test collects all its failures first so that one
+/// run shows them all.
+pub fn assert_all_pass(what: &str, failures: &[String], total: usize) {
+    assert!(
+        failures.is_empty(),
+        "{} of {total} {what} fail:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{total} {what} pass");
+}
+
 /// Where two byte strings first differ, with a little context, for failure messages.
 pub fn first_difference(expected: &[u8], actual: &[u8]) -> String {
     let at = expected

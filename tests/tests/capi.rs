@@ -9,8 +9,8 @@ use llama2_tests::capi::{
     capi_dir, compile_c, compile_example, header_path, run, run_valgrind, VALGRIND_ERROR_EXIT,
 };
 use llama2_tests::{
-    exact_generate_cases, first_difference, model_file, read_file, read_jsonl, GenerateCase,
-    TempDir,
+    assert_all_pass, exact_generate_cases, first_difference, model_file, read_file, read_jsonl,
+    GenerateCase, TempDir,
 };
 
 /// The header cbindgen generates from `capi/` with `capi/cbindgen.toml`.
@@ -94,14 +94,7 @@ fn check_stories(source: &str, cases: &[GenerateCase]) {
         .iter()
         .filter_map(|case| story_mismatch(source, case, &run(&program, &case_args(case))))
         .collect();
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases fail:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-    eprintln!("{source}: {} cases match", cases.len());
+    assert_all_pass(&format!("{source} cases"), &failures, cases.len());
 }
 
 /// The golden case called `name`.

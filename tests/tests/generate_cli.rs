@@ -3,8 +3,9 @@
 
 use llama2_core::Tokenizer;
 use llama2_tests::{
-    exact_generate_cases, first_difference, inexact_fp32_generate_cases, model_file, read_file,
-    read_jsonl, run_llama2, tokenizer_entry_count, EncodeCase, GenerateCase, RunSettings,
+    assert_all_pass, exact_generate_cases, first_difference, inexact_fp32_generate_cases,
+    model_file, read_file, read_jsonl, run_llama2, tokenizer_entry_count, EncodeCase, GenerateCase,
+    RunSettings,
 };
 
 /// How the engine runs: the reference loops or the CPU's SIMD, the threads, and the prompt
@@ -46,14 +47,7 @@ fn check_cases(cases: &[GenerateCase], engine: &[&str]) {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} cases fail:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-    eprintln!("{} cases match", cases.len());
+    assert_all_pass("cases", &failures, cases.len());
 }
 
 /// `exact: true`, every format: every build of ours must reproduce these, whatever the

@@ -5,8 +5,8 @@ use llama2_core::{
     Tokenizer, BOS,
 };
 use llama2_tests::{
-    exact_generate_cases, first_difference, inexact_fp32_generate_cases, load_model, model_file,
-    read_file, GenerateCase, RunSettings,
+    assert_all_pass, exact_generate_cases, first_difference, inexact_fp32_generate_cases,
+    load_model, model_file, read_file, GenerateCase, RunSettings,
 };
 
 /// Runs `case` with `llama2_core::Generator` (context = the model's `seq_len`, as the CLI),
@@ -108,14 +108,7 @@ fn check_cases(cases: &[GenerateCase], batch: Option<usize>) {
             ));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} problems in {} cases:\n{}",
-        failures.len(),
-        cases.len(),
-        failures.join("\n")
-    );
-    eprintln!("{} cases match", cases.len());
+    assert_all_pass("cases", &failures, cases.len());
 }
 
 /// `exact: true`: every build of ours must reproduce these.

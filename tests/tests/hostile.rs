@@ -10,7 +10,7 @@ use llama2_core::{
     prompt_buffer_len, Batch, Buffer, Error, Generator, Model, ProbIndex, Sampler, Serial, State,
     Strategy, Tokenizer, MAGIC,
 };
-use llama2_tests::{read_fixture, read_jsonl, AlignedBytes, GenerateCase};
+use llama2_tests::{assert_all_pass, read_fixture, read_jsonl, AlignedBytes, GenerateCase};
 
 /// stories260K: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len.
 const RAW: [i32; 7] = [64, 172, 5, 8, 4, 512, 512];
@@ -109,12 +109,7 @@ fn check_table(kind: &str, rows: Vec<(&str, Result<(), Error>, Error)>) {
             failures.push(format!("  {name}: got {got:?}, expected {expected:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {count} {kind} rows failed:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert_all_pass(&format!("{kind} rows"), &failures, count);
 }
 
 #[test]
