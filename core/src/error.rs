@@ -102,7 +102,7 @@ pub enum Error {
     /// A GGUF version other than 2 or 3 (1 used 32-bit counts; a byte-swapped 2 or 3 is a
     /// big-endian file).
     GgufUnsupportedVersion(u32),
-    /// The header declares more tensors or metadata entries than [`crate::gguf::MAX_ENTRIES`].
+    /// The header declares more tensors or metadata entries than [`crate::gguf::MAX_TENSORS`] or [`crate::gguf::MAX_METADATA`].
     GgufTooManyEntries {
         what: &'static str,
         count: u64,

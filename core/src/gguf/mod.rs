@@ -53,11 +53,14 @@ pub const ALIGNMENT_KEY: &str = "general.alignment";
 /// The alignment of tensor data when the file does not set `general.alignment`.
 pub const DEFAULT_ALIGNMENT: usize = 32;
 
-/// The most tensors, and the most metadata entries, a file may declare. Duplicate names
-/// and overlapping tensors are found by comparing every pair (there is no allocator for a
-/// table), so the count bounds that cost; the largest llama models have about 1200 tensors
-/// and a few dozen keys.
-pub const MAX_ENTRIES: usize = 4096;
+/// The most tensors a file may declare. Duplicate names are found by comparing every pair
+/// (there is no allocator for a table), so the count bounds that cost; the largest llama
+/// models have about 1200 tensors.
+pub const MAX_TENSORS: usize = 4096;
+
+/// The most metadata entries a file may declare (for the same reason; llama.cpp's tools
+/// write a few dozen).
+pub const MAX_METADATA: usize = 1024;
 
 /// Whether `bytes` start with the GGUF magic (to choose a parser by the file's content).
 pub fn is_gguf(bytes: &[u8]) -> bool {
@@ -96,8 +99,8 @@ impl<'a> Gguf<'a> {
         if !(2..=3).contains(&version) {
             return Err(Error::GgufUnsupportedVersion(version));
         }
-        let tensor_count = count(r.u64("tensor count")?, "tensors")?;
-        let metadata_count = count(r.u64("metadata count")?, "metadata entries")?;
+        let tensor_count = count(r.u64("tensor count")?, "tensors", MAX_TENSORS)?;
+        let metadata_count = count(r.u64("metadata count")?, "metadata entries", MAX_METADATA)?;
 
         let metadata_start = r.pos();
         let mut alignment = DEFAULT_ALIGNMENT;
@@ -159,20 +162,37 @@ impl<'a> Gguf<'a> {
     /// name or a byte.
     fn check_tensors(&self) -> Result<()> {
         let mut walk = self.tensor_walk();
+        // Writers put the data in info order: then one pass proves that nothing overlaps.
+        let mut in_order = true;
+        let mut end = 0;
         while let Some(tensor) = walk.next_checked() {
-            tensor?;
+            let tensor = tensor?;
+            if !tensor.data.is_empty() {
+                in_order &= tensor.offset() >= end;
+                end = tensor.offset() + tensor.data.len();
+            }
         }
         for (i, a) in self.tensors().enumerate() {
-            for b in self.tensors().skip(i + 1) {
-                if a.name == b.name {
+            let mut names = self.tensor_walk();
+            names.skip_entries(i + 1);
+            while let Some(name) = names.next_name() {
+                if name == a.name.as_bytes() {
                     return Err(Error::GgufDuplicateTensor {
                         name: GgufName::new(a.name),
                     });
                 }
-                if a.overlaps(&b) {
+            }
+            if in_order {
+                continue;
+            }
+            let mut others = self.tensor_walk();
+            others.skip_entries(i + 1);
+            let (start, end) = (a.offset(), a.offset() + a.data.len());
+            while let Some((name, b_start, b_end)) = others.next_span() {
+                if start < end && b_start < b_end && start < b_end && b_start < end {
                     return Err(Error::GgufTensorsOverlap {
                         first: GgufName::new(a.name),
-                        second: GgufName::new(b.name),
+                        second: GgufName::new(core::str::from_utf8(name).unwrap_or_default()),
                     });
                 }
             }
@@ -247,15 +267,15 @@ impl<'a> Gguf<'a> {
     }
 }
 
-/// A count from the header, refused above [`MAX_ENTRIES`].
-fn count(value: u64, what: &'static str) -> Result<usize> {
+/// A count from the header, refused above `max`.
+fn count(value: u64, what: &'static str, max: usize) -> Result<usize> {
     usize::try_from(value)
         .ok()
-        .filter(|&n| n <= MAX_ENTRIES)
+        .filter(|&n| n <= max)
         .ok_or(Error::GgufTooManyEntries {
             what,
             count: value,
-            max: MAX_ENTRIES,
+            max,
         })
 }
 
@@ -321,12 +341,51 @@ struct TensorWalk<'a> {
 impl<'a> TensorWalk<'a> {
     fn next_checked(&mut self) -> Option<Result<TensorInfo<'a>>> {
         self.left = self.left.checked_sub(1)?;
-        let tensor = RawTensor::read(&mut self.reader)
-            .and_then(|raw| raw.locate(self.data, self.alignment));
+        let tensor =
+            RawTensor::read(&mut self.reader).and_then(|raw| raw.locate(self.data, self.alignment));
         if tensor.is_err() {
             self.left = 0;
         }
         Some(tensor)
+    }
+
+    /// The name of the next tensor, skipping the rest of its info unchecked: for the
+    /// pairwise name comparison, over a section [`Gguf::parse`] has already checked.
+    fn next_name(&mut self) -> Option<&'a [u8]> {
+        self.left = self.left.checked_sub(1)?;
+        let name = self.reader.string("tensor name").ok()?;
+        let n_dims = self.reader.u32("tensor dimension count").ok()?;
+        // Dimensions (8 bytes each), type (4) and offset (8).
+        let rest = u64::from(n_dims).checked_mul(8)?.checked_add(12)?;
+        self.reader.take(rest, "tensor info").ok()?;
+        Some(name)
+    }
+
+    /// The name and data range of the next tensor, decoded without the checks
+    /// [`Gguf::parse`] has already made: for the pairwise overlap comparison.
+    fn next_span(&mut self) -> Option<(&'a [u8], usize, usize)> {
+        self.left = self.left.checked_sub(1)?;
+        let r = &mut self.reader;
+        let name = r.string("tensor name").ok()?;
+        let n_dims = r.u32("tensor dimension count").ok()?;
+        let mut elements = 1usize;
+        for _ in 0..n_dims {
+            let dim = usize::try_from(r.u64("tensor dimensions").ok()?).ok()?;
+            elements = elements.checked_mul(dim)?;
+        }
+        let block = GgmlType::from_id(r.u32("tensor type").ok()?)?.block()?;
+        let start = usize::try_from(r.u64("tensor data offset").ok()?).ok()?;
+        let size = (elements / block.elements).checked_mul(block.bytes)?;
+        Some((name, start, start.checked_add(size)?))
+    }
+
+    /// Skips `n` tensor infos.
+    fn skip_entries(&mut self, n: usize) {
+        for _ in 0..n {
+            if self.next_name().is_none() {
+                return;
+            }
+        }
     }
 }
 

@@ -69,8 +69,10 @@ impl<'a> Reader<'a> {
 
     /// A GGUF string: a u64 byte length, then the bytes (not checked for UTF-8 here).
     pub(super) fn string(&mut self, what: &'static str) -> Result<&'a [u8]> {
+        let offset = self.pos;
         let len = self.u64(what)?;
         self.take(len, what)
+            .map_err(|_| Error::GgufTruncated { what, offset })
     }
 
     /// A GGUF string that must be UTF-8 (keys and tensor names).

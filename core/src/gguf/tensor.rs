@@ -94,76 +94,100 @@ pub struct Block {
     pub bytes: usize,
 }
 
-/// Every type with its id, name and block (`None`: known but not laid out by this crate).
-const TYPES: [(GgmlType, u32, &str, Option<(usize, usize)>); 32] = {
+/// One row of the type table.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct TypeRow {
+    pub(super) ggml_type: GgmlType,
+    pub(super) id: u32,
+    pub(super) name: &'static str,
+    /// `None`: known, but not laid out by this crate.
+    pub(super) block: Option<Block>,
+}
+
+const fn row(
+    ggml_type: GgmlType,
+    id: u32,
+    name: &'static str,
+    block: Option<(usize, usize)>,
+) -> TypeRow {
+    let block = match block {
+        Some((elements, bytes)) => Some(Block { elements, bytes }),
+        None => None,
+    };
+    TypeRow {
+        ggml_type,
+        id,
+        name,
+        block,
+    }
+}
+
+/// Every type with its id, name and block, in the order the variants are declared. Block
+/// sizes are those of ggml's block structs (`ggml-common.h`).
+pub(super) const TYPES: [TypeRow; 32] = {
     use GgmlType::*;
     [
-        (F32, 0, "F32", Some((1, 4))),
-        (F16, 1, "F16", Some((1, 2))),
-        (Q4_0, 2, "Q4_0", Some((32, 18))),
-        (Q4_1, 3, "Q4_1", Some((32, 20))),
-        (Q5_0, 6, "Q5_0", Some((32, 22))),
-        (Q5_1, 7, "Q5_1", Some((32, 24))),
-        (Q8_0, 8, "Q8_0", Some((32, 34))),
-        (Q8_1, 9, "Q8_1", Some((32, 36))),
-        (Q2_K, 10, "Q2_K", Some((256, 84))),
-        (Q3_K, 11, "Q3_K", Some((256, 110))),
-        (Q4_K, 12, "Q4_K", Some((256, 144))),
-        (Q5_K, 13, "Q5_K", Some((256, 176))),
-        (Q6_K, 14, "Q6_K", Some((256, 210))),
-        (Q8_K, 15, "Q8_K", Some((256, 292))),
-        (IQ2_XXS, 16, "IQ2_XXS", None),
-        (IQ2_XS, 17, "IQ2_XS", None),
-        (IQ3_XXS, 18, "IQ3_XXS", None),
-        (IQ1_S, 19, "IQ1_S", None),
-        (IQ4_NL, 20, "IQ4_NL", None),
-        (IQ3_S, 21, "IQ3_S", None),
-        (IQ2_S, 22, "IQ2_S", None),
-        (IQ4_XS, 23, "IQ4_XS", None),
-        (I8, 24, "I8", Some((1, 1))),
-        (I16, 25, "I16", Some((1, 2))),
-        (I32, 26, "I32", Some((1, 4))),
-        (I64, 27, "I64", Some((1, 8))),
-        (F64, 28, "F64", Some((1, 8))),
-        (IQ1_M, 29, "IQ1_M", None),
-        (BF16, 30, "BF16", Some((1, 2))),
-        (TQ1_0, 34, "TQ1_0", None),
-        (TQ2_0, 35, "TQ2_0", None),
-        (MXFP4, 39, "MXFP4", None),
+        row(F32, 0, "F32", Some((1, 4))),
+        row(F16, 1, "F16", Some((1, 2))),
+        row(Q4_0, 2, "Q4_0", Some((32, 18))),
+        row(Q4_1, 3, "Q4_1", Some((32, 20))),
+        row(Q5_0, 6, "Q5_0", Some((32, 22))),
+        row(Q5_1, 7, "Q5_1", Some((32, 24))),
+        row(Q8_0, 8, "Q8_0", Some((32, 34))),
+        row(Q8_1, 9, "Q8_1", Some((32, 36))),
+        row(Q2_K, 10, "Q2_K", Some((256, 84))),
+        row(Q3_K, 11, "Q3_K", Some((256, 110))),
+        row(Q4_K, 12, "Q4_K", Some((256, 144))),
+        row(Q5_K, 13, "Q5_K", Some((256, 176))),
+        row(Q6_K, 14, "Q6_K", Some((256, 210))),
+        row(Q8_K, 15, "Q8_K", Some((256, 292))),
+        row(IQ2_XXS, 16, "IQ2_XXS", None),
+        row(IQ2_XS, 17, "IQ2_XS", None),
+        row(IQ3_XXS, 18, "IQ3_XXS", None),
+        row(IQ1_S, 19, "IQ1_S", None),
+        row(IQ4_NL, 20, "IQ4_NL", None),
+        row(IQ3_S, 21, "IQ3_S", None),
+        row(IQ2_S, 22, "IQ2_S", None),
+        row(IQ4_XS, 23, "IQ4_XS", None),
+        row(I8, 24, "I8", Some((1, 1))),
+        row(I16, 25, "I16", Some((1, 2))),
+        row(I32, 26, "I32", Some((1, 4))),
+        row(I64, 27, "I64", Some((1, 8))),
+        row(F64, 28, "F64", Some((1, 8))),
+        row(IQ1_M, 29, "IQ1_M", None),
+        row(BF16, 30, "BF16", Some((1, 2))),
+        row(TQ1_0, 34, "TQ1_0", None),
+        row(TQ2_0, 35, "TQ2_0", None),
+        row(MXFP4, 39, "MXFP4", None),
     ]
 };
 
 impl GgmlType {
     /// The type with ggml id `id`, if ggml defines one.
     pub fn from_id(id: u32) -> Option<GgmlType> {
-        TYPES.iter().find(|t| t.1 == id).map(|t| t.0)
+        TYPES.iter().find(|t| t.id == id).map(|t| t.ggml_type)
     }
 
-    fn entry(self) -> (GgmlType, u32, &'static str, Option<(usize, usize)>) {
-        // Every variant has its row; F32's is the unreachable fallback.
-        TYPES
-            .iter()
-            .copied()
-            .find(|t| t.0 == self)
-            .unwrap_or(TYPES[0])
+    fn row(self) -> TypeRow {
+        // The variants are declared in the table's order (a unit test checks it), so the
+        // discriminant is the row; F32's row is the unreachable fallback.
+        TYPES.get(self as usize).copied().unwrap_or(TYPES[0])
     }
 
     /// The ggml id of this type.
     pub fn id(self) -> u32 {
-        self.entry().1
+        self.row().id
     }
 
     /// ggml's name of this type (`Q4_K`, `BF16`, ...).
     pub fn name(self) -> &'static str {
-        self.entry().2
+        self.row().name
     }
 
     /// The block layout, for the types this crate can size (all but the IQ, TQ and MXFP4
     /// families, whose tensors are refused).
     pub fn block(self) -> Option<Block> {
-        self.entry()
-            .3
-            .map(|(elements, bytes)| Block { elements, bytes })
+        self.row().block
     }
 }
 
@@ -204,17 +228,6 @@ impl<'a> TensorInfo<'a> {
     pub fn offset(&self) -> usize {
         self.offset
     }
-
-    /// Whether the two tensors share a byte of the data section (empty tensors share none).
-    pub(super) fn overlaps(&self, other: &TensorInfo<'_>) -> bool {
-        // Both ranges lie inside the data section, so the sums cannot overflow.
-        let end = self.offset + self.data.len();
-        let other_end = other.offset + other.data.len();
-        !self.data.is_empty()
-            && !other.data.is_empty()
-            && self.offset < other_end
-            && other.offset < end
-    }
 }
 
 /// A tensor info as read from the file, checked in itself but not yet placed in the data.
@@ -234,12 +247,16 @@ impl<'a> RawTensor<'a> {
     /// blocks, and a byte size within `usize`.
     pub(super) fn read(r: &mut Reader<'a>) -> Result<RawTensor<'a>> {
         let name = r.utf8("tensor name")?;
-        let tensor = GgufName::new(name);
+        // Errors name the tensor; the copy is made only for an error.
+        let tensor = || GgufName::new(name);
         let n_dims = r.u32("tensor dimension count")?;
         let n = usize::try_from(n_dims)
             .ok()
             .filter(|&n| n <= MAX_DIMS)
-            .ok_or(Error::GgufTooManyDims { tensor, n_dims })?;
+            .ok_or_else(|| Error::GgufTooManyDims {
+                tensor: tensor(),
+                n_dims,
+            })?;
         let mut raw_dims = [1u64; MAX_DIMS];
         for d in raw_dims.iter_mut().take(n) {
             *d = r.u64("tensor dimensions")?;
@@ -247,24 +264,27 @@ impl<'a> RawTensor<'a> {
         let type_id = r.u32("tensor type")?;
         let offset = r.u64("tensor data offset")?;
 
-        let ggml_type = GgmlType::from_id(type_id).ok_or(Error::GgufUnknownType {
-            tensor,
+        let ggml_type = GgmlType::from_id(type_id).ok_or_else(|| Error::GgufUnknownType {
+            tensor: tensor(),
             id: type_id,
         })?;
         let block = ggml_type
             .block()
-            .ok_or(Error::GgufUnsupportedType { tensor, ggml_type })?;
-        let overflow = Error::GgufSizeOverflow { tensor };
+            .ok_or_else(|| Error::GgufUnsupportedType {
+                tensor: tensor(),
+                ggml_type,
+            })?;
+        let overflow = || Error::GgufSizeOverflow { tensor: tensor() };
         let mut dims = [1usize; MAX_DIMS];
         let mut elements = 1usize;
         for (d, &raw) in dims.iter_mut().zip(&raw_dims) {
-            *d = usize::try_from(raw).map_err(|_| overflow)?;
-            elements = elements.checked_mul(*d).ok_or(overflow)?;
+            *d = usize::try_from(raw).map_err(|_| overflow())?;
+            elements = elements.checked_mul(*d).ok_or_else(overflow)?;
         }
         let [row, ..] = dims;
         if !row.is_multiple_of(block.elements) {
             return Err(Error::GgufShapeNotBlockMultiple {
-                tensor,
+                tensor: tensor(),
                 ggml_type,
                 row,
             });
@@ -272,7 +292,7 @@ impl<'a> RawTensor<'a> {
         // `row` is a multiple of the block, so `elements` is too.
         let size = (elements / block.elements)
             .checked_mul(block.bytes)
-            .ok_or(overflow)?;
+            .ok_or_else(overflow)?;
         Ok(RawTensor {
             name,
             ggml_type,
@@ -286,24 +306,23 @@ impl<'a> RawTensor<'a> {
     /// Places the tensor in the data section: its offset a multiple of `alignment`, its
     /// bytes inside `data`.
     pub(super) fn locate(self, data: &'a [u8], alignment: usize) -> Result<TensorInfo<'a>> {
-        let tensor = GgufName::new(self.name);
         // `alignment` is a power of two of at most 2^31, so it fits in u64.
         if !self.offset.is_multiple_of(alignment as u64) {
             return Err(Error::GgufMisaligned {
-                tensor,
+                tensor: GgufName::new(self.name),
                 offset: self.offset,
                 alignment,
             });
         }
-        let out_of_bounds = Error::GgufTensorOutOfBounds {
-            tensor,
+        let out_of_bounds = || Error::GgufTensorOutOfBounds {
+            tensor: GgufName::new(self.name),
             offset: self.offset,
             size: self.size,
             data_len: data.len(),
         };
-        let start = usize::try_from(self.offset).map_err(|_| out_of_bounds)?;
-        let end = start.checked_add(self.size).ok_or(out_of_bounds)?;
-        let bytes = data.get(start..end).ok_or(out_of_bounds)?;
+        let start = usize::try_from(self.offset).map_err(|_| out_of_bounds())?;
+        let end = start.checked_add(self.size).ok_or_else(out_of_bounds)?;
+        let bytes = data.get(start..end).ok_or_else(out_of_bounds)?;
         Ok(TensorInfo {
             name: self.name,
             ggml_type: self.ggml_type,
