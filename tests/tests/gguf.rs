@@ -356,3 +356,15 @@ fn synthk_type_histograms() {
         }
     }
 }
+
+#[test]
+fn fuzz_seeds_are_valid_gguf_files() {
+    // The seeds must reach the checks a parsed file goes through, not stop at an error.
+    let seeds = llama2_fuzz_harness::seeds();
+    let gguf: Vec<_> = seeds.iter().filter(|s| s.0 == "gguf_parse").collect();
+    assert!(gguf.len() >= 4);
+    for (_, name, bytes) in gguf {
+        let file = Gguf::parse(bytes).unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        assert!(file.metadata_len() + file.tensor_count() > 0 || name == "header");
+    }
+}
