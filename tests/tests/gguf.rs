@@ -101,7 +101,9 @@ fn every_fixture_parses_as_a_llama_model() {
     assert_eq!(on_disk, FILES.map(String::from).into(), "fixture files");
     for name in FILES {
         let bytes = gguf_file(name);
+        let start = std::time::Instant::now();
         let file = Gguf::parse(bytes.bytes()).unwrap_or_else(|e| panic!("{name}: {e}"));
+        println!("{name}: parsed in {:?}", start.elapsed());
         assert_eq!(file.version(), 3, "{name}");
         assert_eq!(file.alignment(), 32, "{name}");
         assert_eq!(file.data_offset() % 32, 0, "{name}");

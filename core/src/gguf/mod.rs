@@ -148,8 +148,10 @@ impl<'a> Gguf<'a> {
     /// Every key appears once (a reader taking the first and one taking the last must not
     /// see different models).
     fn check_keys_unique(&self) -> Result<()> {
-        for (i, (key, _)) in self.metadata_entries().enumerate() {
-            if self.metadata_entries().skip(i + 1).any(|(k, _)| k == key) {
+        // Each entry against the ones after it, walking on from where the outer walk is.
+        let mut entries = self.metadata_entries();
+        while let Some((key, _)) = entries.next() {
+            if entries.clone().any(|(k, _)| k == key) {
                 return Err(Error::GgufDuplicateKey {
                     key: GgufName::new(key),
                 });
@@ -172,9 +174,9 @@ impl<'a> Gguf<'a> {
                 end = tensor.offset() + tensor.data.len();
             }
         }
-        for (i, a) in self.tensors().enumerate() {
-            let mut names = self.tensor_walk();
-            names.skip_entries(i + 1);
+        let mut tensors = self.tensors();
+        while let Some(a) = tensors.next() {
+            let mut names = tensors.walk.clone();
             while let Some(name) = names.next_name() {
                 if name == a.name.as_bytes() {
                     return Err(Error::GgufDuplicateTensor {
@@ -185,8 +187,7 @@ impl<'a> Gguf<'a> {
             if in_order {
                 continue;
             }
-            let mut others = self.tensor_walk();
-            others.skip_entries(i + 1);
+            let mut others = tensors.walk.clone();
             let (start, end) = (a.offset(), a.offset() + a.data.len());
             while let Some((name, b_start, b_end)) = others.next_span() {
                 if start < end && b_start < b_end && start < b_end && b_start < end {
@@ -377,15 +378,6 @@ impl<'a> TensorWalk<'a> {
         let start = usize::try_from(r.u64("tensor data offset").ok()?).ok()?;
         let size = (elements / block.elements).checked_mul(block.bytes)?;
         Some((name, start, start.checked_add(size)?))
-    }
-
-    /// Skips `n` tensor infos.
-    fn skip_entries(&mut self, n: usize) {
-        for _ in 0..n {
-            if self.next_name().is_none() {
-                return;
-            }
-        }
     }
 }
 

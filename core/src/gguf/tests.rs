@@ -925,6 +925,7 @@ fn every_error_message_names_its_subject() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "millions of steps: too slow interpreted")]
 fn most_entries_parse() {
     // The pairwise duplicate checks at their bounds.
     let mut b = Builder::new();
