@@ -1,5 +1,6 @@
 //! [`GgufName`]: a metadata key or tensor name copied into an [`crate::Error`], which is
 //! `Copy` and borrows nothing, so that a message can say *which* tensor is wrong.
+#![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 use core::fmt;
 
