@@ -125,12 +125,15 @@ impl<'a> Gguf<'a> {
         };
 
         // The data section starts at the next multiple of the alignment. A file without
-        // tensor data may end before it.
+        // tensor data may end before it: its data section is then the empty slice at the
+        // end of the file (so that even empty tensors' views point into the file).
         let data_offset = r
             .pos()
             .checked_next_multiple_of(alignment)
             .ok_or(Error::SizeOverflow)?;
-        let data = bytes.get(data_offset..).unwrap_or_default();
+        let data = bytes
+            .get(data_offset.min(bytes.len())..)
+            .unwrap_or_default();
 
         let file = Gguf {
             version,

@@ -146,6 +146,10 @@ fn empty_file_has_header_only() {
     assert_eq!((g.metadata_len(), g.tensor_count()), (0, 0));
     assert_eq!(g.data_offset(), 32);
     assert!(g.data().is_empty());
+    // An empty tensor in a file that ends before its data section: a view at the file's end.
+    let file = Builder::new().info(b"e", &[0], T_F32, 0).build();
+    let e = Gguf::parse(&file).unwrap().tensor("e").unwrap();
+    assert_eq!(e.data.as_ptr(), file[file.len()..].as_ptr());
     assert_eq!(g.metadata("general.architecture"), None);
     assert_eq!(g.tensor("token_embd.weight"), None);
     assert!(is_gguf(&file) && !is_gguf(b"GGU") && !is_gguf(b"ak42...."));
