@@ -9,7 +9,7 @@
 #                           20 minutes each on a busy 2-core machine)
 #   scripts/miri.sh ci      the tests of the modules that handle untrusted input and the
 #                           kernels (checkpoint, config, tokenizer, sampler, text, weights,
-#                           kernels) with the scalar kernels, then the kernel tests with
+#                           kernels, gguf) with the scalar kernels, then the kernel tests with
 #                           AVX2+FMA: about 2 minutes
 #   scripts/miri.sh scalar|avx2 [FILTER...]   one pass, optionally filtered
 #
@@ -20,7 +20,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly TOOLCHAIN="${MIRI_TOOLCHAIN:-nightly}"
-readonly INPUT_MODULES=(checkpoint:: config:: tokenizer:: sampler:: text:: weights:: kernels::)
+readonly INPUT_MODULES=(checkpoint:: config:: tokenizer:: sampler:: text:: weights:: kernels:: gguf::)
 mode="${1:-all}"
 case "$mode" in
 all | ci | scalar | avx2) shift || true ;;

@@ -3,6 +3,8 @@
 
 use core::fmt;
 
+use crate::gguf::{GgmlType, GgufName, ValueType};
+
 /// Result alias used throughout the core crate.
 pub type Result<T> = core::result::Result<T, Error>;
 
@@ -175,6 +177,145 @@ pub enum Error {
     InvalidTemperature(f32),
     /// The top-p value is outside `[0, 1]` or not a number.
     InvalidTopP(f32),
+    // GGUF container errors (`gguf/`). Byte offsets count from the start of the file;
+    // tensor offsets from the start of the data section.
+    /// The GGUF file ends inside `what`, which started at byte `offset`.
+    GgufTruncated {
+        /// What was being read (a key, a value, a tensor info, ...).
+        what: &'static str,
+        /// Where it started.
+        offset: usize,
+    },
+    /// The file does not start with `GGUF`.
+    GgufBadMagic {
+        /// Its first four bytes.
+        found: [u8; 4],
+    },
+    /// A GGUF version other than 2 or 3 (1 used 32-bit counts; a byte-swapped 2 or 3 is a
+    /// big-endian file).
+    GgufUnsupportedVersion(u32),
+    /// The header declares more tensors or metadata entries than
+    /// [`crate::gguf::MAX_TENSORS`] or [`crate::gguf::MAX_METADATA`].
+    GgufTooManyEntries {
+        /// "tensors" or "metadata entries".
+        what: &'static str,
+        /// The count the header declares.
+        count: u64,
+        /// The most this crate reads.
+        max: usize,
+    },
+    /// A metadata value type id GGUF does not define.
+    GgufUnknownValueType {
+        /// The type id.
+        type_id: u32,
+        /// Where it is.
+        offset: usize,
+    },
+    /// A metadata array whose elements are arrays (not supported, as in llama.cpp).
+    GgufNestedArray {
+        /// Where the inner array's type is.
+        offset: usize,
+    },
+    /// A boolean byte other than 0 or 1.
+    GgufInvalidBool {
+        /// The byte.
+        value: u8,
+        /// Where it is.
+        offset: usize,
+    },
+    /// A metadata key or tensor name that is not UTF-8.
+    GgufInvalidUtf8 {
+        /// "key" or "tensor name".
+        what: &'static str,
+        /// Where the string starts.
+        offset: usize,
+    },
+    /// A metadata key that appears twice.
+    GgufDuplicateKey {
+        /// The key.
+        key: GgufName,
+    },
+    /// A metadata value of the wrong type for its key.
+    GgufWrongType {
+        /// The key.
+        key: &'static str,
+        /// The type the key must have.
+        expected: ValueType,
+        /// The type the file gives it.
+        found: ValueType,
+    },
+    /// `general.alignment` is 0 or not a power of two.
+    GgufBadAlignment {
+        /// The value.
+        value: u32,
+    },
+    /// A tensor with more than four dimensions.
+    GgufTooManyDims {
+        /// The tensor.
+        tensor: GgufName,
+        /// Its declared dimension count.
+        n_dims: u32,
+    },
+    /// A tensor type id ggml does not define.
+    GgufUnknownType {
+        /// The tensor.
+        tensor: GgufName,
+        /// The type id.
+        id: u32,
+    },
+    /// A tensor type ggml defines but this crate does not lay out (IQ*, TQ*, MXFP4).
+    GgufUnsupportedType {
+        /// The tensor.
+        tensor: GgufName,
+        /// Its type.
+        ggml_type: GgmlType,
+    },
+    /// A tensor's dimensions, element count or byte size overflow `usize` on this target.
+    GgufSizeOverflow {
+        /// The tensor.
+        tensor: GgufName,
+    },
+    /// A tensor's rows (its first dimension) are not a whole number of its type's blocks.
+    GgufShapeNotBlockMultiple {
+        /// The tensor.
+        tensor: GgufName,
+        /// Its type.
+        ggml_type: GgmlType,
+        /// Its first dimension.
+        row: usize,
+    },
+    /// A tensor's data offset is not a multiple of the file's alignment.
+    GgufMisaligned {
+        /// The tensor.
+        tensor: GgufName,
+        /// Its offset in the data section.
+        offset: u64,
+        /// The file's alignment.
+        alignment: usize,
+    },
+    /// A tensor's bytes run past the end of the data section.
+    GgufTensorOutOfBounds {
+        /// The tensor.
+        tensor: GgufName,
+        /// Its offset in the data section.
+        offset: u64,
+        /// Its size in bytes.
+        size: usize,
+        /// The data section's length.
+        data_len: usize,
+    },
+    /// Two tensors with the same name.
+    GgufDuplicateTensor {
+        /// The name.
+        name: GgufName,
+    },
+    /// Two tensors whose bytes overlap.
+    GgufTensorsOverlap {
+        /// The one that comes first in the file's tensor infos.
+        first: GgufName,
+        /// The other.
+        second: GgufName,
+    },
 }
 
 impl fmt::Display for Error {
@@ -287,6 +428,118 @@ impl fmt::Display for Error {
                 write!(f, "temperature {t} is invalid; it must be 0 or more")
             }
             Error::InvalidTopP(p) => write!(f, "top-p {p} is invalid; it must be within [0, 1]"),
+            Error::GgufTruncated { what, offset } => write!(
+                f,
+                "GGUF file is truncated: it ends inside the {what} that starts at byte {offset}"
+            ),
+            Error::GgufBadMagic { found } => write!(
+                f,
+                "not a GGUF file: it starts with {found:02x?}, not \"GGUF\""
+            ),
+            Error::GgufUnsupportedVersion(1) => write!(
+                f,
+                "GGUF version 1 (32-bit counts) is obsolete and not supported; convert the \
+                 model again with a current llama.cpp (this build reads versions 2 and 3)"
+            ),
+            Error::GgufUnsupportedVersion(v) if matches!(v.swap_bytes(), 2 | 3) => write!(
+                f,
+                "big-endian GGUF file (version {}); only little-endian files are supported",
+                v.swap_bytes()
+            ),
+            Error::GgufUnsupportedVersion(v) => write!(
+                f,
+                "unsupported GGUF version {v} (this build reads versions 2 and 3)"
+            ),
+            Error::GgufTooManyEntries { what, count, max } => write!(
+                f,
+                "GGUF header declares {count} {what}; this reader accepts at most {max}"
+            ),
+            Error::GgufUnknownValueType { type_id, offset } => write!(
+                f,
+                "unknown GGUF metadata value type {type_id} at byte {offset}"
+            ),
+            Error::GgufNestedArray { offset } => write!(
+                f,
+                "GGUF metadata array of arrays at byte {offset}; nested arrays are not supported"
+            ),
+            Error::GgufInvalidBool { value, offset } => write!(
+                f,
+                "GGUF boolean at byte {offset} is {value}; it must be 0 or 1"
+            ),
+            Error::GgufInvalidUtf8 { what, offset } => {
+                write!(f, "GGUF {what} at byte {offset} is not valid UTF-8")
+            }
+            Error::GgufDuplicateKey { key } => {
+                write!(f, "GGUF metadata key {key} appears more than once")
+            }
+            Error::GgufWrongType {
+                key,
+                expected,
+                found,
+            } => write!(
+                f,
+                "GGUF metadata {key} is of type {found}; it must be {expected}"
+            ),
+            Error::GgufBadAlignment { value } => write!(
+                f,
+                "GGUF {} is {value}; it must be a power of two",
+                crate::gguf::ALIGNMENT_KEY
+            ),
+            Error::GgufTooManyDims { tensor, n_dims } => write!(
+                f,
+                "GGUF tensor {tensor} has {n_dims} dimensions; at most {} are allowed",
+                crate::gguf::MAX_DIMS
+            ),
+            Error::GgufUnknownType { tensor, id } => {
+                write!(f, "GGUF tensor {tensor} has unknown ggml type id {id}")
+            }
+            Error::GgufUnsupportedType { tensor, ggml_type } => write!(
+                f,
+                "GGUF tensor {tensor} has ggml type {ggml_type} (id {}), which this build does \
+                 not read (it reads F32, F16, BF16, F64, I8-I64, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, \
+                 Q8_1 and Q2_K-Q8_K)",
+                ggml_type.id()
+            ),
+            Error::GgufSizeOverflow { tensor } => write!(
+                f,
+                "GGUF tensor {tensor} is too large for this target's address space"
+            ),
+            Error::GgufShapeNotBlockMultiple {
+                tensor,
+                ggml_type,
+                row,
+            } => write!(
+                f,
+                "GGUF tensor {tensor} has rows of {row} values, not a multiple of the \
+                 {ggml_type} block of {}",
+                ggml_type.block().map_or(1, |b| b.elements)
+            ),
+            Error::GgufMisaligned {
+                tensor,
+                offset,
+                alignment,
+            } => write!(
+                f,
+                "GGUF tensor {tensor} is at data offset {offset}, not a multiple of the \
+                 file's alignment {alignment}"
+            ),
+            Error::GgufTensorOutOfBounds {
+                tensor,
+                offset,
+                size,
+                data_len,
+            } => write!(
+                f,
+                "GGUF tensor {tensor} ({size} bytes at data offset {offset}) runs past the \
+                 end of the {data_len}-byte data section"
+            ),
+            Error::GgufDuplicateTensor { name } => {
+                write!(f, "GGUF file has two tensors named {name}")
+            }
+            Error::GgufTensorsOverlap { first, second } => write!(
+                f,
+                "GGUF tensors {first} and {second} overlap in the data section"
+            ),
         }
     }
 }

@@ -10,11 +10,12 @@ use llama2_tests::workspace_root;
 /// A target's name (its directory under `fuzz/corpus`) and body.
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 4] = [
+const TARGETS: [Target; 5] = [
     ("model_parse", llama2_fuzz_harness::model_parse),
     ("tokenizer_parse", llama2_fuzz_harness::tokenizer_parse),
     ("encode", llama2_fuzz_harness::encode),
     ("forward_sample", llama2_fuzz_harness::forward_sample),
+    ("gguf_parse", llama2_fuzz_harness::gguf_parse),
 ];
 
 /// The files of `dir`, sorted; none if it does not exist.
@@ -68,4 +69,9 @@ fn encode_corpus() {
 #[test]
 fn forward_sample_corpus() {
     replay(TARGETS[3].0, TARGETS[3].1);
+}
+
+#[test]
+fn gguf_parse_corpus() {
+    replay(TARGETS[4].0, TARGETS[4].1);
 }

@@ -12,6 +12,7 @@ fn main() {
         "tokenizer_parse" => llama2_fuzz_harness::tokenizer_parse,
         "encode" => llama2_fuzz_harness::encode,
         "forward_sample" => llama2_fuzz_harness::forward_sample,
+        "gguf_parse" => llama2_fuzz_harness::gguf_parse,
         other => panic!("unknown target {other}"),
     };
     for path in args {

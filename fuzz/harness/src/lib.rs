@@ -9,6 +9,7 @@
 
 use std::sync::OnceLock;
 
+use llama2_core::gguf::{Gguf, Value, ValueType, MAX_DIMS};
 use llama2_core::{
     prompt_buffer_len, AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model,
     Piece, ProbIndex, Q8Matrix, Sampler, Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
@@ -359,6 +360,251 @@ pub fn encode_quadratic(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool) ->
 }
 
 // ---------------------------------------------------------------------------------------
+// gguf_parse
+// ---------------------------------------------------------------------------------------
+
+/// Parses arbitrary bytes as a GGUF file. A file that parses must give back, by iteration
+/// and by lookup, exactly what its header declares: every key once and found again, every
+/// array element decodable by index and by iterator, every tensor found by name with a view
+/// of exactly its size, aligned, inside the input and sharing no byte with another.
+pub fn gguf_parse(data: &[u8]) {
+    let file = match Gguf::parse(data) {
+        Ok(file) => file,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    assert!(file.version() == 2 || file.version() == 3);
+    assert!(file.alignment().is_power_of_two());
+    assert_eq!(file.data_offset() % file.alignment(), 0);
+
+    let entries: Vec<_> = file.metadata_entries().collect();
+    assert_eq!(entries.len(), file.metadata_len());
+    for (i, &(key, value)) in entries.iter().enumerate() {
+        let found = file.metadata(key).expect("every key is found");
+        assert!(
+            same_value(found, value),
+            "keys are unique: {found:?} vs {value:?}"
+        );
+        assert!(entries[..i].iter().all(|&(k, _)| k != key));
+        if let Value::Array(array) = value {
+            check_array(array);
+        }
+        // The typed accessors agree with the variant.
+        assert_eq!(
+            value.as_str().is_some(),
+            value
+                .as_bytes()
+                .is_some_and(|b| std::str::from_utf8(b).is_ok())
+        );
+        if let Some(v) = value.as_u32() {
+            assert_eq!(value.as_u64(), Some(u64::from(v)));
+        }
+    }
+
+    let tensors: Vec<_> = file.tensors().collect();
+    assert_eq!(tensors.len(), file.tensor_count());
+    let base = data.as_ptr() as usize;
+    for (i, t) in tensors.iter().enumerate() {
+        assert_eq!(file.tensor(t.name), Some(*t), "names are unique");
+        assert!(t.dims().len() <= MAX_DIMS);
+        assert_eq!(t.element_count(), t.dims().iter().product::<usize>());
+        let block = t
+            .ggml_type
+            .block()
+            .expect("parsed tensors have a block size");
+        assert_eq!(t.dims().first().copied().unwrap_or(1) % block.elements, 0);
+        assert_eq!(
+            t.data.len(),
+            t.element_count() / block.elements * block.bytes
+        );
+        assert_eq!(t.offset() % file.alignment(), 0);
+        // Views point into the input, even empty ones.
+        let start = (t.data.as_ptr() as usize)
+            .checked_sub(base)
+            .expect("view starts inside the input");
+        assert!(start + t.data.len() <= data.len());
+        if !t.data.is_empty() {
+            assert_eq!(start, file.data_offset() + t.offset());
+        }
+        for u in &tensors[..i] {
+            let disjoint = t.data.is_empty()
+                || u.data.is_empty()
+                || t.offset() + t.data.len() <= u.offset()
+                || u.offset() + u.data.len() <= t.offset();
+            assert!(disjoint, "{} and {} overlap", t.name, u.name);
+            assert_ne!(t.name, u.name);
+        }
+    }
+}
+
+/// Equal values, floats compared by their bits (a NaN read twice is the same value).
+fn same_value(a: Value<'_>, b: Value<'_>) -> bool {
+    match (a, b) {
+        (Value::F32(x), Value::F32(y)) => x.to_bits() == y.to_bits(),
+        (Value::F64(x), Value::F64(y)) => x.to_bits() == y.to_bits(),
+        _ => a == b,
+    }
+}
+
+/// Every element of a parsed array decodes, by iterator and by index, to the same value.
+fn check_array(array: llama2_core::gguf::Array<'_>) {
+    assert_ne!(array.elem_type(), ValueType::Array);
+    let mut n = 0;
+    for (i, v) in array.iter().enumerate() {
+        assert_eq!(v.value_type(), array.elem_type());
+        // Indexing a string array walks it: check the first few only.
+        if i < 16 {
+            let got = array.get(i).expect("every index below len decodes");
+            assert!(same_value(got, v), "{got:?} vs {v:?}");
+        }
+        n += 1;
+    }
+    assert_eq!(n, array.len());
+    assert_eq!(array.get(array.len()), None);
+    assert_eq!(array.strings().map(|s| s.count()).unwrap_or(n), n);
+    assert_eq!(array.f32s().map(|s| s.count()).unwrap_or(n), n);
+    assert_eq!(array.i32s().map(|s| s.count()).unwrap_or(n), n);
+}
+
+/// Writes GGUF files for the seeds: metadata entries with encoded values, then tensors.
+#[derive(Default)]
+pub struct GgufWriter {
+    pub version: u32,
+    metadata: Vec<u8>,
+    metadata_count: u64,
+    infos: Vec<u8>,
+    tensor_count: u64,
+    data: Vec<u8>,
+    alignment: usize,
+}
+
+impl GgufWriter {
+    pub fn new(version: u32) -> GgufWriter {
+        GgufWriter {
+            version,
+            alignment: 32,
+            ..GgufWriter::default()
+        }
+    }
+
+    /// A GGUF string.
+    pub fn string(s: &[u8]) -> Vec<u8> {
+        let mut out = (s.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(s);
+        out
+    }
+
+    /// A metadata entry of value type `type_id` with the encoded `value`.
+    pub fn kv(&mut self, key: &str, type_id: u32, value: &[u8]) -> &mut Self {
+        self.metadata.extend(Self::string(key.as_bytes()));
+        self.metadata.extend(type_id.to_le_bytes());
+        self.metadata.extend_from_slice(value);
+        self.metadata_count += 1;
+        if key == "general.alignment" {
+            self.alignment = u32::from_le_bytes(value[..4].try_into().unwrap()) as usize;
+        }
+        self
+    }
+
+    /// A tensor of ggml type `type_id` whose `bytes` go at the next aligned offset.
+    pub fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> &mut Self {
+        let offset = self.data.len().next_multiple_of(self.alignment);
+        self.data.resize(offset, 0);
+        self.data.extend_from_slice(bytes);
+        self.infos.extend(Self::string(name.as_bytes()));
+        self.infos.extend((dims.len() as u32).to_le_bytes());
+        for d in dims {
+            self.infos.extend(d.to_le_bytes());
+        }
+        self.infos.extend(type_id.to_le_bytes());
+        self.infos.extend((offset as u64).to_le_bytes());
+        self.tensor_count += 1;
+        self
+    }
+
+    pub fn bytes(&self) -> Vec<u8> {
+        let mut out = b"GGUF".to_vec();
+        out.extend(self.version.to_le_bytes());
+        out.extend(self.tensor_count.to_le_bytes());
+        out.extend(self.metadata_count.to_le_bytes());
+        out.extend_from_slice(&self.metadata);
+        out.extend_from_slice(&self.infos);
+        if !self.data.is_empty() {
+            out.resize(out.len().next_multiple_of(self.alignment), 0);
+            out.extend_from_slice(&self.data);
+        }
+        out
+    }
+}
+
+/// Small GGUF seeds: a bare header; every value type with arrays and two tensors; a
+/// tiny llama-shaped file with a vocabulary; a K-quant tensor at alignment 64 (version 2).
+fn gguf_seeds() -> Vec<(String, Vec<u8>)> {
+    let s = GgufWriter::string;
+    let array = |elem: u32, count: u64, elems: &[u8]| {
+        let mut out = elem.to_le_bytes().to_vec();
+        out.extend(count.to_le_bytes());
+        out.extend_from_slice(elems);
+        out
+    };
+    let mut seeds = vec![("header".to_string(), GgufWriter::new(3).bytes())];
+
+    let mut w = GgufWriter::new(3);
+    w.kv("u8", 0, &[7])
+        .kv("i8", 1, &[0xfe])
+        .kv("u16", 2, &513u16.to_le_bytes())
+        .kv("i16", 3, &(-2i16).to_le_bytes())
+        .kv("u32", 4, &70000u32.to_le_bytes())
+        .kv("i32", 5, &(-70000i32).to_le_bytes())
+        .kv("f32", 6, &0.5f32.to_le_bytes())
+        .kv("bool", 7, &[1])
+        .kv("string", 8, &s("text ▁".as_bytes()))
+        .kv("u64", 10, &(1u64 << 33).to_le_bytes())
+        .kv("i64", 11, &(-1i64).to_le_bytes())
+        .kv("f64", 12, &2.5f64.to_le_bytes())
+        .kv("bools", 9, &array(7, 3, &[0, 1, 0]))
+        .kv(
+            "i32s",
+            9,
+            &array(5, 2, &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
+        )
+        .kv("strings", 9, &array(8, 2, &[s(b"a"), s(b"")].concat()))
+        .tensor("f32", &[4, 2], 0, &[0x3f; 32])
+        .tensor("q8_0", &[32], 8, &[1; 34]);
+    seeds.push(("values".to_string(), w.bytes()));
+
+    let pieces: Vec<u8> = ["<unk>", "<s>", "</s>", "▁a", "b"]
+        .iter()
+        .flat_map(|p| s(p.as_bytes()))
+        .collect();
+    let scores: Vec<u8> = [0f32, 0.0, 0.0, -1.0, -2.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let mut w = GgufWriter::new(3);
+    w.kv("general.architecture", 8, &s(b"llama"))
+        .kv("llama.embedding_length", 4, &4u32.to_le_bytes())
+        .kv("llama.block_count", 4, &1u32.to_le_bytes())
+        .kv("tokenizer.ggml.model", 8, &s(b"llama"))
+        .kv("tokenizer.ggml.tokens", 9, &array(8, 5, &pieces))
+        .kv("tokenizer.ggml.scores", 9, &array(6, 5, &scores))
+        .tensor("token_embd.weight", &[4, 5], 0, &[0; 80])
+        .tensor("output_norm.weight", &[4], 0, &[0; 16])
+        .tensor("blk.0.attn_q.weight", &[4, 4], 1, &[0; 32]);
+    seeds.push(("llama".to_string(), w.bytes()));
+
+    let mut w = GgufWriter::new(2);
+    w.kv("general.alignment", 4, &64u32.to_le_bytes())
+        .tensor("q4_k", &[256], 12, &[2; 144])
+        .tensor("bf16", &[3], 30, &[0; 6])
+        .tensor("q6_k", &[256, 1], 14, &[3; 210]);
+    seeds.push(("kquants_align64".to_string(), w.bytes()));
+    seeds
+}
+
+// ---------------------------------------------------------------------------------------
 // forward_sample
 // ---------------------------------------------------------------------------------------
 
@@ -675,6 +921,9 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
             input.extend((0..64).map(|i: u8| i.wrapping_mul(37)));
             seeds.push(("forward_sample", format!("h{h0}_l{layout}"), input));
         }
+    }
+    for (name, bytes) in gguf_seeds() {
+        seeds.push(("gguf_parse", name, bytes));
     }
     seeds
 }
