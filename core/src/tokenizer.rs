@@ -617,6 +617,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(miri, ignore = "reads fixture files, which Miri's isolation forbids")]
     fn heap_merge_matches_the_quadratic_oracle_on_the_real_tokenizers() {
         for (name, vocab, count) in [("tok512.bin", 512, 1200), ("tokenizer.bin", 32000, 600)] {
             let file = fixture(name);
