@@ -6,7 +6,6 @@
 //! cannot grow memory.
 
 use std::io::{BufRead, IsTerminal};
-use std::path::Path;
 
 use llama2_core::{
     prompt_buffer_len, render_turn, rendered_len, Chat, Error, GenerateError, Generator, Tokenizer,
@@ -16,22 +15,28 @@ use llama2_core::{
 use crate::cli::RunArgs;
 use crate::error::CliError;
 use crate::generate::generation_failed;
+use crate::load::{MappedFile, StopIfCutShort};
 use crate::pool::ThreadPool;
 use crate::stdio::{self, note};
 
 type Result<T> = std::result::Result<T, CliError>;
-type Stdout = embedded_io_adapters::std::FromStd<std::io::StdoutLock<'static>>;
+type Stdout<'f> =
+    StopIfCutShort<'f, embedded_io_adapters::std::FromStd<std::io::StdoutLock<'static>>>;
 
 /// Reads user lines from stdin and answers them until input ends or positions run out.
 pub fn run(
     args: &RunArgs,
     generator: Generator<'_, '_, '_, '_, ThreadPool>,
-    model_path: &Path,
+    model_file: &MappedFile,
 ) -> Result<()> {
+    let model_path = model_file.path.as_path();
     let stdin = std::io::stdin();
     let interactive = stdin.is_terminal();
     let mut input = stdin.lock();
-    let mut out = embedded_io_adapters::std::FromStd::new(std::io::stdout().lock());
+    let mut out = StopIfCutShort {
+        file: model_file,
+        inner: embedded_io_adapters::std::FromStd::new(std::io::stdout().lock()),
+    };
     let tokenizer = generator.tokenizer;
     // No token covers more bytes of a text than the vocabulary's longest piece.
     let longest = tokenizer.max_piece_len().max(1);
@@ -162,7 +167,7 @@ fn check_system_fits(
 /// positions left could hold.
 fn next_user_line<R: BufRead>(
     input: &mut R,
-    out: &mut Stdout,
+    out: &mut Stdout<'_>,
     interactive: bool,
     chat: &Chat<'_, '_, '_, '_, ThreadPool>,
     longest: usize,
@@ -232,7 +237,7 @@ fn read_line<R: BufRead>(input: &mut R, limit: usize) -> Result<Line> {
 }
 
 /// Writes `text` to stdout and flushes it.
-fn print(out: &mut Stdout, text: &str) -> Result<()> {
+fn print(out: &mut Stdout<'_>, text: &str) -> Result<()> {
     use embedded_io::Write as _;
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

@@ -11,7 +11,7 @@ use llama2_core::{
 
 use crate::cli::{Mode, RunArgs};
 use crate::error::{path_of, CliError};
-use crate::load::{read_tokenizer, tokenizer_path, MappedFile};
+use crate::load::{read_tokenizer, tokenizer_path, MappedFile, StopIfCutShort};
 use crate::pool::ThreadPool;
 use crate::stdio;
 
@@ -102,13 +102,17 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         parallel: &pool,
     };
     let result = match args.mode {
-        Mode::Generate => generate(args, generator, batch)
+        Mode::Generate => generate(args, generator, batch, &model_file)
             .map_err(|e| generation_failed(e, model_path, "-i/--prompt")),
-        Mode::Chat => crate::chat::run(args, generator, model_path),
+        Mode::Chat => crate::chat::run(args, generator, &model_file).map(|()| None),
     };
-    // A model cut short or rewritten during the run explains whatever the run did.
+    // A model cut short or rewritten during the run explains whatever the run did (and its
+    // speed is not worth reporting).
     model_file.check_unchanged()?;
-    result
+    if let Some(rate) = result? {
+        stdio::note!("achieved tok/s: {rate:.6}");
+    }
+    Ok(())
 }
 
 /// The report for a failed generation: stdout's failure (quiet for a closed pipe), a
@@ -127,16 +131,21 @@ pub(crate) fn generation_failed(
     }
 }
 
-/// Generates a continuation of the prompt and reports the speed on stderr.
+/// Generates a continuation of the prompt, stopping if the model file is cut short, and
+/// returns the speed in tokens/s (when more than one token was generated).
 fn generate(
     args: &RunArgs,
     mut generator: Generator<'_, '_, '_, '_, ThreadPool>,
     batch: Option<Batch<'_>>,
-) -> Result<(), GenerateError<std::io::Error>> {
+    model_file: &MappedFile,
+) -> Result<Option<f64>, GenerateError<std::io::Error>> {
     let prompt = args.prompt.as_deref().unwrap_or("").as_bytes();
     let prompt_len = prompt_buffer_len(prompt.len()).ok_or(llama2_core::Error::SizeOverflow)?;
     let mut prompt_tokens = vec![0u32; prompt_len];
-    let mut out = embedded_io_adapters::std::FromStd::new(std::io::stdout().lock());
+    let mut out = StopIfCutShort {
+        file: model_file,
+        inner: embedded_io_adapters::std::FromStd::new(std::io::stdout().lock()),
+    };
     // Timed like llama2.c: from the moment the first token has been printed.
     let mut start: Option<Instant> = None;
     let on_token = |_| {
@@ -153,12 +162,9 @@ fn generate(
         ),
         None => generator.generate(prompt, args.steps, &mut prompt_tokens, &mut out, on_token),
     }?;
-    if let (Some(start), true) = (start, summary.steps > 1) {
-        let seconds = start.elapsed().as_secs_f64();
-        let rate = (summary.steps - 1) as f64 / seconds;
-        stdio::note!("achieved tok/s: {rate:.6}");
-    }
-    Ok(())
+    Ok(start
+        .filter(|_| summary.steps > 1)
+        .map(|start| (summary.steps - 1) as f64 / start.elapsed().as_secs_f64()))
 }
 
 /// A zeroed buffer of `len` elements, or a message naming `what` when the length overflows

@@ -89,6 +89,12 @@ impl MappedFile {
         parsed.map_err(|e| CliError::file(&self.path, e))
     }
 
+    /// Whether a read of the map hit a page past the file's end (the file was cut short):
+    /// one atomic load, cheap enough to ask before every token's output.
+    pub fn cut_short(&self) -> bool {
+        self.guard.faulted()
+    }
+
     /// Fails with [`CHANGED`] if the file was cut short under the map (a read saw zeros) or
     /// its length or modification time differ from when it was opened. A rewrite in place
     /// within the file system's timestamp granularity of the opening, keeping the length,
@@ -206,4 +212,34 @@ pub fn tokenizer_path(given: Option<&Path>, model: &Path) -> Result<PathBuf, Cli
             ),
         )
     })
+}
+
+/// A text sink that stops taking output once `file` was cut short under its map, so a run
+/// whose weights turned to zeros halfway stops at the next token instead of printing on;
+/// [`MappedFile::check_unchanged`] then names the change.
+#[derive(Debug)]
+pub struct StopIfCutShort<'f, W> {
+    /// The mapped model the output is computed from.
+    pub file: &'f MappedFile,
+    /// Where the output goes.
+    pub inner: W,
+}
+
+impl<W: embedded_io::ErrorType<Error = std::io::Error>> embedded_io::ErrorType
+    for StopIfCutShort<'_, W>
+{
+    type Error = std::io::Error;
+}
+
+impl<W: embedded_io::Write<Error = std::io::Error>> embedded_io::Write for StopIfCutShort<'_, W> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        if self.file.cut_short() {
+            return Err(std::io::Error::other(CHANGED));
+        }
+        self.inner.write(bytes)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
-use llama2_cli::load::{MappedFile, CHANGED, MAX_TOKENIZER_BYTES};
+use llama2_cli::load::{MappedFile, StopIfCutShort, CHANGED, MAX_TOKENIZER_BYTES};
 use llama2_core::Serial;
 use llama2_tests::{llama2_bin, model_file, read_file, TempDir};
 
@@ -148,6 +148,11 @@ fn a_model_cut_short_under_the_map_reads_zeros_and_is_reported() {
     let file = MappedFile::open(&path).unwrap();
     let model = file.model().unwrap();
     file.check_unchanged().unwrap();
+    let mut out = StopIfCutShort {
+        file: &file,
+        inner: Sink(Vec::new()),
+    };
+    embedded_io::Write::write_all(&mut out, b"before").unwrap();
 
     let half = original.len() / 2;
     let writer = OpenOptions::new().write(true).open(&path).unwrap();
@@ -166,6 +171,10 @@ fn a_model_cut_short_under_the_map_reads_zeros_and_is_reported() {
     model.forward(&mut state, 1, 0, &Serial).unwrap();
     let error = file.check_unchanged().unwrap_err();
     assert_eq!(error.to_string(), changed_message(&path));
+    // Output computed from those zeros is not taken.
+    let refused = embedded_io::Write::write_all(&mut out, b"after").unwrap_err();
+    assert_eq!(refused.to_string(), CHANGED);
+    assert_eq!(out.inner.0, b"before");
 
     // Even with the old contents, length and time back, the zeros read are remembered.
     fs::write(&path, &original).unwrap();
@@ -206,8 +215,9 @@ fn a_model_replaced_by_rename_is_no_change() {
     file.model().unwrap();
 }
 
-/// A model cut short while `llama2` generates from it: the run goes on to its end on zeros
-/// (no SIGBUS), then fails with the change as its last word. The run is paused (SIGSTOP)
+/// A model cut short while `llama2` generates from it: no SIGBUS; the run stops at its next
+/// token (the zeros it read are never printed on) and fails with the change as its only
+/// word on stderr (no speed report for a run that went wrong). The run is paused (SIGSTOP)
 /// once it has printed, so that the truncation surely falls inside it.
 #[cfg(target_os = "linux")]
 #[test]
@@ -248,8 +258,26 @@ fn a_model_cut_short_during_generation_fails_the_run() {
         output.status
     );
     assert_eq!(
-        stderr.lines().last(),
-        Some(format!("llama2: error: {}", changed_message(&path)).as_str()),
+        stderr.lines().collect::<Vec<_>>(),
+        [format!("llama2: error: {}", changed_message(&path)).as_str()],
         "{stderr}"
     );
+}
+
+/// A text sink with `std::io::Error` errors, as stdout's adapter has.
+struct Sink(Vec<u8>);
+
+impl embedded_io::ErrorType for Sink {
+    type Error = std::io::Error;
+}
+
+impl embedded_io::Write for Sink {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
