@@ -370,7 +370,7 @@ mod tests {
         out.extend_from_slice(w.rms_ffn);
         out.extend_from_slice(w.rms_final);
         out.extend(data(w.token_embedding));
-        for s in [w.wq, w.wk, w.wv, w.wo, w.w1, w.w2, w.w3] {
+        for (_, s) in w.named_stacks() {
             out.extend(stack(s));
         }
         if !shared {

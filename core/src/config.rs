@@ -66,9 +66,9 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks the relations between the fields (divisibility, even head size).
-    pub fn check(&self) -> Result<()> {
-        let fields = [
+    /// The seven header numbers with their header names, in file order.
+    pub const fn named_fields(&self) -> [(&'static str, usize); 7] {
+        [
             ("dim", self.dim),
             ("hidden_dim", self.hidden_dim),
             ("n_layers", self.n_layers),
@@ -76,8 +76,12 @@ impl Config {
             ("n_kv_heads", self.n_kv_heads),
             ("vocab_size", self.vocab_size),
             ("seq_len", self.seq_len),
-        ];
-        for (field, value) in fields {
+        ]
+    }
+
+    /// Checks the relations between the fields (divisibility, even head size).
+    pub fn check(&self) -> Result<()> {
+        for (field, value) in self.named_fields() {
             if value == 0 {
                 return Err(Error::NonPositiveField { field, value: 0 });
             }

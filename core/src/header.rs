@@ -56,16 +56,9 @@ impl Header {
             bytes: [0; VERSIONED_HEADER_LEN],
             len: 0,
         };
-        let mut fields = [
-            ("dim", config.dim),
-            ("hidden_dim", config.hidden_dim),
-            ("n_layers", config.n_layers),
-            ("n_heads", config.n_heads),
-            ("n_kv_heads", config.n_kv_heads),
-            ("vocab_size", config.vocab_size),
-            ("seq_len", config.seq_len),
-        ]
-        .map(|(field, value)| as_i32(field, value));
+        let mut fields = config
+            .named_fields()
+            .map(|(field, value)| as_i32(field, value));
         match format {
             Format::V0 => {
                 if !config.shared_classifier {

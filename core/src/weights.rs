@@ -190,6 +190,20 @@ pub struct Weights<'a> {
 }
 
 impl<'a> Weights<'a> {
+    /// The seven per-layer matrix stacks with their llama2.c names, in file order
+    /// (`wq, wk, wv, wo, w1, w2, w3`).
+    pub fn named_stacks(&self) -> [(&'static str, Stack<'a>); 7] {
+        [
+            ("wq", self.wq),
+            ("wk", self.wk),
+            ("wv", self.wv),
+            ("wo", self.wo),
+            ("w1", self.w1),
+            ("w2", self.w2),
+            ("w3", self.w3),
+        ]
+    }
+
     /// Bytes of weights one forward pass reads: every layer's matrices and norms, the final
     /// norm and the classifier (the single embedding row is negligible and not counted).
     pub fn bytes_per_token(&self, config: &Config) -> usize {

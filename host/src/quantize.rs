@@ -113,7 +113,7 @@ pub fn write_v2(
     }
     let c = &model.config;
     let mut tensors: Vec<&[f32]> = vec![f32_data(&w.token_embedding)];
-    for stack in [w.wq, w.wk, w.wv, w.wo, w.w1, w.w2, w.w3] {
+    for (_, stack) in w.named_stacks() {
         tensors.extend((0..c.n_layers).map(|l| f32_data(&stack.layer(l))));
     }
     if !c.shared_classifier {
@@ -143,16 +143,7 @@ fn named_tensors<'a>(model: &Model<'a>) -> Vec<(String, &'a [f32])> {
     for l in 0..c.n_layers {
         tensors.push((format!("layer {l} rms_att"), norms(w.rms_att, l)));
         tensors.push((format!("layer {l} rms_ffn"), norms(w.rms_ffn, l)));
-        let stacks = [
-            ("wq", w.wq),
-            ("wk", w.wk),
-            ("wv", w.wv),
-            ("wo", w.wo),
-            ("w1", w.w1),
-            ("w2", w.w2),
-            ("w3", w.w3),
-        ];
-        for (name, stack) in stacks {
+        for (name, stack) in w.named_stacks() {
             tensors.push((format!("layer {l} {name}"), f32_data(&stack.layer(l))));
         }
     }
