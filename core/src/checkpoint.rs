@@ -335,7 +335,7 @@ mod tests {
     fn f32_data(m: Matrix<'_>) -> &[f32] {
         match m {
             Matrix::F32 { data, .. } => data,
-            Matrix::Q8(_) => panic!("expected an fp32 matrix"),
+            _ => panic!("expected an fp32 matrix"),
         }
     }
 

@@ -109,6 +109,7 @@ mod kernels;
 mod math;
 mod merge;
 mod parallel;
+pub mod quant;
 mod sampler;
 mod state;
 mod text;

@@ -82,6 +82,10 @@ pub fn matmul(
                 }
             }
         }),
+        Matrix::Ggml(w) => parallel.for_each_chunk(out, split, &|first, chunk| {
+            let rows = w.rows_slice(first / batch, chunk.len() / batch);
+            crate::quant::matmul_scalar(k, chunk, &rows, x, batch);
+        }),
         Matrix::Q8(w) => {
             let group = w.group;
             let values = &mut scratch.values[..x.len()];

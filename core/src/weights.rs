@@ -1,6 +1,7 @@
 //! Borrowed views of the weights: nothing here owns or copies model data.
 
 use crate::config::Config;
+use crate::quant::GgmlMatrix;
 
 /// A row-major matrix of `rows × cols` weights, borrowed from the model bytes.
 ///
@@ -14,8 +15,10 @@ pub enum Matrix<'a> {
         /// Values per row.
         cols: usize,
     },
-    /// Q8_0 int8 values with per-group scales.
+    /// Q8_0 int8 values with per-group scales (llama2.c v2 files).
     Q8(Q8Matrix<'a>),
+    /// A ggml block type from a GGUF file (F16, BF16, Q8_0, Q4_K, ...).
+    Ggml(GgmlMatrix<'a>),
 }
 
 /// A Q8_0 matrix: `values[i] * scale[i / group]`, with `group` dividing `cols` so that
@@ -49,7 +52,9 @@ impl<'a> Matrix<'a> {
     /// Number of input values each row multiplies (the matrix's width).
     pub fn cols(&self) -> usize {
         match *self {
-            Matrix::F32 { cols, .. } | Matrix::Q8(Q8Matrix { cols, .. }) => cols,
+            Matrix::F32 { cols, .. }
+            | Matrix::Q8(Q8Matrix { cols, .. })
+            | Matrix::Ggml(GgmlMatrix { cols, .. }) => cols,
         }
     }
 
@@ -60,6 +65,7 @@ impl<'a> Matrix<'a> {
             Matrix::Q8(Q8Matrix { values, cols, .. }) => {
                 values.len().checked_div(cols).unwrap_or(0)
             }
+            Matrix::Ggml(m) => m.rows(),
         }
     }
 
@@ -68,12 +74,14 @@ impl<'a> Matrix<'a> {
         match *self {
             Matrix::F32 { data, .. } => core::mem::size_of_val(data),
             Matrix::Q8(Q8Matrix { values, scales, .. }) => values.len() + scales.len(),
+            Matrix::Ggml(m) => m.data.len(),
         }
     }
 
-    /// Writes row `row` as f32 into `out` (the token embedding lookup), dequantizing a Q8
-    /// row on the fly so no table-sized buffer is needed.
-    pub(crate) fn copy_row(&self, row: usize, out: &mut [f32]) {
+    /// Writes row `row` as f32 into `out` (the token embedding lookup, and `convert`),
+    /// dequantizing a quantized row on the fly so no table-sized buffer is needed. `row` must
+    /// be below [`Matrix::rows`] and `out` hold [`Matrix::cols`] values.
+    pub fn copy_row(&self, row: usize, out: &mut [f32]) {
         match *self {
             Matrix::F32 { data, cols } => out.copy_from_slice(&data[row * cols..(row + 1) * cols]),
             Matrix::Q8(q8) => {
@@ -91,6 +99,7 @@ impl<'a> Matrix<'a> {
                     }
                 }
             }
+            Matrix::Ggml(m) => m.dequantize_row(row, out),
         }
     }
 }

@@ -158,7 +158,7 @@ fn named_tensors<'a>(model: &Model<'a>) -> Vec<(String, &'a [f32])> {
 fn f32_data<'a>(m: &Matrix<'a>) -> &'a [f32] {
     match *m {
         Matrix::F32 { data, .. } => data,
-        Matrix::Q8(_) => &[],
+        Matrix::Q8(_) | Matrix::Ggml(_) => &[],
     }
 }
 
