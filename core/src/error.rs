@@ -316,6 +316,16 @@ pub enum Error {
         /// The other.
         second: GgufName,
     },
+    /// A GGUF writer was given more or fewer bytes for a tensor than its shape and type
+    /// take ([`crate::gguf::write::GgufWriter`]).
+    GgufTensorDataMismatch {
+        /// The tensor (the last one, for bytes past the end of the data).
+        tensor: GgufName,
+        /// Bytes it takes (0: bytes past the last tensor).
+        expected: usize,
+        /// Bytes given.
+        given: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -539,6 +549,23 @@ impl fmt::Display for Error {
             Error::GgufTensorsOverlap { first, second } => write!(
                 f,
                 "GGUF tensors {first} and {second} overlap in the data section"
+            ),
+            Error::GgufTensorDataMismatch {
+                tensor,
+                expected: 0,
+                given,
+            } => write!(
+                f,
+                "GGUF writer was given {given} bytes of tensor data after the last tensor \
+                 {tensor} was complete"
+            ),
+            Error::GgufTensorDataMismatch {
+                tensor,
+                expected,
+                given,
+            } => write!(
+                f,
+                "GGUF writer was given {given} bytes for tensor {tensor}, which takes {expected}"
             ),
         }
     }
