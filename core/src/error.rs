@@ -23,6 +23,8 @@ pub enum Buffer {
     Batch,
     /// A byte buffer that receives rendered text (a chat turn).
     Text,
+    /// A byte buffer that receives encoded ggml blocks ([`crate::quant::encode`]).
+    Blocks,
 }
 
 /// Everything that can go wrong in the core crate.
@@ -326,6 +328,18 @@ pub enum Error {
         /// Bytes given.
         given: usize,
     },
+    /// [`crate::quant::encode::quantize`] does not encode this type.
+    QuantizeUnsupportedType {
+        /// The type asked for.
+        ggml_type: GgmlType,
+    },
+    /// Values to encode that do not fill whole blocks of the type.
+    QuantizeNotWholeBlocks {
+        /// The type asked for.
+        ggml_type: GgmlType,
+        /// The number of values given.
+        values: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -566,6 +580,16 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "GGUF writer was given {given} bytes for tensor {tensor}, which takes {expected}"
+            ),
+            Error::QuantizeUnsupportedType { ggml_type } => write!(
+                f,
+                "cannot encode ggml type {ggml_type} (this build encodes F32, F16, BF16, Q8_0, \
+                 Q4_0 and Q4_K)"
+            ),
+            Error::QuantizeNotWholeBlocks { ggml_type, values } => write!(
+                f,
+                "{values} values are not a whole number of {ggml_type} blocks of {}",
+                ggml_type.block().map_or(1, |b| b.elements)
             ),
         }
     }

@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod decode;
+pub mod encode;
 
 pub use decode::dequantize;
 
