@@ -76,6 +76,12 @@ fn put(out: &mut [u8], at: usize, bytes: &[u8]) {
     }
 }
 
+/// `x` rounded to the nearest integer, halves away from zero (C's `roundf`, which ggml's
+/// reference quantizers use).
+fn round(x: f32) -> f32 {
+    libm::roundf(x)
+}
+
 /// The little-endian IEEE binary16 nearest to `x` (ties to even).
 fn f16_bytes(x: f32) -> [u8; 2] {
     half::f16::from_f32(x).to_le_bytes()
@@ -94,8 +100,8 @@ fn bf16(x: f32) -> u16 {
     }
     // Adding just under half of the dropped part, plus one if the kept part is odd, rounds
     // to nearest with ties to even.
-    let round = 0x7fff + ((bits >> 16) & 1);
-    (bits.wrapping_add(round) >> 16) as u16
+    let bias = 0x7fff + ((bits >> 16) & 1);
+    (bits.wrapping_add(bias) >> 16) as u16
 }
 
 /// Q8_0: an f16 scale `max|x| / 127`, then 32 `i8` values `round(x / scale)`.
@@ -106,7 +112,7 @@ fn q8_0(x: &[f32], out: &mut [u8]) {
     put(out, 0, &f16_bytes(d));
     for (o, v) in out.iter_mut().skip(2).zip(x) {
         // `as` saturates; |v * inverse| <= 127 for finite input anyway.
-        *o = (v * inverse).round() as i8 as u8;
+        *o = round(v * inverse) as i8 as u8;
     }
 }
 
@@ -147,7 +153,7 @@ fn q4_k(x: &[f32], out: &mut [u8]) {
     let dmin = through_f16(max_min / 63.0);
     let six_bits = |value: f32, unit: f32| {
         if unit > 0.0 {
-            (value / unit).round().clamp(0.0, 63.0) as u8
+            round(value / unit).clamp(0.0, 63.0) as u8
         } else {
             0
         }
@@ -172,7 +178,7 @@ fn q4_k(x: &[f32], out: &mut [u8]) {
             let values = values.get(half * SUB..(half + 1) * SUB).unwrap_or_default();
             for (l, &v) in levels.iter_mut().zip(values) {
                 *l = if step > 0.0 {
-                    ((v + offset) / step).round().clamp(0.0, 15.0) as u8
+                    round((v + offset) / step).clamp(0.0, 15.0) as u8
                 } else {
                     0
                 };
@@ -220,7 +226,7 @@ fn fit_sub_block(x: &[f32]) -> (f32, f32) {
         let step = (hi - lo) / steps;
         let mut levels = [0.0f32; SUB];
         for (l, &v) in levels.iter_mut().zip(x) {
-            *l = ((v - lo) / step).round().clamp(0.0, 15.0);
+            *l = round((v - lo) / step).clamp(0.0, 15.0);
         }
         for (step, min) in [(step, -lo), least_squares(x, &levels)] {
             let error = squared_error(x, step, min);
@@ -261,7 +267,7 @@ fn squared_error(x: &[f32], step: f32, min: f32) -> f32 {
     x.iter()
         .map(|&v| {
             let level = if step > 0.0 {
-                ((v + min) / step).round().clamp(0.0, 15.0)
+                round((v + min) / step).clamp(0.0, 15.0)
             } else {
                 0.0
             };
