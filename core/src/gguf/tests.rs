@@ -921,6 +921,35 @@ fn every_error_message_names_its_subject() {
             },
             "output.weight and x overlap",
         ),
+        (
+            Error::GgufTensorDataMismatch {
+                tensor: t,
+                expected: 8,
+                given: 4,
+            },
+            "4 bytes for tensor output.weight, which takes 8",
+        ),
+        (
+            Error::GgufTensorDataMismatch {
+                tensor: t,
+                expected: 0,
+                given: 3,
+            },
+            "3 bytes of tensor data after the last tensor output.weight",
+        ),
+        (
+            Error::QuantizeUnsupportedType {
+                ggml_type: GgmlType::Q5_K,
+            },
+            "cannot encode ggml type Q5_K",
+        ),
+        (
+            Error::QuantizeNotWholeBlocks {
+                ggml_type: GgmlType::Q4_K,
+                values: 300,
+            },
+            "300 values are not a whole number of Q4_K blocks of 256",
+        ),
     ];
     for (error, expected) in cases {
         let message = error.to_string();

@@ -9,7 +9,8 @@
 
 use std::sync::OnceLock;
 
-use llama2_core::gguf::{Gguf, Value, ValueType, MAX_DIMS};
+use llama2_core::gguf::write::{GgufWriter, MetaArray, MetaValue, TensorSpec};
+use llama2_core::gguf::{GgmlType, Gguf, Value, ValueType, MAX_DIMS};
 use llama2_core::{
     prompt_buffer_len, AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model,
     Piece, ProbIndex, Q8Matrix, Sampler, Serial, State, Strategy, TextDecoder, Tokenizer,
@@ -469,139 +470,82 @@ fn check_array(array: llama2_core::gguf::Array<'_>) {
     assert_eq!(array.i32s().map(|s| s.count()).unwrap_or(n), n);
 }
 
-/// Writes GGUF files for the seeds: metadata entries with encoded values, then tensors.
-#[derive(Default)]
-pub struct GgufWriter {
-    pub version: u32,
-    metadata: Vec<u8>,
-    metadata_count: u64,
-    infos: Vec<u8>,
-    tensor_count: u64,
-    data: Vec<u8>,
-    alignment: usize,
-}
-
-impl GgufWriter {
-    pub fn new(version: u32) -> GgufWriter {
-        GgufWriter {
-            version,
-            alignment: 32,
-            ..GgufWriter::default()
-        }
-    }
-
-    /// A GGUF string.
-    pub fn string(s: &[u8]) -> Vec<u8> {
-        let mut out = (s.len() as u64).to_le_bytes().to_vec();
-        out.extend_from_slice(s);
-        out
-    }
-
-    /// A metadata entry of value type `type_id` with the encoded `value`.
-    pub fn kv(&mut self, key: &str, type_id: u32, value: &[u8]) -> &mut Self {
-        self.metadata.extend(Self::string(key.as_bytes()));
-        self.metadata.extend(type_id.to_le_bytes());
-        self.metadata.extend_from_slice(value);
-        self.metadata_count += 1;
-        if key == "general.alignment" {
-            self.alignment = u32::from_le_bytes(value[..4].try_into().unwrap()) as usize;
-        }
-        self
-    }
-
-    /// A tensor of ggml type `type_id` whose `bytes` go at the next aligned offset.
-    pub fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> &mut Self {
-        let offset = self.data.len().next_multiple_of(self.alignment);
-        self.data.resize(offset, 0);
-        self.data.extend_from_slice(bytes);
-        self.infos.extend(Self::string(name.as_bytes()));
-        self.infos.extend((dims.len() as u32).to_le_bytes());
-        for d in dims {
-            self.infos.extend(d.to_le_bytes());
-        }
-        self.infos.extend(type_id.to_le_bytes());
-        self.infos.extend((offset as u64).to_le_bytes());
-        self.tensor_count += 1;
-        self
-    }
-
-    pub fn bytes(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(self.version.to_le_bytes());
-        out.extend(self.tensor_count.to_le_bytes());
-        out.extend(self.metadata_count.to_le_bytes());
-        out.extend_from_slice(&self.metadata);
-        out.extend_from_slice(&self.infos);
-        if !self.data.is_empty() {
-            out.resize(out.len().next_multiple_of(self.alignment), 0);
-            out.extend_from_slice(&self.data);
-        }
-        out
-    }
+/// A GGUF file written by the core's writer (the one writer of GGUF bytes): `data` holds
+/// the tensors' bytes, one after the other.
+fn gguf_file(
+    metadata: &[(&str, MetaValue<'_>)],
+    tensors: &[TensorSpec<'_>],
+    data: &[u8],
+) -> Vec<u8> {
+    let mut file = Vec::new();
+    let mut writer = GgufWriter::new(&mut file, metadata, tensors).expect("a valid seed");
+    writer.data(data).expect("the seed's data fits its tensors");
+    writer.finish().expect("every tensor has its bytes");
+    file
 }
 
 /// Small GGUF seeds: a bare header; every value type with arrays and two tensors; a
-/// tiny llama-shaped file with a vocabulary; a K-quant tensor at alignment 64 (version 2).
+/// tiny llama-shaped file with a vocabulary; K-quant tensors at alignment 64, as version 2
+/// (the writer writes version 3, the same layout).
 fn gguf_seeds() -> Vec<(String, Vec<u8>)> {
-    let s = GgufWriter::string;
-    let array = |elem: u32, count: u64, elems: &[u8]| {
-        let mut out = elem.to_le_bytes().to_vec();
-        out.extend(count.to_le_bytes());
-        out.extend_from_slice(elems);
-        out
-    };
-    let mut seeds = vec![("header".to_string(), GgufWriter::new(3).bytes())];
+    use MetaArray as A;
+    use MetaValue as M;
+    let mut seeds = vec![("header".to_string(), gguf_file(&[], &[], &[]))];
 
-    let mut w = GgufWriter::new(3);
-    w.kv("u8", 0, &[7])
-        .kv("i8", 1, &[0xfe])
-        .kv("u16", 2, &513u16.to_le_bytes())
-        .kv("i16", 3, &(-2i16).to_le_bytes())
-        .kv("u32", 4, &70000u32.to_le_bytes())
-        .kv("i32", 5, &(-70000i32).to_le_bytes())
-        .kv("f32", 6, &0.5f32.to_le_bytes())
-        .kv("bool", 7, &[1])
-        .kv("string", 8, &s("text ▁".as_bytes()))
-        .kv("u64", 10, &(1u64 << 33).to_le_bytes())
-        .kv("i64", 11, &(-1i64).to_le_bytes())
-        .kv("f64", 12, &2.5f64.to_le_bytes())
-        .kv("bools", 9, &array(7, 3, &[0, 1, 0]))
-        .kv(
-            "i32s",
-            9,
-            &array(5, 2, &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
-        )
-        .kv("strings", 9, &array(8, 2, &[s(b"a"), s(b"")].concat()))
-        .tensor("f32", &[4, 2], 0, &[0x3f; 32])
-        .tensor("q8_0", &[32], 8, &[1; 34]);
-    seeds.push(("values".to_string(), w.bytes()));
+    let metadata = [
+        ("u8", M::U8(7)),
+        ("i8", M::I8(-2)),
+        ("u16", M::U16(513)),
+        ("i16", M::I16(-2)),
+        ("u32", M::U32(70000)),
+        ("i32", M::I32(-70000)),
+        ("f32", M::F32(0.5)),
+        ("bool", M::Bool(true)),
+        ("string", M::String("text ▁")),
+        ("u64", M::U64(1 << 33)),
+        ("i64", M::I64(-1)),
+        ("f64", M::F64(2.5)),
+        ("bools", M::Array(A::Bool(&[false, true, false]))),
+        ("i32s", M::Array(A::I32(&[1, -1]))),
+        ("strings", M::Array(A::String(&["a", ""]))),
+    ];
+    let tensors = [
+        TensorSpec::new("f32", GgmlType::F32, &[4, 2]),
+        TensorSpec::new("q8_0", GgmlType::Q8_0, &[32]),
+    ];
+    let data = [vec![0x3f; 32], vec![1; 34]].concat();
+    seeds.push(("values".to_string(), gguf_file(&metadata, &tensors, &data)));
 
-    let pieces: Vec<u8> = ["<unk>", "<s>", "</s>", "▁a", "b"]
-        .iter()
-        .flat_map(|p| s(p.as_bytes()))
-        .collect();
-    let scores: Vec<u8> = [0f32, 0.0, 0.0, -1.0, -2.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let mut w = GgufWriter::new(3);
-    w.kv("general.architecture", 8, &s(b"llama"))
-        .kv("llama.embedding_length", 4, &4u32.to_le_bytes())
-        .kv("llama.block_count", 4, &1u32.to_le_bytes())
-        .kv("tokenizer.ggml.model", 8, &s(b"llama"))
-        .kv("tokenizer.ggml.tokens", 9, &array(8, 5, &pieces))
-        .kv("tokenizer.ggml.scores", 9, &array(6, 5, &scores))
-        .tensor("token_embd.weight", &[4, 5], 0, &[0; 80])
-        .tensor("output_norm.weight", &[4], 0, &[0; 16])
-        .tensor("blk.0.attn_q.weight", &[4, 4], 1, &[0; 32]);
-    seeds.push(("llama".to_string(), w.bytes()));
+    let pieces = ["<unk>", "<s>", "</s>", "▁a", "b"];
+    let metadata = [
+        ("general.architecture", M::String("llama")),
+        ("llama.embedding_length", M::U32(4)),
+        ("llama.block_count", M::U32(1)),
+        ("tokenizer.ggml.model", M::String("llama")),
+        ("tokenizer.ggml.tokens", M::Array(A::String(&pieces))),
+        (
+            "tokenizer.ggml.scores",
+            M::Array(A::F32(&[0.0, 0.0, 0.0, -1.0, -2.0])),
+        ),
+    ];
+    let tensors = [
+        TensorSpec::new("token_embd.weight", GgmlType::F32, &[4, 5]),
+        TensorSpec::new("output_norm.weight", GgmlType::F32, &[4]),
+        TensorSpec::new("blk.0.attn_q.weight", GgmlType::F16, &[4, 4]),
+    ];
+    let data = vec![0; 80 + 16 + 32];
+    seeds.push(("llama".to_string(), gguf_file(&metadata, &tensors, &data)));
 
-    let mut w = GgufWriter::new(2);
-    w.kv("general.alignment", 4, &64u32.to_le_bytes())
-        .tensor("q4_k", &[256], 12, &[2; 144])
-        .tensor("bf16", &[3], 30, &[0; 6])
-        .tensor("q6_k", &[256, 1], 14, &[3; 210]);
-    seeds.push(("kquants_align64".to_string(), w.bytes()));
+    let metadata = [("general.alignment", M::U32(64))];
+    let tensors = [
+        TensorSpec::new("q4_k", GgmlType::Q4_K, &[256]),
+        TensorSpec::new("bf16", GgmlType::BF16, &[3]),
+        TensorSpec::new("q6_k", GgmlType::Q6_K, &[256, 1]),
+    ];
+    let data = [vec![2; 144], vec![0; 6], vec![3; 210]].concat();
+    let mut file = gguf_file(&metadata, &tensors, &data);
+    file[4..8].copy_from_slice(&2u32.to_le_bytes());
+    seeds.push(("kquants_align64".to_string(), file));
     seeds
 }
 
