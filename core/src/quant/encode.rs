@@ -54,19 +54,26 @@ pub fn quantize(ty: GgmlType, values: &[f32], out: &mut [u8]) -> Result<usize> {
         needed: len,
         actual,
     })?;
+    let encode: fn(&[f32], &mut [u8]) = match ty {
+        GgmlType::F32 => |v, o| put(o, 0, &first(v).to_le_bytes()),
+        GgmlType::F16 => |v, o| put(o, 0, &f16_bytes(first(v))),
+        GgmlType::BF16 => |v, o| put(o, 0, &bf16(first(v)).to_le_bytes()),
+        GgmlType::Q8_0 => q8_0,
+        GgmlType::Q4_0 => q4_0,
+        _ => q4_k,
+    };
     let blocks = values
         .chunks_exact(block.elements)
         .zip(out.chunks_exact_mut(block.bytes));
-    match ty {
-        GgmlType::F32 => blocks.for_each(|(v, o)| put(o, 0, &v[0].to_le_bytes())),
-        GgmlType::F16 => blocks.for_each(|(v, o)| put(o, 0, &f16_bytes(v[0]))),
-        GgmlType::BF16 => blocks.for_each(|(v, o)| put(o, 0, &bf16(v[0]).to_le_bytes())),
-        GgmlType::Q8_0 => blocks.for_each(|(v, o)| q8_0(v, o)),
-        GgmlType::Q4_0 => blocks.for_each(|(v, o)| q4_0(v, o)),
-        GgmlType::Q4_K => blocks.for_each(|(v, o)| q4_k(v, o)),
-        _ => {}
+    for (v, o) in blocks {
+        encode(v, o);
     }
     Ok(len)
+}
+
+/// The one value of a float type's block.
+fn first(values: &[f32]) -> f32 {
+    values.first().copied().unwrap_or_default()
 }
 
 /// Copies `bytes` into `out` at `at` (within the block, whose size the caller chose).
@@ -158,24 +165,22 @@ fn q4_k(x: &[f32], out: &mut [u8]) {
             0
         }
     };
-    let scales: [u8; SUBS] = core::array::from_fn(|s| six_bits(steps[s], d));
-    let minimums: [u8; SUBS] = core::array::from_fn(|s| six_bits(mins[s], dmin));
+    let scales = steps.map(|s| six_bits(s, d));
+    let minimums = mins.map(|m| six_bits(m, dmin));
     put(out, 0, &f16_bytes(d));
     put(out, 2, &f16_bytes(dmin));
     put(out, 4, &pack_scales(&scales, &minimums));
     // Sub-blocks 2k and 2k + 1 share bytes 32k..32k + 32: low and high nibbles.
     let mut levels = [0u8; SUB];
-    for (pair, (values, qs)) in x
-        .chunks_exact(2 * SUB)
-        .zip(out.get_mut(16..).unwrap_or_default().chunks_exact_mut(SUB))
-        .enumerate()
-    {
+    let mut subs = x.chunks_exact(SUB).zip(scales.iter().zip(&minimums));
+    for qs in out.get_mut(16..).unwrap_or_default().chunks_exact_mut(SUB) {
         qs.fill(0);
         for half in 0..2 {
-            let s = 2 * pair + half;
-            let step = d * f32::from(scales[s]);
-            let offset = dmin * f32::from(minimums[s]);
-            let values = values.get(half * SUB..(half + 1) * SUB).unwrap_or_default();
+            let Some((values, (&scale, &min))) = subs.next() else {
+                return;
+            };
+            let step = d * f32::from(scale);
+            let offset = dmin * f32::from(min);
             for (l, &v) in levels.iter_mut().zip(values) {
                 *l = if step > 0.0 {
                     round((v + offset) / step).clamp(0.0, 15.0) as u8
@@ -195,14 +200,24 @@ fn q4_k(x: &[f32], out: &mut [u8]) {
 /// 4-7 in their top bits; bytes 8-11 hold the low four bits of scale (low nibble) and
 /// minimum (high nibble) 4-7.
 fn pack_scales(scales: &[u8; SUBS], mins: &[u8; SUBS]) -> [u8; 12] {
-    let mut packed = [0u8; 12];
-    for j in 0..4 {
-        let (hi_scale, hi_min) = (scales[j + 4], mins[j + 4]);
-        packed[j] = scales[j] | ((hi_scale >> 4) << 6);
-        packed[j + 4] = mins[j] | ((hi_min >> 4) << 6);
-        packed[j + 8] = (hi_scale & 0xf) | ((hi_min & 0xf) << 4);
-    }
-    packed
+    let [s0, s1, s2, s3, s4, s5, s6, s7] = *scales;
+    let [m0, m1, m2, m3, m4, m5, m6, m7] = *mins;
+    let low = |lo: u8, hi: u8| lo | ((hi >> 4) << 6);
+    let rest = |s: u8, m: u8| (s & 0xf) | ((m & 0xf) << 4);
+    [
+        low(s0, s4),
+        low(s1, s5),
+        low(s2, s6),
+        low(s3, s7),
+        low(m0, m4),
+        low(m1, m5),
+        low(m2, m6),
+        low(m3, m7),
+        rest(s4, m4),
+        rest(s5, m5),
+        rest(s6, m6),
+        rest(s7, m7),
+    ]
 }
 
 /// The step and minimum (`x ≈ step * level - min`, levels 0..=15, `min >= 0`) that give one
@@ -212,7 +227,7 @@ fn pack_scales(scales: &[u8; SUBS], mins: &[u8; SUBS]) -> [u8; 12] {
 fn fit_sub_block(x: &[f32]) -> (f32, f32) {
     let lo = x.iter().fold(0.0f32, |m, &v| m.min(v));
     let hi = x.iter().fold(f32::MIN, |m, &v| m.max(v));
-    if !(hi > lo) {
+    if hi.partial_cmp(&lo) != Some(core::cmp::Ordering::Greater) {
         // All values equal and non-negative... or equal to a non-positive `lo`.
         return if lo < 0.0 {
             (0.0, -lo)
