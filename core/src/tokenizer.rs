@@ -276,16 +276,19 @@ impl<'a> Tokenizer<'a> {
     /// `tail`, lowest id first.
     pub fn lookup(&self, head: &[u8], tail: &[u8]) -> Option<u32> {
         match self.store {
-            Store::Llama2c(bytes) => {
-                let entry = |id: u32| entry_piece(bytes, self.offsets, id);
-                let first = self
-                    .sorted
-                    .partition_point(|&id| cmp_concat(entry(id), head, tail) == Ordering::Less);
-                let &id = self.sorted.get(first)?;
-                (cmp_concat(entry(id), head, tail) == Ordering::Equal).then_some(id)
-            }
+            Store::Llama2c(bytes) => self.lookup_llama2c(bytes, head, tail),
             Store::Gguf(vocab) => self.lookup_text(&vocab, head.iter().chain(tail).copied()),
         }
+    }
+
+    /// The lowest id whose piece is `head ++ tail`, in a `tokenizer.bin`.
+    fn lookup_llama2c(&self, bytes: &[u8], head: &[u8], tail: &[u8]) -> Option<u32> {
+        let entry = |id: u32| entry_piece(bytes, self.offsets, id);
+        let first = self
+            .sorted
+            .partition_point(|&id| cmp_concat(entry(id), head, tail) == Ordering::Less);
+        let &id = self.sorted.get(first)?;
+        (cmp_concat(entry(id), head, tail) == Ordering::Equal).then_some(id)
     }
 
     /// The lowest id whose text is `query`, in a GGUF vocabulary.
@@ -427,7 +430,11 @@ impl<'a> Tokenizer<'a> {
 impl merge::Vocabulary for Tokenizer<'_> {
     fn pair(&self, left: u32, right: u32) -> Option<u32> {
         match self.store {
-            Store::Llama2c(_) => self.lookup(self.piece(left)?, self.piece(right)?),
+            Store::Llama2c(bytes) => {
+                self.offsets.get(left.max(right) as usize)?;
+                let piece = |id: u32| entry_piece(bytes, self.offsets, id);
+                self.lookup_llama2c(bytes, piece(left), piece(right))
+            }
             Store::Gguf(vocab) => {
                 let (left, right) = (self.piece_text(left)?, self.piece_text(right)?);
                 self.lookup_text(&vocab, left.bytes().chain(right.bytes()))

@@ -449,6 +449,58 @@ mod tests {
     }
 
     #[test]
+    fn messages_name_the_key_and_what_is_wrong() {
+        use std::string::ToString;
+        let cases: [(Error, &[&str]); 7] = [
+            (
+                Error::GgufTokenizerUnsupported {
+                    model: GgufName::new("gpt2"),
+                },
+                &["\"gpt2\"", "\"llama\"", "not supported"],
+            ),
+            (
+                Error::GgufTokenizerKeyMissing { key: SCORES_KEY },
+                &[SCORES_KEY, "no "],
+            ),
+            (
+                Error::GgufTokenizerElementType {
+                    key: TOKENS_KEY,
+                    expected: ValueType::String,
+                    found: ValueType::F32,
+                },
+                &[TOKENS_KEY, "array of f32", "array of string"],
+            ),
+            (
+                Error::GgufTokenizerLengthMismatch {
+                    key: SCORES_KEY,
+                    len: 3,
+                    tokens: 4,
+                },
+                &[SCORES_KEY, "3 entries", "4 tokens"],
+            ),
+            (
+                Error::GgufTokenizerIdOutOfRange {
+                    key: BOS_KEY,
+                    id: -1,
+                    vocab_size: 4,
+                },
+                &[BOS_KEY, "-1", "4 tokens"],
+            ),
+            (
+                Error::GgufTokenizerTooLarge { bytes: 1 << 33 },
+                &["8589934592 bytes", "4 GiB"],
+            ),
+            (Error::NoByteToken { byte: 0xF0 }, &["<0xF0>"]),
+        ];
+        for (error, parts) in cases {
+            let message = error.to_string();
+            for part in parts {
+                assert!(message.contains(part), "{message:?} lacks {part:?}");
+            }
+        }
+    }
+
+    #[test]
     fn refuses_what_it_cannot_read() {
         let vocab = llama_vocab(&MERGES);
         let n = vocab.len();
