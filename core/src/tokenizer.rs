@@ -17,6 +17,7 @@ use crate::error::{Buffer, Error, Result};
 use crate::gguf::Gguf;
 use crate::merge;
 
+use piece::cmp_runs;
 pub use piece::{Chunks, Piece, PieceText};
 
 /// Id of the beginning-of-sequence token of a `tokenizer.bin` (a GGUF vocabulary says its
@@ -26,6 +27,8 @@ pub const BOS: u32 = 1;
 pub const EOS: u32 = 2;
 /// Byte `b` is token `b + BYTE_TOKEN_OFFSET` in llama2.c's byte-fallback range.
 const BYTE_TOKEN_OFFSET: u32 = 3;
+/// Bytes of stack for the text of a pair being merged in a GGUF vocabulary.
+const PAIR_BUFFER: usize = 64;
 
 /// Length in `u32`s of the buffer [`Tokenizer::encode`] (and so
 /// [`Generator::generate`](crate::Generator::generate)) needs for a text of `text_len` bytes,
@@ -170,7 +173,7 @@ impl<'a> Tokenizer<'a> {
         let offsets = &*offsets;
         sort_ids(sorted, |a, b| {
             let (a, b) = (vocab.text(offsets, a), vocab.text(offsets, b));
-            a.bytes().cmp(b.bytes())
+            cmp_runs(a.chunks(), b.chunks())
         });
         let mut tokenizer = Tokenizer {
             store: Store::Gguf(vocab),
@@ -277,7 +280,7 @@ impl<'a> Tokenizer<'a> {
     pub fn lookup(&self, head: &[u8], tail: &[u8]) -> Option<u32> {
         match self.store {
             Store::Llama2c(bytes) => self.lookup_llama2c(bytes, head, tail),
-            Store::Gguf(vocab) => self.lookup_text(&vocab, head.iter().chain(tail).copied()),
+            Store::Gguf(vocab) => self.lookup_text(&vocab, [head, tail].into_iter()),
         }
     }
 
@@ -291,18 +294,16 @@ impl<'a> Tokenizer<'a> {
         (cmp_concat(entry(id), head, tail) == Ordering::Equal).then_some(id)
     }
 
-    /// The lowest id whose text is `query`, in a GGUF vocabulary.
-    fn lookup_text(
+    /// The lowest id whose text is `query` (given as runs of bytes), in a GGUF vocabulary.
+    fn lookup_text<'q>(
         &self,
         vocab: &gguf::Vocab<'a>,
-        query: impl Iterator<Item = u8> + Clone,
+        query: impl Iterator<Item = &'q [u8]> + Clone,
     ) -> Option<u32> {
-        let text = |id: u32| vocab.text(self.offsets, id);
-        let first = self
-            .sorted
-            .partition_point(|&id| text(id).bytes().cmp(query.clone()) == Ordering::Less);
+        let cmp = |id: u32| cmp_runs(vocab.text(self.offsets, id).chunks(), query.clone());
+        let first = self.sorted.partition_point(|&id| cmp(id) == Ordering::Less);
         let &id = self.sorted.get(first)?;
-        text(id).bytes().eq(query).then_some(id)
+        (cmp(id) == Ordering::Equal).then_some(id)
     }
 
     /// Encodes `text` into `out` the way llama2.c does and returns the number of tokens,
@@ -437,7 +438,13 @@ impl merge::Vocabulary for Tokenizer<'_> {
             }
             Store::Gguf(vocab) => {
                 let (left, right) = (self.piece_text(left)?, self.piece_text(right)?);
-                self.lookup_text(&vocab, left.bytes().chain(right.bytes()))
+                // The pair's text spelled out once rather than at every step of the search
+                // (pairs too long for the buffer, which real vocabularies lack, are not).
+                let mut buf = [0u8; PAIR_BUFFER];
+                match spell_pair(left, right, &mut buf) {
+                    Some(text) => self.lookup_text(&vocab, core::iter::once(text)),
+                    None => self.lookup_text(&vocab, left.chunks().chain(right.chunks())),
+                }
             }
         }
     }
@@ -446,6 +453,17 @@ impl merge::Vocabulary for Tokenizer<'_> {
         // Ids come from `pair`, so always in range; NaN would never be chosen.
         Tokenizer::score(self, id).unwrap_or(f32::NAN)
     }
+}
+
+/// The text of `left` followed by `right`, in `buf` if it fits.
+fn spell_pair<'b>(
+    left: PieceText<'_>,
+    right: PieceText<'_>,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    let n = left.copy_to(buf)?.len();
+    let m = right.copy_to(buf.get_mut(n..)?)?.len();
+    buf.get(..n + m)
 }
 
 /// Checks the index buffer and splits it into the offsets and the sorted ids.
@@ -743,10 +761,14 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Vec<u8> {
+        fixture_file(&format!("models/{name}"))
+    }
+
+    fn fixture_file(relative: &str) -> Vec<u8> {
         let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures").into()
         });
-        let path = format!("{dir}/models/{name}");
+        let path = format!("{dir}/{relative}");
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -815,6 +837,42 @@ mod tests {
                     out[..n],
                     encode_quadratic(&t, text, bos, eos),
                     "{name}: {text:?} (bos {bos}, eos {eos})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "reads fixture files, which Miri's isolation forbids")]
+    fn gguf_vocabularies_encode_every_text_as_their_tokenizer_bin() {
+        let pairs = [
+            ("tok512.bin", "gguf/stories260K.gguf", 512, 1200),
+            ("tokenizer.bin", "gguf/synth_32k-Q8_0.gguf", 32000, 600),
+        ];
+        for (bin_name, gguf_name, vocab, count) in pairs {
+            let bin = fixture(bin_name);
+            let mut bin_index = vec![0; Tokenizer::index_len(vocab).unwrap()];
+            let b = Tokenizer::new(&bin, vocab, &mut bin_index).unwrap();
+            let file = fixture_file(gguf_name);
+            let gguf = Gguf::parse(&file).unwrap();
+            let mut index = vec![0; Tokenizer::index_len(vocab).unwrap()];
+            let g = Tokenizer::from_gguf(&gguf, &mut index).unwrap();
+            // Texts that spell BOS/EOS pieces and the space mark, then the adversarial ones.
+            let mut texts: Vec<Vec<u8>> =
+                ["<s>", "</s> <s>", "\n<s>\n", "\u{2581}a \u{2581}", "<0x41>"]
+                    .map(|t| t.as_bytes().to_vec())
+                    .into();
+            texts.extend(adversarial_texts(vocab as u64 + 1, count, 300));
+            for (i, text) in texts.iter().enumerate() {
+                let (bos, eos) = (i % 3 != 1, i % 4 == 0);
+                let mut out = vec![0; prompt_buffer_len(text.len()).unwrap()];
+                let n = g.encode(text, bos, eos, &mut out).unwrap();
+                let mut expected = vec![0; prompt_buffer_len(text.len()).unwrap()];
+                let m = b.encode(text, bos, eos, &mut expected).unwrap();
+                assert_eq!(
+                    out[..n],
+                    expected[..m],
+                    "{gguf_name}: {text:?} (bos {bos}, eos {eos})"
                 );
             }
         }

@@ -8,6 +8,8 @@
 //! [`PieceText::bytes`] without copying.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
+use core::cmp::Ordering;
+
 /// The sentencepiece meta symbol `▁` (U+2581), which stands for a space in GGUF pieces.
 pub(crate) const SPACE_MARK: &[u8] = "\u{2581}".as_bytes();
 
@@ -159,11 +161,50 @@ impl<'a> Iterator for Chunks<'a> {
     }
 }
 
-/// Where the first `▁` starts in `bytes`.
+/// Orders two texts given as runs of bytes (such as [`PieceText::chunks`]), as their
+/// concatenations would order, comparing whole slices rather than byte by byte.
+pub(crate) fn cmp_runs<'x, 'y>(
+    mut a: impl Iterator<Item = &'x [u8]>,
+    mut b: impl Iterator<Item = &'y [u8]>,
+) -> Ordering {
+    let (mut x, mut y): (&[u8], &[u8]) = (&[], &[]);
+    loop {
+        if x.is_empty() {
+            if let Some(run) = a.next() {
+                x = run;
+                continue;
+            }
+        }
+        if y.is_empty() {
+            if let Some(run) = b.next() {
+                y = run;
+                continue;
+            }
+        }
+        // Here a run is empty only if its text has ended.
+        let n = x.len().min(y.len());
+        if n == 0 {
+            return x.len().cmp(&y.len());
+        }
+        let ((x_head, x_rest), (y_head, y_rest)) = (x.split_at(n), y.split_at(n));
+        match x_head.cmp(y_head) {
+            Ordering::Equal => (x, y) = (x_rest, y_rest),
+            other => return other,
+        }
+    }
+}
+
+/// Where the first `▁` starts in `bytes`: a search for its lead byte, which most pieces
+/// do not hold at all.
 fn find_mark(bytes: &[u8]) -> Option<usize> {
-    bytes
-        .windows(SPACE_MARK.len())
-        .position(|w| w == SPACE_MARK)
+    let mut from = 0;
+    loop {
+        let at = from + bytes.get(from..)?.iter().position(|&b| b == 0xE2)?;
+        if bytes.get(at..at + SPACE_MARK.len()) == Some(SPACE_MARK) {
+            return Some(at);
+        }
+        from = at + 1;
+    }
 }
 
 /// How many `▁` `bytes` holds (they cannot overlap: a mark starts with a lead byte).
@@ -231,6 +272,28 @@ mod tests {
         assert_eq!(drop(PieceText::sentencepiece(b" ab", false)), b"ab");
         assert_eq!(drop(PieceText::sentencepiece(b"<s>", true)), b"\n<s>\n");
         assert_eq!(drop(PieceText::plain("▁ab".as_bytes())), "▁ab".as_bytes());
+    }
+
+    #[test]
+    fn runs_order_as_their_concatenations() {
+        let texts: [&[&[u8]]; 9] = [
+            &[],
+            &[b""],
+            &[b"a"],
+            &[b"a", b""],
+            &[b"", b"ab"],
+            &[b"a", b"b"],
+            &[b"ab", b"c"],
+            &[b"a", b"bc", b"d"],
+            &[b"b"],
+        ];
+        for a in texts {
+            for b in texts {
+                let expected = a.concat().cmp(&b.concat());
+                let got = cmp_runs(a.iter().copied(), b.iter().copied());
+                assert_eq!(got, expected, "{a:?} vs {b:?}");
+            }
+        }
     }
 
     #[test]
