@@ -35,7 +35,7 @@ mod value;
 pub mod write;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use name::GgufName;
 pub use tensor::{Block, GgmlType, TensorInfo, MAX_DIMS};
