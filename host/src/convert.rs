@@ -12,7 +12,7 @@
 //!   `tokenizer.bin`. A model v0 cannot describe (an RMSNorm epsilon other than 1e-5, a RoPE
 //!   base other than 10000) is refused.
 //!
-//! Every output goes through [`write_atomically`]: IN is never touched, and an output is
+//! Every output goes through [`crate::atomic_write::write_atomically`]: IN is never touched, and an output is
 //! either the whole new file or left as it was.
 
 mod to_gguf;

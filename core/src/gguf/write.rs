@@ -790,12 +790,15 @@ mod tests {
         );
     }
 
+    /// A file description and the error it must get.
+    type Case<'a> = (Vec<(&'a str, MetaValue<'a>)>, Vec<TensorSpec<'a>>, Error);
+
     /// Every description the writer refuses, with the reader's error for such a file.
     #[test]
     fn refuses_what_the_reader_refuses() {
         let f32 = |name| TensorSpec::new(name, GgmlType::F32, &[1]);
         let name = GgufName::new;
-        let cases: Vec<(Vec<(&str, MetaValue<'_>)>, Vec<TensorSpec<'_>>, Error)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             (
                 vec![("k", MetaValue::U8(1)), ("k", MetaValue::U8(2))],
                 vec![],
