@@ -38,6 +38,8 @@ pub(super) fn run(
         ));
     }
     check_v0_numerics(&model.numerics).map_err(|e| CliError::file(&args.input, e))?;
+    // A shape v0's i32 fields cannot hold is refused before anything is written.
+    Header::new(&model.config, Format::V0).map_err(|e| CliError::file(&args.input, e))?;
     let tokenizer_out = args
         .tokenizer_out
         .clone()
