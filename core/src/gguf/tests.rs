@@ -994,3 +994,47 @@ fn most_entries_parse() {
         4095f32.to_le_bytes()
     );
 }
+
+/// The writer (`gguf::write`) lays a valid file out byte for byte as the independent
+/// `Builder` does, but for the padding it adds after the last tensor (as gguf-py does).
+#[test]
+fn the_writer_writes_what_the_builder_builds() {
+    use super::write::{GgufWriter, MetaArray, MetaValue, TensorSpec};
+    let pieces = ["<unk>", "▁a", ""];
+    let piece_bytes: Vec<u8> = pieces.iter().flat_map(|p| string(p.as_bytes())).collect();
+    let f32s: Vec<u8> = [0.5f32, -1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let q8 = [7u8; 34];
+    let built = Builder::new()
+        .kv(b"general.architecture", STRING, &string(b"llama"))
+        .alignment(64)
+        .kv(b"n", I64, &(-3i64).to_le_bytes())
+        .kv(b"ok", BOOL, &[1])
+        .kv(b"tokens", ARRAY, &array(STRING, 3, &piece_bytes))
+        .kv(b"scores", ARRAY, &array(F32, 2, &f32s))
+        .f32_tensor("norm", &[2], &[0.5, -1.0])
+        .tensor("q", &[32, 1], T_Q8_0, &q8)
+        .build();
+    let metadata = [
+        ("general.architecture", MetaValue::String("llama")),
+        (ALIGNMENT_KEY, MetaValue::U32(64)),
+        ("n", MetaValue::I64(-3)),
+        ("ok", MetaValue::Bool(true)),
+        ("tokens", MetaValue::Array(MetaArray::String(&pieces))),
+        ("scores", MetaValue::Array(MetaArray::F32(&[0.5, -1.0]))),
+    ];
+    let tensors = [
+        TensorSpec::new("norm", GgmlType::F32, &[2]),
+        TensorSpec::new("q", GgmlType::Q8_0, &[32, 1]),
+    ];
+    let mut written = Vec::new();
+    let mut writer = GgufWriter::new(&mut written, &metadata, &tensors).unwrap();
+    writer.data(&f32s).unwrap();
+    writer.data(&q8).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(written.len(), built.len().next_multiple_of(64));
+    assert_eq!(written[..built.len()], built[..]);
+    assert!(written[built.len()..].iter().all(|&b| b == 0));
+}
