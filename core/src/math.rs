@@ -82,10 +82,14 @@ pub fn matmul(
                 }
             }
         }),
-        Matrix::Ggml(w) => parallel.for_each_chunk(out, split, &|first, chunk| {
-            let rows = w.rows_slice(first / batch, chunk.len() / batch);
-            crate::quant::matmul_scalar(k, chunk, &rows, x, batch);
-        }),
+        Matrix::Ggml(w) => {
+            // Quantized once for all rows (if the kernels take it so), before the split.
+            let input = crate::quant::prepare(k, w.ty, x, scratch.values, scratch.scales);
+            parallel.for_each_chunk(out, split, &|first, chunk| {
+                let rows = w.rows_slice(first / batch, chunk.len() / batch);
+                crate::quant::matmul(k, chunk, &rows, &input, batch);
+            });
+        }
         Matrix::Q8(w) => {
             let group = w.group;
             let values = &mut scratch.values[..x.len()];

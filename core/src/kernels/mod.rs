@@ -11,15 +11,20 @@
 //! `std` feature) or the build enables the features at compile time.
 #![allow(unsafe_code)]
 
+use crate::gguf::GgmlType;
 use crate::weights::Q8Matrix;
 
 #[cfg(feature = "std")]
 mod detect;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_ggml;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_ggml;
 
 /// Which implementation of the inner loops to run. Construct with [`Kernels::scalar`],
 /// [`Kernels::native`], `Kernels::detect` (feature `std`: what the running CPU supports) or,
@@ -51,25 +56,26 @@ impl Kernels {
         Kernels(Kind::Scalar)
     }
 
-    /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA on
-    /// x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
+    /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA+F16C
+    /// on x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
     pub const fn native() -> Kernels {
         #[cfg(target_arch = "aarch64")]
         return Kernels(Kind::Neon);
         #[cfg(all(
             target_arch = "x86_64",
             target_feature = "avx2",
-            target_feature = "fma"
+            target_feature = "fma",
+            target_feature = "f16c"
         ))]
         return Kernels(Kind::Avx2Fma);
         #[allow(unreachable_code)]
         Kernels(Kind::Scalar)
     }
 
-    /// AVX2+FMA kernels.
+    /// AVX2+FMA kernels (with F16C for the F16 weight products).
     ///
     /// # Safety
-    /// The processor running the program must support AVX2 and FMA (check with
+    /// The processor running the program must support AVX2, FMA and F16C (check with
     /// `is_x86_feature_detected!`); on one that does not, using them is undefined behaviour.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx2_fma_unchecked() -> Kernels {
@@ -80,7 +86,7 @@ impl Kernels {
     /// vectors; results are bit-identical to [`Kernels::avx2_fma_unchecked`].
     ///
     /// # Safety
-    /// The processor must support AVX2, FMA, AVX512-VNNI and AVX512-VL.
+    /// The processor must support AVX2, FMA, F16C, AVX512-VNNI and AVX512-VL.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx512_vnni_unchecked() -> Kernels {
         Kernels(Kind::Avx512Vnni)
@@ -202,15 +208,113 @@ impl Kernels {
     }
 }
 
+/// An input vector quantized for the SIMD ggml block products: int8 values in groups of
+/// 32 (`values[i] · scales[i / 32]` approximates the input), with each group's integer sum
+/// (exact in f32) for the types whose blocks have minimums.
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Blocks<'a> {
+    /// The int8 values, a multiple of 32 of them.
+    pub values: &'a [i8],
+    /// One scale per 32 values.
+    pub scales: &'a [f32],
+    /// `Σ values` of each group of 32.
+    pub sums: &'a [f32],
+}
+
+/// What a ggml weight type's product takes as input under given [`Kernels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GgmlInput {
+    /// No SIMD product: the scalar path decodes each block to f32 and takes its dot product
+    /// with the f32 input (the reference).
+    Decoded,
+    /// A SIMD product over the f32 input ([`Kernels::ggml_dot_f32`]).
+    F32,
+    /// A SIMD product over the input quantized to [`Q8Blocks`] ([`Kernels::ggml_dot_q8`]).
+    Q8,
+}
+
+impl Kernels {
+    /// Which input the product of a `ty` row takes: the SIMD kernels cover F16 (f32 input)
+    /// and Q8_0, Q4_0, Q4_K, Q6_K (quantized input); everything else, and every type under
+    /// [`Kernels::scalar`], takes the decoding reference path.
+    pub fn ggml_input(&self, ty: GgmlType) -> GgmlInput {
+        if self.0 == Kind::Scalar {
+            return GgmlInput::Decoded;
+        }
+        match ty {
+            GgmlType::F16 => GgmlInput::F32,
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q6_K => GgmlInput::Q8,
+            _ => GgmlInput::Decoded,
+        }
+    }
+
+    /// One row of `ty` blocks (`row`, whole blocks) times the f32 vector `x`, for the types
+    /// [`Kernels::ggml_input`] maps to [`GgmlInput::F32`]; 0 for any other.
+    #[inline]
+    pub fn ggml_dot_f32(&self, ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+        match (self.0, ty) {
+            // SAFETY: this variant exists only where AVX2, FMA and F16C are available (see
+            // `avx2_fma_unchecked`).
+            #[cfg(target_arch = "x86_64")]
+            (Kind::Avx2Fma | Kind::Avx512Vnni, GgmlType::F16) => unsafe {
+                x86_ggml::f16_dot(row, x)
+            },
+            #[cfg(target_arch = "aarch64")]
+            (Kind::Neon, GgmlType::F16) => neon_ggml::f16_dot(row, x),
+            _ => {
+                let _ = (row, x);
+                0.0
+            }
+        }
+    }
+
+    /// One row of `ty` blocks (`row`, whole blocks) times the quantized vector `x`, for the
+    /// types [`Kernels::ggml_input`] maps to [`GgmlInput::Q8`]; 0 for any other. Blocks and
+    /// groups past the shorter of the two are left out.
+    #[inline]
+    pub fn ggml_dot_q8(&self, ty: GgmlType, row: &[u8], x: Q8Blocks<'_>) -> f32 {
+        match self.0 {
+            // SAFETY: as in `ggml_dot_f32`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe {
+                match ty {
+                    GgmlType::Q8_0 => x86_ggml::q8_0_dot(row, x),
+                    GgmlType::Q4_0 => x86_ggml::q4_0_dot(row, x),
+                    GgmlType::Q4_K => x86_ggml::q4_k_dot(row, x),
+                    GgmlType::Q6_K => x86_ggml::q6_k_dot(row, x),
+                    _ => 0.0,
+                }
+            },
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => match ty {
+                GgmlType::Q8_0 => neon_ggml::q8_0_dot(row, x),
+                GgmlType::Q4_0 => neon_ggml::q4_0_dot(row, x),
+                GgmlType::Q4_K => neon_ggml::q4_k_dot(row, x),
+                GgmlType::Q6_K => neon_ggml::q6_k_dot(row, x),
+                _ => 0.0,
+            },
+            _ => {
+                let _ = (ty, row, x);
+                0.0
+            }
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::vec::Vec;
 
-    fn all() -> Vec<Kernels> {
+    /// Every kernel variant this processor can run (the scalar reference first).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    pub(crate) fn all() -> Vec<Kernels> {
         let mut kernels = std::vec![Kernels::scalar(), Kernels::native()];
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if std::is_x86_feature_detected!("avx2")
+            && std::is_x86_feature_detected!("fma")
+            && std::is_x86_feature_detected!("f16c")
+        {
             // SAFETY: the features were just detected.
             kernels.push(unsafe { Kernels::avx2_fma_unchecked() });
             if std::is_x86_feature_detected!("avx512vnni")
