@@ -153,7 +153,8 @@ typedef struct llama2_config {
    */
   bool shared_classifier;
   /**
-   * File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0).
+   * File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0), or 100 + the GGUF
+   * version for a GGUF file (102, 103).
    */
   uint32_t version;
   /**

@@ -30,7 +30,8 @@ pub struct llama2_config {
     pub seq_len: usize,
     /// Whether the classifier shares the token embedding.
     pub shared_classifier: bool,
-    /// File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0).
+    /// File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0), or 100 + the GGUF
+    /// version for a GGUF file (102, 103).
     pub version: u32,
     /// Q8_0 group size for version 2, else 0.
     pub group_size: usize,
@@ -43,6 +44,7 @@ impl From<&Model<'_>> for llama2_config {
             Format::V0 => (0, 0),
             Format::V1 => (1, 0),
             Format::V2 { group_size } => (2, group_size),
+            Format::Gguf { version } => (100 + version, 0),
         };
         llama2_config {
             dim: c.dim,

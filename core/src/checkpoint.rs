@@ -8,9 +8,11 @@
 //! `clippy::indexing_slicing`), and every size is computed with checked arithmetic.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::config::{add, mul, Config};
+use crate::config::{add, mul, Config, Numerics};
 use crate::error::{Error, Result};
-use crate::weights::{q8_matrix, Matrix, Stack, Weights};
+use crate::gguf::{self, Gguf};
+use crate::gguf_llama;
+use crate::weights::{q8_matrix, LayerWeights, Layers, Matrix, Stack, Stacks, Weights};
 
 /// `"ak42"` read as a little-endian u32: the magic of versioned files.
 pub const MAGIC: u32 = 0x616b_3432;
@@ -31,6 +33,12 @@ pub enum Format {
         /// Values per scale.
         group_size: usize,
     },
+    /// A GGUF file (llama.cpp's container) of the llama architecture; each tensor has its
+    /// own type.
+    Gguf {
+        /// The GGUF version (2 or 3).
+        version: u32,
+    },
 }
 
 /// How the matrices of a file are stored.
@@ -45,6 +53,8 @@ enum Element {
 pub struct Model<'a> {
     /// The shape, from the header.
     pub config: Config,
+    /// RMSNorm epsilon and RoPE base ([`Numerics::LLAMA2C`] for llama2.c files).
+    pub numerics: Numerics,
     /// The file layout the weights were read in.
     pub format: Format,
     /// Views of the weights, in the model bytes.
@@ -52,9 +62,41 @@ pub struct Model<'a> {
 }
 
 impl<'a> Model<'a> {
-    /// Parses model bytes without copying them. The slice must be 4-byte aligned (a
+    /// Parses a llama2.c model file without copying it. The slice must be 4-byte aligned (a
     /// memory map or an aligned `static` is) and exactly as long as its header says.
+    ///
+    /// A GGUF file needs a table of per-layer views: use [`Model::parse`] (this returns
+    /// [`Error::BufferTooSmall`] for one).
     pub fn from_bytes(bytes: &'a [u8]) -> Result<Model<'a>> {
+        Model::parse(bytes, &mut [])
+    }
+
+    /// The number of [`LayerWeights`] entries [`Model::parse`] needs for these bytes: the
+    /// layer count of a GGUF file, 0 for a llama2.c file (whose layers are stacked in place).
+    pub fn layer_table_len(bytes: &[u8]) -> Result<usize> {
+        if gguf::is_gguf(bytes) {
+            gguf_llama::layer_count(&Gguf::parse(bytes)?)
+        } else {
+            Ok(0)
+        }
+    }
+
+    /// Parses model bytes of either kind, told apart by their first bytes: a GGUF file of
+    /// the llama architecture (its per-layer views written into `layers`, which needs
+    /// [`Model::layer_table_len`] entries, a `const`-sizable `n_layers` on firmware), or a
+    /// llama2.c file (v0, v1 or v2; `layers` is not used and may be empty). Nothing is
+    /// copied; the bytes must be 4-byte aligned.
+    pub fn parse(bytes: &'a [u8], layers: &'a mut [LayerWeights<'a>]) -> Result<Model<'a>> {
+        if gguf::is_gguf(bytes) {
+            if !(bytes.as_ptr() as usize).is_multiple_of(core::mem::align_of::<f32>()) {
+                return Err(Error::Misaligned);
+            }
+            return gguf_llama::parse(&Gguf::parse(bytes)?, layers);
+        }
+        Model::parse_llama2c(bytes)
+    }
+
+    fn parse_llama2c(bytes: &'a [u8]) -> Result<Model<'a>> {
         // Too short for any header: say so before judging the alignment of nothing.
         if bytes.len() < 8 {
             return Err(Error::TruncatedHeader {
@@ -153,6 +195,7 @@ fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_
         Format::V0 => (V0_HEADER_LEN, Element::F32),
         Format::V1 => (VERSIONED_HEADER_LEN, Element::F32),
         Format::V2 { group_size } => (VERSIONED_HEADER_LEN, Element::Q8 { group: group_size }),
+        Format::Gguf { .. } => return Err(Error::NotLlama2cFormat),
     };
     let mut cursor = Cursor::new(bytes, header_len);
     // `[n_layers][dim]` RMSNorm gains.
@@ -199,20 +242,23 @@ fn read_weights(bytes: &[u8], config: Config, format: Format) -> Result<Model<'_
     let ([wq, wk, wv, wo], [w1, w2, w3]) = (attention, ffn);
     Ok(Model {
         config,
+        numerics: Numerics::LLAMA2C,
         format,
         weights: Weights {
             token_embedding,
-            rms_att,
-            rms_ffn,
             rms_final,
-            wq,
-            wk,
-            wv,
-            wo,
-            w1,
-            w2,
-            w3,
             classifier,
+            layers: Layers::Stacked(Stacks {
+                rms_att,
+                rms_ffn,
+                wq,
+                wk,
+                wv,
+                wo,
+                w1,
+                w2,
+                w3,
+            }),
         },
     })
 }
@@ -366,11 +412,12 @@ mod tests {
                 .flat_map(|l| data(s.layer(l)))
                 .collect()
         };
-        out.extend_from_slice(w.rms_att);
-        out.extend_from_slice(w.rms_ffn);
+        let stacks = w.stacks().unwrap();
+        out.extend_from_slice(stacks.rms_att);
+        out.extend_from_slice(stacks.rms_ffn);
         out.extend_from_slice(w.rms_final);
         out.extend(data(w.token_embedding));
-        for (_, s) in w.named_stacks() {
+        for (_, s) in stacks.named() {
             out.extend(stack(s));
         }
         if !shared {
@@ -385,7 +432,7 @@ mod tests {
         let model = Model::from_bytes(bytes(&shared)).unwrap();
         assert_eq!(model.format, Format::V0);
         assert!(model.config.shared_classifier);
-        assert_eq!(model.weights.wk.layer(1).rows(), 4);
+        assert_eq!(model.weights.layer(&model.config, 1).wk.rows(), 4);
         // shared classifier is the embedding itself
         let (a, b) = (
             f32_data(model.weights.classifier),
@@ -413,8 +460,8 @@ mod tests {
             assert_eq!(b.format, Format::V1);
             assert_eq!(a.config, b.config);
             let (x, y) = (
-                f32_data(a.weights.w2.layer(1)),
-                f32_data(b.weights.w2.layer(1)),
+                f32_data(a.weights.layer(&a.config, 1).w2),
+                f32_data(b.weights.layer(&b.config, 1).w2),
             );
             assert_eq!(x, y);
         }
@@ -522,8 +569,8 @@ mod tests {
             let file = v2_file(4, 4, shared);
             let model = Model::from_bytes(v2_bytes(&file)).unwrap();
             assert_eq!(model.format, Format::V2 { group_size: 4 });
-            assert_eq!(model.weights.w2.layer(1).cols(), 12);
-            assert_eq!(model.weights.w2.layer(1).rows(), 8);
+            assert_eq!(model.weights.layer(&model.config, 1).w2.cols(), 12);
+            assert_eq!(model.weights.layer(&model.config, 1).w2.rows(), 8);
             let full = v2_bytes(&file);
             assert!(matches!(
                 Model::from_bytes(&full[..full.len() - 4]),

@@ -29,6 +29,24 @@ pub struct Config {
     pub shared_classifier: bool,
 }
 
+/// The two numbers of the forward pass that are not shapes: llama2.c files fix them
+/// ([`Numerics::LLAMA2C`]); GGUF files say them in their metadata.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Numerics {
+    /// The epsilon added to the mean square in RMSNorm.
+    pub rms_eps: f32,
+    /// The base of RoPE's frequencies (`theta`).
+    pub rope_base: f32,
+}
+
+impl Numerics {
+    /// What every llama2.c model uses: epsilon `1e-5`, base `10000`.
+    pub const LLAMA2C: Numerics = Numerics {
+        rms_eps: 1e-5,
+        rope_base: 10000.0,
+    };
+}
+
 impl Config {
     /// Checks a raw header (`dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size,
     /// seq_len`, all required positive) and returns the config it describes.

@@ -23,6 +23,8 @@ pub enum Buffer {
     Batch,
     /// A byte buffer that receives rendered text (a chat turn).
     Text,
+    /// The table of per-layer weight views a GGUF model needs ([`crate::Model::parse`]).
+    LayerTable,
 }
 
 /// Everything that can go wrong in the core crate.
@@ -316,6 +318,76 @@ pub enum Error {
         /// The other.
         second: GgufName,
     },
+    /// A llama2.c header or layout was asked for with [`crate::Format::Gguf`].
+    NotLlama2cFormat,
+    // GGUF model errors (`gguf_llama.rs`): a valid container that is not a llama model this
+    // engine runs.
+    /// A metadata key the llama architecture needs is missing.
+    GgufMissingKey {
+        /// The key.
+        key: &'static str,
+    },
+    /// `general.architecture` names another architecture than `llama`.
+    GgufArchitecture {
+        /// The architecture the file names.
+        found: GgufName,
+    },
+    /// A hyperparameter is zero or does not fit this target's `usize`.
+    GgufKeyOutOfRange {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: u64,
+    },
+    /// A floating-point hyperparameter is negative, infinite or not a number.
+    GgufFloatOutOfRange {
+        /// The key.
+        key: &'static str,
+        /// Its value.
+        value: f32,
+    },
+    /// `rope.dimension_count` differs from the head size: partial rotary embeddings are
+    /// not supported.
+    GgufPartialRotary {
+        /// The rotary dimensions the file gives.
+        rope_dims: usize,
+        /// The head size (`embedding_length / head_count`).
+        head_size: usize,
+    },
+    /// The file uses a feature of the llama family this engine does not implement (RoPE
+    /// scaling, mixture of experts).
+    GgufUnsupportedFeature {
+        /// The metadata key that asks for it.
+        key: &'static str,
+    },
+    /// A tensor that is not part of the llama architecture as this engine runs it (a bias,
+    /// RoPE frequencies, experts, a layer past `block_count`).
+    GgufUnknownTensor {
+        /// The tensor.
+        tensor: GgufName,
+    },
+    /// A tensor the llama architecture needs is missing.
+    GgufMissingTensor {
+        /// The tensor.
+        tensor: GgufName,
+    },
+    /// A tensor's shape differs from what the hyperparameters say.
+    GgufShapeMismatch {
+        /// The tensor.
+        tensor: GgufName,
+        /// The expected `[cols, rows]` (ggml order; `rows` is 1 for a vector).
+        expected: [usize; 2],
+        /// Its dimensions, padded with 1s.
+        found: [usize; 4],
+    },
+    /// A tensor of a type the engine cannot compute with there: a norm that is not F32, or a
+    /// matrix of a type outside [`crate::quant::is_weight_type`].
+    GgufWeightType {
+        /// The tensor.
+        tensor: GgufName,
+        /// Its type.
+        ggml_type: GgmlType,
+    },
 }
 
 impl fmt::Display for Error {
@@ -479,6 +551,65 @@ impl fmt::Display for Error {
             } => write!(
                 f,
                 "GGUF metadata {key} is of type {found}; it must be {expected}"
+            ),
+            Error::NotLlama2cFormat => {
+                f.write_str("GGUF is not a llama2.c format: it has no llama2.c header or layout")
+            }
+            Error::GgufMissingKey { key } => {
+                write!(f, "GGUF metadata has no {key}, which a llama model needs")
+            }
+            Error::GgufArchitecture { found } => write!(
+                f,
+                "GGUF model architecture is \"{found}\"; this engine runs \"llama\" models only"
+            ),
+            Error::GgufKeyOutOfRange { key, value } => write!(
+                f,
+                "GGUF metadata {key} is {value}; it must be a positive size this target can address"
+            ),
+            Error::GgufFloatOutOfRange { key, value } => write!(
+                f,
+                "GGUF metadata {key} is {value}; it must be a finite number, not negative"
+            ),
+            Error::GgufPartialRotary {
+                rope_dims,
+                head_size,
+            } => write!(
+                f,
+                "GGUF rope.dimension_count is {rope_dims} but the head size is {head_size}: \
+                 partial rotary embeddings are not supported"
+            ),
+            Error::GgufUnsupportedFeature { key } => write!(
+                f,
+                "GGUF metadata {key} asks for a feature this engine does not support \
+                 (supported: plain llama with RoPE, no scaling, no experts)"
+            ),
+            Error::GgufUnknownTensor { tensor } => write!(
+                f,
+                "GGUF tensor {tensor} is not part of a llama model as this engine runs it \
+                 (supported: token_embd, output_norm, output, and blk.N.attn_norm, attn_q, \
+                 attn_k, attn_v, attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down; \
+                 no biases, RoPE scaling or experts)"
+            ),
+            Error::GgufMissingTensor { tensor } => {
+                write!(
+                    f,
+                    "GGUF file has no tensor {tensor}, which a llama model needs"
+                )
+            }
+            Error::GgufShapeMismatch {
+                tensor,
+                expected,
+                found,
+            } => write!(
+                f,
+                "GGUF tensor {tensor} has shape {found:?}, expected {expected:?} (ggml order, \
+                 padded with 1s) from the hyperparameters"
+            ),
+            Error::GgufWeightType { tensor, ggml_type } => write!(
+                f,
+                "GGUF tensor {tensor} is {ggml_type}, which is not supported there (norms must \
+                 be F32; matrices F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, \
+                 Q4_K, Q5_K or Q6_K)"
             ),
             Error::GgufBadAlignment { value } => write!(
                 f,

@@ -15,7 +15,7 @@ use crate::kernels::Kernels;
 use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place, swiglu};
 use crate::parallel::Parallel;
 use crate::state::State;
-use crate::weights::{Matrix, Weights};
+use crate::weights::{LayerWeights, Matrix, Weights};
 
 impl Model<'_> {
     /// Runs `token` at position `pos` and returns the logits of the next token.
@@ -106,6 +106,9 @@ struct Run<'r, 'w> {
     c: &'r Config,
     w: &'r Weights<'w>,
     k: Kernels,
+    /// RMSNorm epsilon and RoPE base of the model.
+    rms_eps: f32,
+    rope_base: f32,
     context: usize,
     att: &'r mut [f32],
     key_cache: &'r mut [f32],
@@ -123,6 +126,8 @@ impl<'r, 'w> Run<'r, 'w> {
             c: &model.config,
             w: &model.weights,
             k: state.kernels,
+            rms_eps: model.numerics.rms_eps,
+            rope_base: model.numerics.rope_base,
             context: state.context,
             att: state.att,
             key_cache: state.key_cache,
@@ -145,8 +150,9 @@ impl<'r, 'w> Run<'r, 'w> {
             self.w.token_embedding.copy_row(token as usize, x);
         }
         for l in 0..self.c.n_layers {
-            self.attention_block(a, tokens.len(), l, first_pos, parallel);
-            self.ffn_block(a, tokens.len(), l, parallel);
+            let layer = self.w.layer(self.c, l);
+            self.attention_block(a, tokens.len(), l, &layer, first_pos, parallel);
+            self.ffn_block(a, tokens.len(), &layer, parallel);
         }
     }
 
@@ -156,35 +162,37 @@ impl<'r, 'w> Run<'r, 'w> {
         a: &mut Activations<'_>,
         n: usize,
         l: usize,
+        w: &LayerWeights<'_>,
         first_pos: usize,
         parallel: &impl Parallel,
     ) {
-        let (c, w, k) = (self.c, self.w, self.k);
+        let (c, k, eps) = (self.c, self.k, self.rms_eps);
         let (dim, kv_dim) = (c.dim, c.kv_dim());
         let layer = l * self.context * kv_dim;
         // The ring slots of the tokens' positions; a batch never wraps (see forward_batch).
         let first_slot = layer + first_pos % self.context * kv_dim;
         let slots = first_slot..first_slot + n * kv_dim;
 
-        norm_each(
-            k,
-            &mut a.xb[..n * dim],
-            &a.x[..n * dim],
-            Weights::norm(w.rms_att, c, l),
-        );
+        norm_each(k, &mut a.xb[..n * dim], &a.x[..n * dim], w.rms_att, eps);
         // `project` with this pass's kernels, scratch and threads.
         let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
             project(k, out, x, &w, &mut a.scratch, parallel);
         };
         let xb = &a.xb[..n * dim];
-        proj(&mut a.q[..n * dim], xb, w.wq.layer(l));
-        proj(&mut self.key_cache[slots.clone()], xb, w.wk.layer(l));
-        proj(&mut self.value_cache[slots.clone()], xb, w.wv.layer(l));
+        proj(&mut a.q[..n * dim], xb, w.wq);
+        proj(&mut self.key_cache[slots.clone()], xb, w.wk);
+        proj(&mut self.value_cache[slots.clone()], xb, w.wv);
 
         for b in 0..n {
             let pos = first_pos + b;
             let key = &mut self.key_cache[slots.start + b * kv_dim..][..kv_dim];
-            rope(&mut a.q[b * dim..(b + 1) * dim], key, pos, c.head_size());
+            rope(
+                &mut a.q[b * dim..(b + 1) * dim],
+                key,
+                pos,
+                c.head_size(),
+                self.rope_base,
+            );
             let cache = Cache {
                 keys: &self.key_cache[layer..layer + self.context * kv_dim],
                 values: &self.value_cache[layer..layer + self.context * kv_dim],
@@ -193,28 +201,29 @@ impl<'r, 'w> Run<'r, 'w> {
             let out = &mut a.xb[b * dim..(b + 1) * dim];
             attend(k, c, q, &cache, pos, self.att, out, parallel);
         }
-        proj(&mut a.xb2[..n * dim], &a.xb[..n * dim], w.wo.layer(l));
+        proj(&mut a.xb2[..n * dim], &a.xb[..n * dim], w.wo);
         add_assign(&mut a.x[..n * dim], &a.xb2[..n * dim]);
     }
 
     /// `x += w2 · swiglu(w1 · rmsnorm(x), w3 · rmsnorm(x))` for layer `l`.
-    fn ffn_block(&mut self, a: &mut Activations<'_>, n: usize, l: usize, parallel: &impl Parallel) {
-        let (c, w, k) = (self.c, self.w, self.k);
+    fn ffn_block(
+        &mut self,
+        a: &mut Activations<'_>,
+        n: usize,
+        w: &LayerWeights<'_>,
+        parallel: &impl Parallel,
+    ) {
+        let (c, k, eps) = (self.c, self.k, self.rms_eps);
         let (dim, hidden) = (c.dim, c.hidden_dim);
-        norm_each(
-            k,
-            &mut a.xb[..n * dim],
-            &a.x[..n * dim],
-            Weights::norm(w.rms_ffn, c, l),
-        );
+        norm_each(k, &mut a.xb[..n * dim], &a.x[..n * dim], w.rms_ffn, eps);
         // `project` with this pass's kernels, scratch and threads.
         let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
             project(k, out, x, &w, &mut a.scratch, parallel);
         };
-        proj(&mut a.hb[..n * hidden], &a.xb[..n * dim], w.w1.layer(l));
-        proj(&mut a.hb2[..n * hidden], &a.xb[..n * dim], w.w3.layer(l));
+        proj(&mut a.hb[..n * hidden], &a.xb[..n * dim], w.w1);
+        proj(&mut a.hb2[..n * hidden], &a.xb[..n * dim], w.w3);
         swiglu(&mut a.hb[..n * hidden], &a.hb2[..n * hidden]);
-        proj(&mut a.xb[..n * dim], &a.hb[..n * hidden], w.w2.layer(l));
+        proj(&mut a.xb[..n * dim], &a.hb[..n * hidden], w.w2);
         add_assign(&mut a.x[..n * dim], &a.xb[..n * dim]);
     }
 
@@ -233,7 +242,7 @@ impl<'r, 'w> Run<'r, 'w> {
     ) {
         let dim = self.c.dim;
         let x = &mut a.x[index * dim..(index + 1) * dim];
-        rmsnorm_in_place(self.k, x, self.w.rms_final);
+        rmsnorm_in_place(self.k, x, self.w.rms_final, self.rms_eps);
         matmul(
             self.k,
             logits,
@@ -246,10 +255,10 @@ impl<'r, 'w> Run<'r, 'w> {
 }
 
 /// RMSNorm of every token's vector.
-fn norm_each(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32]) {
+fn norm_each(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     let dim = weight.len();
     for (o, x) in out.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
-        rmsnorm(k, o, x, weight);
+        rmsnorm(k, o, x, weight, eps);
     }
 }
 
@@ -279,11 +288,12 @@ fn project(
 }
 
 /// Rotary position embedding, computed like the reference: pairs `(i, i+1)` of every head of
-/// the query, and of the key for `i < kv_dim`, rotate by `pos / 10000^(i % head_size / head_size)`.
-fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize) {
+/// the query, and of the key for `i < kv_dim`, rotate by `pos / base^(i % head_size / head_size)`
+/// (`base` is 10000 in llama2.c).
+fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, base: f32) {
     for i in (0..q.len()).step_by(2) {
         let head_dim = i % head_size;
-        let freq = 1.0 / libm::powf(10000.0, head_dim as f32 / head_size as f32);
+        let freq = 1.0 / libm::powf(base, head_dim as f32 / head_size as f32);
         let val = pos as f32 * freq;
         let (fci, fcr) = (libm::sinf(val), libm::cosf(val));
         rotate(&mut q[i..i + 2], fcr, fci);

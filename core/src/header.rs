@@ -84,6 +84,7 @@ impl Header {
                 }
                 header.len = VERSIONED_HEADER_LEN;
             }
+            Format::Gguf { .. } => return Err(Error::NotLlama2cFormat),
         }
         Ok(header)
     }

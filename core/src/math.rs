@@ -6,28 +6,25 @@ use crate::kernels::{Kernels, Q8Vector};
 use crate::parallel::{Parallel, Split};
 use crate::weights::{Matrix, Q8Matrix};
 
-/// Epsilon of RMSNorm in every llama2.c model.
-const RMS_EPS: f32 = 1e-5;
-
 /// The RMSNorm scale `1 / sqrt(mean(x²) + eps)`.
-fn rms_scale(k: Kernels, x: &[f32]) -> f32 {
+fn rms_scale(k: Kernels, x: &[f32], eps: f32) -> f32 {
     let mut ss = k.dot(x, x);
     ss /= x.len() as f32;
-    ss += RMS_EPS;
+    ss += eps;
     1.0 / libm::sqrtf(ss)
 }
 
 /// `out = weight * x / rms(x)`.
-pub fn rmsnorm(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32]) {
-    let scale = rms_scale(k, x);
+pub fn rmsnorm(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
+    let scale = rms_scale(k, x, eps);
     for ((o, &v), &w) in out.iter_mut().zip(x).zip(weight) {
         *o = w * (scale * v);
     }
 }
 
 /// RMSNorm of `x` in place.
-pub fn rmsnorm_in_place(k: Kernels, x: &mut [f32], weight: &[f32]) {
-    let scale = rms_scale(k, x);
+pub fn rmsnorm_in_place(k: Kernels, x: &mut [f32], weight: &[f32], eps: f32) {
+    let scale = rms_scale(k, x, eps);
     for (v, &w) in x.iter_mut().zip(weight) {
         *v = w * (scale * *v);
     }

@@ -174,12 +174,34 @@ pub(crate) fn q8_matrix(bytes: &[u8], n: usize, group: usize, cols: usize) -> Ma
 pub struct Weights<'a> {
     /// `[vocab_size][dim]`
     pub token_embedding: Matrix<'a>,
+    /// Final RMSNorm gains, `[dim]`.
+    pub rms_final: &'a [f32],
+    /// Output classifier, `[vocab_size][dim]` (the token embedding when shared).
+    pub classifier: Matrix<'a>,
+    /// The transformer layers.
+    pub layers: Layers<'a>,
+}
+
+/// Where the per-layer weights are: two layouts, one view per layer for the forward pass.
+// One per model, never in a collection: the size difference costs nothing, and there is no
+// heap to box the stacks on.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, Copy)]
+pub enum Layers<'a> {
+    /// llama2.c files: each kind of tensor for all layers back to back.
+    Stacked(Stacks<'a>),
+    /// GGUF files: one table entry per layer (in the caller's memory), since each layer's
+    /// tensors may be anywhere in the file and of any type.
+    Table(&'a [LayerWeights<'a>]),
+}
+
+/// The per-layer tensors of a llama2.c file, each kind stacked over the layers.
+#[derive(Debug, Clone, Copy)]
+pub struct Stacks<'a> {
     /// RMSNorm gains before attention, `[n_layers][dim]`.
     pub rms_att: &'a [f32],
     /// RMSNorm gains before the feed-forward layer, `[n_layers][dim]`.
     pub rms_ffn: &'a [f32],
-    /// Final RMSNorm gains, `[dim]`.
-    pub rms_final: &'a [f32],
     /// Query projection, `[dim][dim]` per layer.
     pub wq: Stack<'a>,
     /// Key projection, `[kv_dim][dim]` per layer.
@@ -194,14 +216,52 @@ pub struct Weights<'a> {
     pub w2: Stack<'a>,
     /// Feed-forward up projection, `[hidden_dim][dim]` per layer.
     pub w3: Stack<'a>,
-    /// Output classifier, `[vocab_size][dim]` (the token embedding when shared).
-    pub classifier: Matrix<'a>,
 }
 
-impl<'a> Weights<'a> {
-    /// The seven per-layer matrix stacks with their llama2.c names, in file order
-    /// (`wq, wk, wv, wo, w1, w2, w3`).
-    pub fn named_stacks(&self) -> [(&'static str, Stack<'a>); 7] {
+/// The weights of one layer.
+#[derive(Debug, Clone, Copy)]
+pub struct LayerWeights<'a> {
+    /// RMSNorm gains before attention, `[dim]`.
+    pub rms_att: &'a [f32],
+    /// Query projection, `[dim][dim]`.
+    pub wq: Matrix<'a>,
+    /// Key projection, `[kv_dim][dim]`.
+    pub wk: Matrix<'a>,
+    /// Value projection, `[kv_dim][dim]`.
+    pub wv: Matrix<'a>,
+    /// Attention output projection, `[dim][dim]`.
+    pub wo: Matrix<'a>,
+    /// RMSNorm gains before the feed-forward layer, `[dim]`.
+    pub rms_ffn: &'a [f32],
+    /// Feed-forward gate, `[hidden_dim][dim]`.
+    pub w1: Matrix<'a>,
+    /// Feed-forward down projection, `[dim][hidden_dim]`.
+    pub w2: Matrix<'a>,
+    /// Feed-forward up projection, `[hidden_dim][dim]`.
+    pub w3: Matrix<'a>,
+}
+
+impl<'a> LayerWeights<'a> {
+    /// A placeholder entry (empty views), to fill a table before [`Model::parse`] writes it.
+    ///
+    /// [`Model::parse`]: crate::Model::parse
+    pub const EMPTY: LayerWeights<'static> = {
+        const NONE: Matrix<'static> = Matrix::F32 { data: &[], cols: 0 };
+        LayerWeights {
+            rms_att: &[],
+            wq: NONE,
+            wk: NONE,
+            wv: NONE,
+            wo: NONE,
+            rms_ffn: &[],
+            w1: NONE,
+            w2: NONE,
+            w3: NONE,
+        }
+    };
+
+    /// The seven matrices with their llama2.c names (`wq, wk, wv, wo, w1, w2, w3`).
+    pub fn named_matrices(&self) -> [(&'static str, Matrix<'a>); 7] {
         [
             ("wq", self.wq),
             ("wk", self.wk),
@@ -212,24 +272,70 @@ impl<'a> Weights<'a> {
             ("w3", self.w3),
         ]
     }
+}
+
+impl<'a> Stacks<'a> {
+    /// The seven matrix stacks with their llama2.c names, in file order
+    /// (`wq, wk, wv, wo, w1, w2, w3`).
+    pub fn named(&self) -> [(&'static str, Stack<'a>); 7] {
+        [
+            ("wq", self.wq),
+            ("wk", self.wk),
+            ("wv", self.wv),
+            ("wo", self.wo),
+            ("w1", self.w1),
+            ("w2", self.w2),
+            ("w3", self.w3),
+        ]
+    }
+}
+
+impl<'a> Weights<'a> {
+    /// The stacked layers of a llama2.c file (`None` for a GGUF file's table).
+    pub fn stacks(&self) -> Option<Stacks<'a>> {
+        match self.layers {
+            Layers::Stacked(s) => Some(s),
+            Layers::Table(_) => None,
+        }
+    }
+
+    /// The weights of layer `l` (below `config.n_layers`, the model's own config).
+    pub fn layer(&self, config: &Config, l: usize) -> LayerWeights<'a> {
+        match self.layers {
+            Layers::Stacked(s) => {
+                let norm = |table: &'a [f32]| &table[l * config.dim..(l + 1) * config.dim];
+                LayerWeights {
+                    rms_att: norm(s.rms_att),
+                    wq: s.wq.layer(l),
+                    wk: s.wk.layer(l),
+                    wv: s.wv.layer(l),
+                    wo: s.wo.layer(l),
+                    rms_ffn: norm(s.rms_ffn),
+                    w1: s.w1.layer(l),
+                    w2: s.w2.layer(l),
+                    w3: s.w3.layer(l),
+                }
+            }
+            Layers::Table(table) => table[l],
+        }
+    }
 
     /// Bytes of weights one forward pass reads: every layer's matrices and norms, the final
     /// norm and the classifier (the single embedding row is negligible and not counted).
     pub fn bytes_per_token(&self, config: &Config) -> usize {
-        let stacks = [
-            self.wq, self.wk, self.wv, self.wo, self.w1, self.w2, self.w3,
-        ];
-        let matrices: usize = (0..config.n_layers)
-            .flat_map(|l| stacks.iter().map(move |s| s.layer(l).byte_len()))
+        let layers: usize = (0..config.n_layers)
+            .map(|l| {
+                let layer = self.layer(config, l);
+                let matrices: usize = layer
+                    .named_matrices()
+                    .iter()
+                    .map(|(_, m)| m.byte_len())
+                    .sum();
+                matrices
+                    + core::mem::size_of_val(layer.rms_att)
+                    + core::mem::size_of_val(layer.rms_ffn)
+            })
             .sum();
-        let norms = core::mem::size_of_val(self.rms_att)
-            + core::mem::size_of_val(self.rms_ffn)
-            + core::mem::size_of_val(self.rms_final);
-        matrices + norms + self.classifier.byte_len()
-    }
-
-    /// The RMSNorm gains of layer `l` in a `[n_layers][dim]` table.
-    pub(crate) fn norm(table: &'a [f32], config: &Config, l: usize) -> &'a [f32] {
-        &table[l * config.dim..(l + 1) * config.dim]
+        layers + core::mem::size_of_val(self.rms_final) + self.classifier.byte_len()
     }
 }

@@ -26,7 +26,8 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     })?;
     let model_path = path_of(&args.model);
     let model_file = MappedFile::open(model_path)?;
-    let model = model_file.model()?;
+    let mut layers = Vec::new();
+    let model = model_file.model(&mut layers)?;
     let config = model.config;
 
     let tokenizer_path = tokenizer_path(args.tokenizer.as_deref(), model_path)?;

@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use llama2_core::gguf::{GgmlType, Gguf};
 use llama2_core::{Format, State};
 
 use crate::error::CliError;
@@ -11,7 +12,8 @@ use crate::stdio;
 /// Prints what the model file at `path` holds.
 pub fn run(path: &Path) -> Result<(), CliError> {
     let file = MappedFile::open(path)?;
-    let model = file.model()?;
+    let mut layers = Vec::new();
+    let model = file.model(&mut layers)?;
     let c = model.config;
     let format = match model.format {
         Format::V0 => "llama2.c legacy (version 0), fp32".to_string(),
@@ -19,6 +21,7 @@ pub fn run(path: &Path) -> Result<(), CliError> {
         Format::V2 { group_size } => {
             format!("llama2.c version 2, Q8_0 (int8, group size {group_size})")
         }
+        Format::Gguf { version } => format!("GGUF version {version}, architecture llama"),
     };
     let state_bytes = State::len_for(&c, c.seq_len).map(|n| n.saturating_mul(4));
     let classifier = if c.shared_classifier {
@@ -31,7 +34,7 @@ pub fn run(path: &Path) -> Result<(), CliError> {
         Some(bytes) => format!("{bytes} bytes (activations + KV cache)"),
         None => "too large for this machine".to_string(),
     };
-    let rows = [
+    let mut rows = vec![
         ("file", path.display().to_string()),
         ("format", format),
         ("dim", c.dim.to_string()),
@@ -50,10 +53,52 @@ pub fn run(path: &Path) -> Result<(), CliError> {
             format!("{weights} bytes (read once per generated token)"),
         ),
         ("state for seq_len", state),
+        ("rms_eps", model.numerics.rms_eps.to_string()),
+        ("rope_base", model.numerics.rope_base.to_string()),
     ];
+    if let Format::Gguf { .. } = model.format {
+        rows.extend(gguf_rows(file.bytes()));
+    }
     let text: String = rows
         .iter()
         .map(|(label, value)| format!("{:<19}{value}\n", format!("{label}:")))
         .collect();
     stdio::print(&text)
+}
+
+/// What only a GGUF file says: its tensor types (count and bytes of each) and its tokenizer.
+fn gguf_rows(bytes: &[u8]) -> Vec<(&'static str, String)> {
+    let Ok(file) = Gguf::parse(bytes) else {
+        return Vec::new();
+    };
+    let mut types: Vec<(GgmlType, usize, usize)> = Vec::new();
+    for tensor in file.tensors() {
+        match types.iter_mut().find(|(t, _, _)| *t == tensor.ggml_type) {
+            Some((_, count, size)) => {
+                *count += 1;
+                *size += tensor.data.len();
+            }
+            None => types.push((tensor.ggml_type, 1, tensor.data.len())),
+        }
+    }
+    let types = types
+        .iter()
+        .map(|(t, count, size)| format!("{t} {count} ({size} bytes)"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let tokenizer_model = file
+        .metadata("tokenizer.ggml.model")
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| "none".to_string());
+    let pieces = file
+        .metadata("tokenizer.ggml.tokens")
+        .and_then(|v| v.as_array())
+        .map_or(0, |a| a.len());
+    vec![
+        ("tensor types", types),
+        (
+            "tokenizer",
+            format!("{tokenizer_model}, {pieces} pieces (in the file)"),
+        ),
+    ]
 }

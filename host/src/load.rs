@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use llama2_core::Model;
+use llama2_core::{LayerWeights, Model};
 use memmap2::Mmap;
 
 use crate::error::CliError;
@@ -81,10 +81,18 @@ impl MappedFile {
         &self.map
     }
 
-    /// Parses the file as a model. A change to the file while it was parsed is reported
-    /// rather than the parse error it may have caused.
-    pub fn model(&self) -> Result<Model<'_>, CliError> {
-        let parsed = Model::from_bytes(self.bytes());
+    /// Parses the file as a model of either kind (GGUF or llama2.c), with `layers` (resized
+    /// here) as the per-layer table a GGUF file needs. A change to the file while it was
+    /// parsed is reported rather than the parse error it may have caused.
+    pub fn model<'m>(
+        &'m self,
+        layers: &'m mut Vec<LayerWeights<'m>>,
+    ) -> Result<Model<'m>, CliError> {
+        let parsed = Model::layer_table_len(self.bytes()).and_then(|len| {
+            layers.clear();
+            layers.resize(len, LayerWeights::EMPTY);
+            Model::parse(self.bytes(), layers)
+        });
         self.check_unchanged()?;
         parsed.map_err(|e| CliError::file(&self.path, e))
     }

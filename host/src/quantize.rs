@@ -6,7 +6,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use llama2_core::{Config, Format, Header, Matrix, Model};
+use llama2_core::{Config, Format, Header, LayerWeights, Matrix, Model};
 
 use crate::atomic_write::write_atomically;
 use crate::error::CliError;
@@ -28,7 +28,8 @@ pub fn run(
     allow_non_finite: bool,
 ) -> Result<(), CliError> {
     let file = MappedFile::open(input)?;
-    let model = file.model()?;
+    let mut layers = Vec::new();
+    let model = file.model(&mut layers)?;
     if let Format::V2 { .. } = model.format {
         return Err(CliError::file(
             input,
@@ -107,14 +108,19 @@ pub fn write_v2(
     let header = Header::new(&model.config, Format::V2 { group_size: group })
         .map_err(std::io::Error::other)?;
     out.write_all(header.as_bytes())?;
-    let w = &model.weights;
-    for norms in [w.rms_att, w.rms_ffn, w.rms_final] {
-        write_f32s(out, norms)?;
+    let (c, w) = (&model.config, &model.weights);
+    let layers: Vec<LayerWeights<'_>> = (0..c.n_layers).map(|l| w.layer(c, l)).collect();
+    for layer in &layers {
+        write_f32s(out, layer.rms_att)?;
     }
-    let c = &model.config;
+    for layer in &layers {
+        write_f32s(out, layer.rms_ffn)?;
+    }
+    write_f32s(out, w.rms_final)?;
     let mut tensors: Vec<&[f32]> = vec![f32_data(&w.token_embedding)];
-    for (_, stack) in w.named_stacks() {
-        tensors.extend((0..c.n_layers).map(|l| f32_data(&stack.layer(l))));
+    // Stack by stack (all layers' wq, then all wk, ...), as the file stores them.
+    for kind in 0..7 {
+        tensors.extend(layers.iter().map(|l| f32_data(&l.named_matrices()[kind].1)));
     }
     if !c.shared_classifier {
         tensors.push(f32_data(&w.classifier));
@@ -139,12 +145,12 @@ pub fn write_v2(
 fn named_tensors<'a>(model: &Model<'a>) -> Vec<(String, &'a [f32])> {
     let (c, w) = (&model.config, &model.weights);
     let mut tensors = vec![("token_embedding".to_string(), f32_data(&w.token_embedding))];
-    let norms = |all: &'a [f32], l: usize| all.chunks_exact(c.dim).nth(l).unwrap_or_default();
     for l in 0..c.n_layers {
-        tensors.push((format!("layer {l} rms_att"), norms(w.rms_att, l)));
-        tensors.push((format!("layer {l} rms_ffn"), norms(w.rms_ffn, l)));
-        for (name, stack) in w.named_stacks() {
-            tensors.push((format!("layer {l} {name}"), f32_data(&stack.layer(l))));
+        let layer = w.layer(c, l);
+        tensors.push((format!("layer {l} rms_att"), layer.rms_att));
+        tensors.push((format!("layer {l} rms_ffn"), layer.rms_ffn));
+        for (name, matrix) in layer.named_matrices() {
+            tensors.push((format!("layer {l} {name}"), f32_data(&matrix)));
         }
     }
     tensors.push(("rms_final".to_string(), w.rms_final));

@@ -146,7 +146,8 @@ fn a_model_cut_short_under_the_map_reads_zeros_and_is_reported() {
     let dir = TempDir::new("cut-short");
     let (path, original, past) = model_copy(&dir);
     let file = MappedFile::open(&path).unwrap();
-    let model = file.model().unwrap();
+    let mut layers = Vec::new();
+    let model = file.model(&mut layers).unwrap();
     file.check_unchanged().unwrap();
     let mut out = StopIfCutShort {
         file: &file,
@@ -195,7 +196,7 @@ fn a_model_rewritten_in_place_is_reported() {
     let mut rewritten = original.clone();
     rewritten[..4].copy_from_slice(&0i32.to_le_bytes()); // dim 0: would not parse
     fs::write(&path, &rewritten).unwrap();
-    let error = file.model().unwrap_err();
+    let error = file.model(&mut Vec::new()).unwrap_err();
     assert_eq!(error.to_string(), changed_message(&path));
     let error = file.check_unchanged().unwrap_err();
     assert_eq!(error.to_string(), changed_message(&path));
@@ -212,7 +213,7 @@ fn a_model_replaced_by_rename_is_no_change() {
     fs::rename(&other, &path).unwrap();
     file.check_unchanged().unwrap();
     assert!(file.bytes() == original.as_slice());
-    file.model().unwrap();
+    file.model(&mut Vec::new()).unwrap();
 }
 
 /// A model cut short while `llama2` generates from it: no SIGBUS; the run stops at its next

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use llama2_core::gguf::{Gguf, Value, ValueType, MAX_DIMS};
 use llama2_core::{
     prompt_buffer_len, AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model,
-    Piece, ProbIndex, Q8Matrix, Sampler, Serial, Stack, State, Strategy, TextDecoder, Tokenizer,
+    Piece, ProbIndex, Q8Matrix, Sampler, Serial, State, Strategy, TextDecoder, Tokenizer,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -82,21 +82,22 @@ fn check_views(model: &Model<'_>) {
     };
     check(w.token_embedding, c.vocab_size, c.dim);
     check(w.classifier, c.vocab_size, c.dim);
-    assert_eq!(w.rms_att.len(), c.n_layers * c.dim);
-    assert_eq!(w.rms_ffn.len(), c.n_layers * c.dim);
     assert_eq!(w.rms_final.len(), c.dim);
-    let stacks: [(Stack<'_>, usize, usize); 7] = [
-        (w.wq, c.dim, c.dim),
-        (w.wk, c.kv_dim(), c.dim),
-        (w.wv, c.kv_dim(), c.dim),
-        (w.wo, c.dim, c.dim),
-        (w.w1, c.hidden_dim, c.dim),
-        (w.w2, c.dim, c.hidden_dim),
-        (w.w3, c.hidden_dim, c.dim),
-    ];
-    for (stack, rows, cols) in stacks {
-        for l in 0..c.n_layers {
-            check(stack.layer(l), rows, cols);
+    for l in 0..c.n_layers {
+        let layer = w.layer(&c, l);
+        assert_eq!(layer.rms_att.len(), c.dim);
+        assert_eq!(layer.rms_ffn.len(), c.dim);
+        let shapes = [
+            (c.dim, c.dim),
+            (c.kv_dim(), c.dim),
+            (c.kv_dim(), c.dim),
+            (c.dim, c.dim),
+            (c.hidden_dim, c.dim),
+            (c.dim, c.hidden_dim),
+            (c.hidden_dim, c.dim),
+        ];
+        for ((_, matrix), (rows, cols)) in layer.named_matrices().into_iter().zip(shapes) {
+            check(matrix, rows, cols);
         }
     }
     let _ = w.bytes_per_token(&c);
@@ -649,7 +650,7 @@ pub fn model_file(config: Config, format: Format, fill: &mut impl Fill) -> Vec<u
                 f32s(&mut out, n, &mut f);
             }
         }
-        Format::V1 | Format::V2 { .. } => {
+        Format::V1 | Format::V2 { .. } | Format::Gguf { .. } => {
             {
                 let mut f = || fill.f32();
                 for n in [l * d, l * d, d] {
