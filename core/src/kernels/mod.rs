@@ -30,7 +30,13 @@ mod x86_ggml;
 /// [`Kernels::native`], `Kernels::detect` (feature `std`: what the running CPU supports) or,
 /// on x86_64, [`Kernels::avx2_fma_unchecked`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kernels(Kind);
+pub struct Kernels(Kind, F16c);
+
+/// Whether the x86 F16 products may convert with F16C's `vcvtph2ps` (every AVX2 processor
+/// has it, but it stays a separate promise so that AVX2+FMA alone keeps meaning what it
+/// did, and so that Miri, which cannot run F16C, still checks the portable conversion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct F16c(bool);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -53,43 +59,56 @@ impl Default for Kernels {
 impl Kernels {
     /// The reference loops, summing in llama2.c's order.
     pub const fn scalar() -> Kernels {
-        Kernels(Kind::Scalar)
+        Kernels(Kind::Scalar, F16c(false))
     }
 
-    /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA+F16C
-    /// on x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
+    /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA on
+    /// x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
     pub const fn native() -> Kernels {
         #[cfg(target_arch = "aarch64")]
-        return Kernels(Kind::Neon);
+        return Kernels(Kind::Neon, F16c(false));
         #[cfg(all(
             target_arch = "x86_64",
             target_feature = "avx2",
-            target_feature = "fma",
-            target_feature = "f16c"
+            target_feature = "fma"
         ))]
-        return Kernels(Kind::Avx2Fma);
+        return Kernels(Kind::Avx2Fma, F16c(cfg!(target_feature = "f16c")));
         #[allow(unreachable_code)]
-        Kernels(Kind::Scalar)
+        Kernels(Kind::Scalar, F16c(false))
     }
 
-    /// AVX2+FMA kernels (with F16C for the F16 weight products).
+    /// AVX2+FMA kernels.
     ///
     /// # Safety
-    /// The processor running the program must support AVX2, FMA and F16C (check with
+    /// The processor running the program must support AVX2 and FMA (check with
     /// `is_x86_feature_detected!`); on one that does not, using them is undefined behaviour.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx2_fma_unchecked() -> Kernels {
-        Kernels(Kind::Avx2Fma)
+        Kernels(Kind::Avx2Fma, F16c(false))
     }
 
     /// AVX2+FMA kernels whose Q8 dot products use AVX512-VNNI (`vpdpbusd`) on 256-bit
     /// vectors; results are bit-identical to [`Kernels::avx2_fma_unchecked`].
     ///
     /// # Safety
-    /// The processor must support AVX2, FMA, F16C, AVX512-VNNI and AVX512-VL.
+    /// The processor must support AVX2, FMA, AVX512-VNNI and AVX512-VL.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx512_vnni_unchecked() -> Kernels {
-        Kernels(Kind::Avx512Vnni)
+        Kernels(Kind::Avx512Vnni, F16c(false))
+    }
+
+    /// These kernels with F16C conversions in the F16 weight products (no change for
+    /// scalar or NEON kernels; results are bit-identical either way, the conversions being
+    /// exact).
+    ///
+    /// # Safety
+    /// The processor must support F16C.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn with_f16c_unchecked(self) -> Kernels {
+        match self.0 {
+            Kind::Avx2Fma | Kind::Avx512Vnni => Kernels(self.0, F16c(true)),
+            _ => self,
+        }
     }
 
     /// A short name for reports: `scalar`, `avx2+fma` or `neon`.
@@ -253,11 +272,15 @@ impl Kernels {
     #[inline]
     pub fn ggml_dot_f32(&self, ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
         match (self.0, ty) {
-            // SAFETY: this variant exists only where AVX2, FMA and F16C are available (see
-            // `avx2_fma_unchecked`).
+            // SAFETY: this variant exists only where AVX2 and FMA are available (see `dot`).
             #[cfg(target_arch = "x86_64")]
             (Kind::Avx2Fma | Kind::Avx512Vnni, GgmlType::F16) => unsafe {
-                x86_ggml::f16_dot(row, x)
+                if self.1 .0 {
+                    // SAFETY: F16C too, as `with_f16c_unchecked`'s caller promised.
+                    x86_ggml::f16_dot_f16c(row, x)
+                } else {
+                    x86_ggml::f16_dot(row, x)
+                }
             },
             #[cfg(target_arch = "aarch64")]
             (Kind::Neon, GgmlType::F16) => neon_ggml::f16_dot(row, x),
@@ -311,12 +334,13 @@ pub(crate) mod tests {
     pub(crate) fn all() -> Vec<Kernels> {
         let mut kernels = std::vec![Kernels::scalar(), Kernels::native()];
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2")
-            && std::is_x86_feature_detected!("fma")
-            && std::is_x86_feature_detected!("f16c")
-        {
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the features were just detected.
             kernels.push(unsafe { Kernels::avx2_fma_unchecked() });
+            if std::is_x86_feature_detected!("f16c") {
+                // SAFETY: as above.
+                kernels.push(unsafe { Kernels::avx2_fma_unchecked().with_f16c_unchecked() });
+            }
             if std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl")
             {
@@ -393,5 +417,21 @@ pub(crate) mod tests {
                 );
             }
         }
+    }
+
+    /// The ggml block products (SIMD where this processor has them) against the decoding
+    /// reference, on one or two blocks per row (small enough for Miri).
+    #[test]
+    fn ggml_products_agree_with_the_decoding_reference() {
+        crate::quant::tests::check_products(
+            &[
+                (GgmlType::F16, &[40]),
+                (GgmlType::Q8_0, &[64]),
+                (GgmlType::Q4_0, &[64]),
+                (GgmlType::Q4_K, &[256]),
+                (GgmlType::Q6_K, &[256]),
+            ],
+            2,
+        );
     }
 }

@@ -1,11 +1,13 @@
-//! AVX2+FMA+F16C products of one row of ggml blocks with an input vector.
+//! AVX2+FMA products of one row of ggml blocks with an input vector.
 //!
 //! The quantized types take the input as [`Q8Blocks`] (int8 groups of 32, one per 32 weight
 //! values): nibbles are split with a mask and a shift over a whole block, and the integer
 //! products summed with `maddubs`/`madd`; each 32-value group then adds
 //! `isum · d_weight · d_input` to eight f32 lanes, the minimum terms of Q4_K go through the
-//! input's group sums. Every function requires AVX2, FMA and F16C; [`super::Kernels`] only
-//! calls them when the processor has all three.
+//! input's group sums. F16 values are widened with integer operations rather than F16C's
+//! `vcvtph2ps`, so these kernels need nothing beyond AVX2 and FMA (the contract of every
+//! x86 kernel, and what Miri can interpret). Every function requires AVX2 and FMA;
+//! [`super::Kernels`] only calls them when the processor has both.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -14,11 +16,49 @@ use super::x86::horizontal_sum_ps;
 use super::Q8Blocks;
 use crate::quant::k_scale_min;
 
-/// The little-endian IEEE binary16 in `b`, as f32.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// f32 bits of `2^-14`, the smallest normal f16: a subnormal f16 is rebuilt as
+/// `2^-14 · (1 + m/1024)` and this subtracted, so no f32 arithmetic touches a subnormal
+/// (x86 takes a slow microcode path for those).
+const F16_MIN_NORMAL: u32 = 113 << 23;
+
+/// The little-endian IEEE binary16 in `b`, as f32, exactly (the scalar form of
+/// [`f16x8_to_f32`], without `half`'s per-case branches).
 fn half(b: [u8; 2]) -> f32 {
-    let bits = _mm_cvtsi32_si128(i32::from(u16::from_le_bytes(b)));
-    _mm_cvtss_f32(_mm_cvtph_ps(bits))
+    let h = u32::from(u16::from_le_bytes(b));
+    let shifted = (h & 0x7FFF) << 13;
+    let exponent = shifted & 0x0F80_0000;
+    let rebiased = shifted + (112 << 23);
+    let magnitude = if exponent == 0x0F80_0000 {
+        f32::from_bits(rebiased + (112 << 23)) // infinity or NaN
+    } else if exponent == 0 {
+        f32::from_bits(rebiased + (1 << 23)) - f32::from_bits(F16_MIN_NORMAL)
+    } else {
+        f32::from_bits(rebiased)
+    };
+    f32::from_bits(magnitude.to_bits() | (h & 0x8000) << 16)
+}
+
+/// Eight f16 bit patterns (in 16-bit lanes) as f32, exactly: exponent and mantissa moved
+/// into f32 place and rebiased; infinities and NaNs get the full exponent, subnormals and
+/// zeros are rebuilt by a subtraction (see [`F16_MIN_NORMAL`]); the sign is put back.
+#[target_feature(enable = "avx2,fma")]
+fn f16x8_to_f32(h: __m128i) -> __m256 {
+    let h = _mm256_cvtepu16_epi32(h);
+    let sign = _mm256_slli_epi32::<16>(_mm256_and_si256(h, _mm256_set1_epi32(0x8000)));
+    let shifted = _mm256_slli_epi32::<13>(_mm256_and_si256(h, _mm256_set1_epi32(0x7FFF)));
+    let exponent = _mm256_and_si256(shifted, _mm256_set1_epi32(0x0F80_0000));
+    let rebias = _mm256_set1_epi32(112 << 23);
+    let rebiased = _mm256_add_epi32(shifted, rebias);
+    let special = _mm256_cmpeq_epi32(exponent, _mm256_set1_epi32(0x0F80_0000));
+    let rebiased = _mm256_add_epi32(rebiased, _mm256_and_si256(special, rebias));
+    let tiny = _mm256_cmpeq_epi32(exponent, _mm256_setzero_si256());
+    let min_normal = _mm256_set1_epi32(F16_MIN_NORMAL as i32);
+    let rebuilt = _mm256_sub_ps(
+        _mm256_castsi256_ps(_mm256_add_epi32(rebiased, _mm256_set1_epi32(1 << 23))),
+        _mm256_castsi256_ps(min_normal),
+    );
+    let bits = _mm256_blendv_epi8(rebiased, _mm256_castps_si256(rebuilt), tiny);
+    _mm256_castsi256_ps(_mm256_or_si256(bits, sign))
 }
 
 /// The two bytes at `at` of a fixed-size block.
@@ -32,20 +72,20 @@ fn two<const N: usize>(b: &[u8; N], at: usize) -> [u8; 2] {
 /// Eight i32 sums of `w · x` over 32 int8 pairs, `|x| ≤ 127` (the input is quantized to
 /// ±127): `maddubs(|w|, x · sign(w))` takes `|w|` as unsigned, so even `w = -128` is
 /// exact, and its pair sums (at most 2 · 128 · 127) cannot saturate.
-#[target_feature(enable = "avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma")]
 fn dot_i8(w: __m256i, x: __m256i) -> __m256i {
     let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
     _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
 }
 
 /// Eight i32 sums of `q · x` over 32 pairs of unsigned `q ≤ 15` and signed `x`.
-#[target_feature(enable = "avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma")]
 fn dot_u4(q: __m256i, x: __m256i) -> __m256i {
     _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
 }
 
 /// The 32 input values of group `at` of `x.values`, or zeros past its end.
-#[target_feature(enable = "avx2,fma,f16c")]
+#[target_feature(enable = "avx2,fma")]
 fn load_group(groups: &[[i8; 32]], at: usize) -> __m256i {
     match groups.get(at) {
         // SAFETY: a 32-byte array is 32 readable bytes; the load is unaligned.
@@ -54,12 +94,19 @@ fn load_group(groups: &[[i8; 32]], at: usize) -> __m256i {
     }
 }
 
-/// F16 row times f32 input: eight values converted per `vcvtph2ps`, four FMA accumulators.
+/// F16 row times f32 input: eight values widened at a time, four FMA accumulators.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
 pub unsafe fn f16_dot(row: &[u8], x: &[f32]) -> f32 {
+    // SAFETY: forwarded from the caller.
+    unsafe { f16_rows(row, x, |h| f16x8_to_f32(h)) }
+}
+
+/// The body of [`f16_dot`] and [`f16_dot_f16c`], inlined into each with its conversion.
+#[inline(always)]
+unsafe fn f16_rows(row: &[u8], x: &[f32], widen: impl Fn(__m128i) -> __m256) -> f32 {
     let w = row.as_chunks::<2>().0;
     let n = w.len().min(x.len());
     let (pw, px) = (w.as_ptr(), x.as_ptr());
@@ -71,14 +118,14 @@ pub unsafe fn f16_dot(row: &[u8], x: &[f32]) -> f32 {
         for (k, acc) in acc.iter_mut().enumerate() {
             let h = unsafe { _mm_loadu_si128(pw.add(i + 8 * k).cast()) };
             let v = unsafe { _mm256_loadu_ps(px.add(i + 8 * k)) };
-            *acc = _mm256_fmadd_ps(_mm256_cvtph_ps(h), v, *acc);
+            *acc = _mm256_fmadd_ps(widen(h), v, *acc);
         }
         i += 32;
     }
     while i + 8 <= n {
         let h = unsafe { _mm_loadu_si128(pw.add(i).cast()) };
         let v = unsafe { _mm256_loadu_ps(px.add(i)) };
-        acc[0] = _mm256_fmadd_ps(_mm256_cvtph_ps(h), v, acc[0]);
+        acc[0] = _mm256_fmadd_ps(widen(h), v, acc[0]);
         i += 8;
     }
     let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
@@ -89,11 +136,21 @@ pub unsafe fn f16_dot(row: &[u8], x: &[f32]) -> f32 {
     total
 }
 
-/// Q8_0 row (34-byte blocks: f16 scale, 32 × i8) times the quantized input.
+/// [`f16_dot`] converting with F16C's `vcvtph2ps` (the same values, one instruction).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and F16C.
 #[target_feature(enable = "avx2,fma,f16c")]
+pub unsafe fn f16_dot_f16c(row: &[u8], x: &[f32]) -> f32 {
+    // SAFETY: forwarded from the caller.
+    unsafe { f16_rows(row, x, |h| _mm256_cvtph_ps(h)) }
+}
+
+/// Q8_0 row (34-byte blocks: f16 scale, 32 × i8) times the quantized input.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
 pub unsafe fn q8_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let mut acc = [_mm256_setzero_ps(); 2];
@@ -112,8 +169,8 @@ pub unsafe fn q8_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
 /// quantized input.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
 pub unsafe fn q4_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let (low4, eight) = (_mm_set1_epi8(0xF), _mm256_set1_epi8(8));
@@ -137,8 +194,8 @@ pub unsafe fn q4_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
 /// `d·sc·xs · Σ q·x - dmin·m·xs · Σ x`.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
 pub unsafe fn q4_k_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let low4 = _mm256_set1_epi8(0xF);
@@ -177,8 +234,8 @@ pub unsafe fn q4_k_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
 /// `q - 32` times `x`, pair sums weighted by the two 16-value scales with `madd`.
 ///
 /// # Safety
-/// The CPU must support AVX2, FMA and F16C.
-#[target_feature(enable = "avx2,fma,f16c")]
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
 pub unsafe fn q6_k_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let (low4, low2, bias) = (

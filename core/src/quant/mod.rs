@@ -11,7 +11,7 @@
 
 mod decode;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use decode::dequantize;
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]

@@ -409,8 +409,15 @@ fn seen_input(input: &Input<'_>) -> Vec<f32> {
 
 #[test]
 fn every_product_agrees_with_the_decoding_reference() {
-    let rows = 9;
-    for &(ty, widths) in PRODUCT_CASES {
+    check_products(PRODUCT_CASES, 9);
+}
+
+/// Every kernel's product of `rows` random rows of each type and width with a random input
+/// against the exact (f64) product of the decoded rows with the input as the kernel sees
+/// it (quantized or not), within float rounding; and the quantized input within half a
+/// quantization step of the input. Also run by the kernel tests (under Miri too).
+pub(crate) fn check_products(cases: &[(GgmlType, &[usize])], rows: usize) {
+    for &(ty, widths) in cases {
         for &cols in widths {
             let data = random_matrix(ty, rows, cols, cols as u32);
             let w = GgmlMatrix {
