@@ -54,6 +54,8 @@ const ROWS_PER_BLOCK: usize = 16;
 ///
 /// For a Q8 matrix the inputs are first quantized into `scratch` in groups of the matrix's
 /// group size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
+/// For a ggml matrix whose kernels take a quantized input (`quant::prepare`) they are
+/// quantized the same way in groups of 32, the group sums after the scales.
 pub fn matmul(
     k: Kernels,
     out: &mut [f32],

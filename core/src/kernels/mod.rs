@@ -97,7 +97,7 @@ impl Kernels {
         Kernels(Kind::Avx512Vnni, F16c(false))
     }
 
-    /// These kernels with F16C conversions in the F16 weight products (no change for
+    /// These kernels with F16C conversions in the ggml products (F16 weights, block scales; no change for
     /// scalar or NEON kernels; results are bit-identical either way, the conversions being
     /// exact).
     ///
@@ -298,13 +298,18 @@ impl Kernels {
     pub fn ggml_dot_q8(&self, ty: GgmlType, row: &[u8], x: Q8Blocks<'_>) -> f32 {
         match self.0 {
             // SAFETY: as in `ggml_dot_f32`.
+            // With F16C as `with_f16c_unchecked`'s caller promised.
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2Fma | Kind::Avx512Vnni => unsafe {
-                match ty {
-                    GgmlType::Q8_0 => x86_ggml::q8_0_dot(row, x),
-                    GgmlType::Q4_0 => x86_ggml::q4_0_dot(row, x),
-                    GgmlType::Q4_K => x86_ggml::q4_k_dot(row, x),
-                    GgmlType::Q6_K => x86_ggml::q6_k_dot(row, x),
+                match (ty, self.1 .0) {
+                    (GgmlType::Q8_0, false) => x86_ggml::q8_0_dot(row, x),
+                    (GgmlType::Q8_0, true) => x86_ggml::q8_0_dot_f16c(row, x),
+                    (GgmlType::Q4_0, false) => x86_ggml::q4_0_dot(row, x),
+                    (GgmlType::Q4_0, true) => x86_ggml::q4_0_dot_f16c(row, x),
+                    (GgmlType::Q4_K, false) => x86_ggml::q4_k_dot(row, x),
+                    (GgmlType::Q4_K, true) => x86_ggml::q4_k_dot_f16c(row, x),
+                    (GgmlType::Q6_K, false) => x86_ggml::q6_k_dot(row, x),
+                    (GgmlType::Q6_K, true) => x86_ggml::q6_k_dot_f16c(row, x),
                     _ => 0.0,
                 }
             },

@@ -21,21 +21,16 @@ use crate::quant::k_scale_min;
 /// (x86 takes a slow microcode path for those).
 const F16_MIN_NORMAL: u32 = 113 << 23;
 
-/// The little-endian IEEE binary16 in `b`, as f32, exactly (the scalar form of
-/// [`f16x8_to_f32`], without `half`'s per-case branches).
+/// The little-endian IEEE binary16 in `b`, as f32.
 fn half(b: [u8; 2]) -> f32 {
-    let h = u32::from(u16::from_le_bytes(b));
-    let shifted = (h & 0x7FFF) << 13;
-    let exponent = shifted & 0x0F80_0000;
-    let rebiased = shifted + (112 << 23);
-    let magnitude = if exponent == 0x0F80_0000 {
-        f32::from_bits(rebiased + (112 << 23)) // infinity or NaN
-    } else if exponent == 0 {
-        f32::from_bits(rebiased + (1 << 23)) - f32::from_bits(F16_MIN_NORMAL)
-    } else {
-        f32::from_bits(rebiased)
-    };
-    f32::from_bits(magnitude.to_bits() | (h & 0x8000) << 16)
+    half::f16::from_le_bytes(b).to_f32()
+}
+
+/// [`half`] with F16C.
+#[target_feature(enable = "avx2,fma,f16c")]
+fn half_f16c(b: [u8; 2]) -> f32 {
+    let bits = _mm_cvtsi32_si128(i32::from(u16::from_le_bytes(b)));
+    _mm_cvtss_f32(_mm_cvtph_ps(bits))
 }
 
 /// Eight f16 bit patterns (in 16-bit lanes) as f32, exactly: exponent and mantissa moved
@@ -94,6 +89,32 @@ fn load_group(groups: &[[i8; 32]], at: usize) -> __m256i {
     }
 }
 
+/// Defines a kernel twice over one body: `$name` (AVX2+FMA, block scales widened by
+/// [`half`]) and `$f16c` (AVX2+FMA+F16C, by [`half_f16c`]); the values are the same.
+macro_rules! with_f16c_variant {
+    ($(#[$doc:meta])* $name:ident, $f16c:ident, $body:ident) => {
+        $(#[$doc])*
+        ///
+        /// # Safety
+        /// The CPU must support AVX2 and FMA.
+        #[target_feature(enable = "avx2,fma")]
+        pub unsafe fn $name(row: &[u8], x: Q8Blocks<'_>) -> f32 {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body(row, x, half) }
+        }
+
+        /// The same with F16C conversions of the block scales.
+        ///
+        /// # Safety
+        /// The CPU must support AVX2, FMA and F16C.
+        #[target_feature(enable = "avx2,fma,f16c")]
+        pub unsafe fn $f16c(row: &[u8], x: Q8Blocks<'_>) -> f32 {
+            // SAFETY: forwarded from the caller.
+            unsafe { $body(row, x, |b| half_f16c(b)) }
+        }
+    };
+}
+
 /// F16 row times f32 input: eight values widened at a time, four FMA accumulators.
 ///
 /// # Safety
@@ -146,12 +167,16 @@ pub unsafe fn f16_dot_f16c(row: &[u8], x: &[f32]) -> f32 {
     unsafe { f16_rows(row, x, |h| _mm256_cvtph_ps(h)) }
 }
 
+with_f16c_variant!(
 /// Q8_0 row (34-byte blocks: f16 scale, 32 × i8) times the quantized input.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn q8_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
+    q8_0_dot,
+    q8_0_dot_f16c,
+    q8_0_body
+);
+
+/// The body of [`q8_0_dot`] and [`q8_0_dot_f16c`], inlined into each with its `half`.
+#[inline(always)]
+unsafe fn q8_0_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let mut acc = [_mm256_setzero_ps(); 2];
     let blocks = row.as_chunks::<34>().0.iter().zip(x.scales).enumerate();
@@ -165,13 +190,17 @@ pub unsafe fn q8_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     horizontal_sum_ps(_mm256_add_ps(acc[0], acc[1]))
 }
 
+with_f16c_variant!(
 /// Q4_0 row (18-byte blocks: f16 scale, 16 bytes of nibbles, value `q - 8`) times the
 /// quantized input.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn q4_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
+    q4_0_dot,
+    q4_0_dot_f16c,
+    q4_0_body
+);
+
+/// The body of [`q4_0_dot`] and [`q4_0_dot_f16c`], inlined into each with its `half`.
+#[inline(always)]
+unsafe fn q4_0_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let (low4, eight) = (_mm_set1_epi8(0xF), _mm256_set1_epi8(8));
     let mut acc = [_mm256_setzero_ps(); 2];
@@ -189,14 +218,18 @@ pub unsafe fn q4_0_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     horizontal_sum_ps(_mm256_add_ps(acc[0], acc[1]))
 }
 
+with_f16c_variant!(
 /// Q4_K row (144-byte super-blocks of 256: f16 `d` and `dmin`, eight 6-bit scale/minimum
 /// pairs, 128 bytes of nibbles) times the quantized input: per 32 values
 /// `d·sc·xs · Σ q·x - dmin·m·xs · Σ x`.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn q4_k_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
+    q4_k_dot,
+    q4_k_dot_f16c,
+    q4_k_body
+);
+
+/// The body of [`q4_k_dot`] and [`q4_k_dot_f16c`], inlined into each with its `half`.
+#[inline(always)]
+unsafe fn q4_k_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let low4 = _mm256_set1_epi8(0xF);
     let mut acc = _mm256_setzero_ps();
@@ -229,14 +262,18 @@ pub unsafe fn q4_k_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
     horizontal_sum_ps(acc) - minimums
 }
 
+with_f16c_variant!(
 /// Q6_K row (210-byte super-blocks of 256: 128 bytes of low nibbles, 64 of high 2-bit
 /// pairs, sixteen i8 scales, f16 `d`) times the quantized input: per 32 values the signed
 /// `q - 32` times `x`, pair sums weighted by the two 16-value scales with `madd`.
-///
-/// # Safety
-/// The CPU must support AVX2 and FMA.
-#[target_feature(enable = "avx2,fma")]
-pub unsafe fn q6_k_dot(row: &[u8], x: Q8Blocks<'_>) -> f32 {
+    q6_k_dot,
+    q6_k_dot_f16c,
+    q6_k_body
+);
+
+/// The body of [`q6_k_dot`] and [`q6_k_dot_f16c`], inlined into each with its `half`.
+#[inline(always)]
+unsafe fn q6_k_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) -> f32 {
     let groups = x.values.as_chunks::<32>().0;
     let (low4, low2, bias) = (
         _mm256_set1_epi8(0xF),
