@@ -4,10 +4,12 @@
 //! values): nibbles are split with a mask and a shift over a whole block, and the integer
 //! products summed with `maddubs`/`madd`; each 32-value group then adds
 //! `isum · d_weight · d_input` to eight f32 lanes, the minimum terms of Q4_K go through the
-//! input's group sums. F16 values are widened with integer operations rather than F16C's
-//! `vcvtph2ps`, so these kernels need nothing beyond AVX2 and FMA (the contract of every
-//! x86 kernel, and what Miri can interpret). Every function requires AVX2 and FMA;
-//! [`super::Kernels`] only calls them when the processor has both.
+//! input's group sums. Each kernel comes twice: the plain one widens f16 values (F16
+//! weights, block scales) with integer operations or the `half` crate, so it needs nothing
+//! beyond AVX2 and FMA (the contract of every x86 kernel, and what Miri can interpret); the
+//! `_f16c` one uses F16C's conversions, for processors that have it (all AVX2 ones in
+//! practice). Both give the same values. [`super::Kernels`] only calls them when the
+//! processor has the features.
 #![allow(unsafe_code)]
 
 use core::arch::x86_64::*;
@@ -168,7 +170,7 @@ pub unsafe fn f16_dot_f16c(row: &[u8], x: &[f32]) -> f32 {
 }
 
 with_f16c_variant!(
-/// Q8_0 row (34-byte blocks: f16 scale, 32 × i8) times the quantized input.
+    /// Q8_0 row (34-byte blocks: f16 scale, 32 × i8) times the quantized input.
     q8_0_dot,
     q8_0_dot_f16c,
     q8_0_body
@@ -191,8 +193,8 @@ unsafe fn q8_0_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) 
 }
 
 with_f16c_variant!(
-/// Q4_0 row (18-byte blocks: f16 scale, 16 bytes of nibbles, value `q - 8`) times the
-/// quantized input.
+    /// Q4_0 row (18-byte blocks: f16 scale, 16 bytes of nibbles, value `q - 8`) times the
+    /// quantized input.
     q4_0_dot,
     q4_0_dot_f16c,
     q4_0_body
@@ -219,9 +221,9 @@ unsafe fn q4_0_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) 
 }
 
 with_f16c_variant!(
-/// Q4_K row (144-byte super-blocks of 256: f16 `d` and `dmin`, eight 6-bit scale/minimum
-/// pairs, 128 bytes of nibbles) times the quantized input: per 32 values
-/// `d·sc·xs · Σ q·x - dmin·m·xs · Σ x`.
+    /// Q4_K row (144-byte super-blocks of 256: f16 `d` and `dmin`, eight 6-bit scale/minimum
+    /// pairs, 128 bytes of nibbles) times the quantized input: per 32 values
+    /// `d·sc·xs · Σ q·x - dmin·m·xs · Σ x`.
     q4_k_dot,
     q4_k_dot_f16c,
     q4_k_body
@@ -263,9 +265,9 @@ unsafe fn q4_k_body(row: &[u8], x: Q8Blocks<'_>, half: impl Fn([u8; 2]) -> f32) 
 }
 
 with_f16c_variant!(
-/// Q6_K row (210-byte super-blocks of 256: 128 bytes of low nibbles, 64 of high 2-bit
-/// pairs, sixteen i8 scales, f16 `d`) times the quantized input: per 32 values the signed
-/// `q - 32` times `x`, pair sums weighted by the two 16-value scales with `madd`.
+    /// Q6_K row (210-byte super-blocks of 256: 128 bytes of low nibbles, 64 of high 2-bit
+    /// pairs, sixteen i8 scales, f16 `d`) times the quantized input: per 32 values the signed
+    /// `q - 32` times `x`, pair sums weighted by the two 16-value scales with `madd`.
     q6_k_dot,
     q6_k_dot_f16c,
     q6_k_body
