@@ -125,7 +125,9 @@ pub fn prepare<'s>(
 
 /// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs, each row read once for
 /// all of them; every output is computed as for its input alone, whatever the batch and
-/// whichever rows `w` holds, so batching and the thread split never change results.
+/// whichever rows `w` holds, so batching and the thread split never change results. `x`
+/// must come from [`prepare`] with the same `k` and `w.ty` (a quantized input for a type
+/// whose kernels take f32 gives zeros).
 pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, batch: usize) {
     let row_bytes = w.row_bytes();
     if row_bytes == 0 || batch == 0 {
