@@ -63,8 +63,10 @@ fn float_types_decode_their_bits() {
         .flat_map(|v| v.to_le_bytes())
         .collect();
     assert_eq!(decode(GgmlType::F32, &f32s), [1.5, -2.25]);
+    // 0x0001: the smallest f16 subnormal, 2^-24.
     let f16s = [h(0.5), h(-3.0), [0x01, 0x00]].concat();
-    assert_eq!(decode(GgmlType::F16, &f16s), [0.5, -3.0, 2f32.powi(-24)]);
+    let smallest = f32::from_bits(0x3380_0000);
+    assert_eq!(decode(GgmlType::F16, &f16s), [0.5, -3.0, smallest]);
     // bf16 1.5 = 0x3FC0, -0.09375 = 0xBDC0.
     assert_eq!(
         decode(GgmlType::BF16, &[0xC0, 0x3F, 0xC0, 0xBD]),
