@@ -67,6 +67,8 @@ int main(int argc, char **argv) {
     uint32_t *index = NULL, *prompt_tokens = NULL;
     float *activations = NULL;
     llama2_prob_index *scratch = NULL;
+    llama2_layer *layers = NULL;
+    size_t n_layers = 0;
     llama2_model model;
     llama2_tokenizer tokenizer;
     llama2_state state;
@@ -109,7 +111,15 @@ int main(int argc, char **argv) {
         goto done;
     }
     step = model_path;
-    if ((status = llama2_model_open(&model, model_bytes, model_len)) != LLAMA2_OK ||
+    /* A GGUF model needs a table of n_layers entries; a llama2.c model none (NULL, 0). */
+    if ((status = llama2_model_layers_len(model_bytes, model_len, &n_layers)) != LLAMA2_OK) {
+        goto done;
+    }
+    if (n_layers > 0 && (layers = malloc(n_layers * sizeof *layers)) == NULL) {
+        fprintf(stderr, "generate: out of memory\n");
+        goto done;
+    }
+    if ((status = llama2_model_open(&model, model_bytes, model_len, layers, n_layers)) != LLAMA2_OK ||
         (status = llama2_model_config(&model, &config)) != LLAMA2_OK ||
         (status = llama2_model_buffer_sizes(&model, config.seq_len, &sizes)) != LLAMA2_OK) {
         goto done;
@@ -149,6 +159,7 @@ done:
     free(scratch);
     free(activations);
     free(index);
+    free(layers);
     free(tokenizer_bytes);
     free(model_bytes);
     return exit_code;

@@ -20,12 +20,14 @@ enum {
     MAX_FILE_WORDS = 1 << 20, /* 4 MiB per file */
     MAX_VOCAB = 512,
     MAX_STATE = 169263,
-    MAX_PROMPT = 1024
+    MAX_PROMPT = 1024,
+    MAX_LAYERS = 8
 };
 
 /* Static caller memory; `uint32_t` storage keeps the model bytes 4-byte aligned. */
 static uint32_t model_words[MAX_FILE_WORDS];
 static uint32_t tokenizer_words[MAX_FILE_WORDS];
+static llama2_layer layers[MAX_LAYERS]; /* a GGUF model's layer table */
 static uint32_t index_buffer[2 * MAX_VOCAB];
 static float activations[MAX_STATE];
 static llama2_prob_index scratch[MAX_VOCAB];
@@ -105,7 +107,9 @@ int main(int argc, char **argv) {
         return 1;
     }
 
-    check(llama2_model_open(&model, (const uint8_t *)model_words, model_len), argv[1]);
+    /* A llama2.c model leaves the layer table alone; a GGUF model with more than
+     * MAX_LAYERS layers fails with LLAMA2_ERR_BUFFER_TOO_SMALL. */
+    check(llama2_model_open(&model, (const uint8_t *)model_words, model_len, layers, MAX_LAYERS), argv[1]);
     check(llama2_model_config(&model, &config), "config");
     /* Every size is checked by the library: a larger model fails with
      * LLAMA2_ERR_BUFFER_TOO_SMALL instead of overrunning the arrays. */

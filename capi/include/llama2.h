@@ -101,6 +101,11 @@
 #define LLAMA2_TEXT_WORDS 12
 
 /**
+ * Size of `llama2_layer` in 64-bit words.
+ */
+#define LLAMA2_LAYER_WORDS 64
+
+/**
  * What every function of the API returns: `LLAMA2_OK` (0) or one of the `LLAMA2_ERR_*`
  * codes. `llama2_error_message()` describes any value.
  */
@@ -117,6 +122,22 @@ typedef struct llama2_model {
 } llama2_model;
 
 /**
+ * One entry of a GGUF model's layer table: the library's view of one layer's weights.
+ *
+ * A GGUF model needs `n_layers` of them (`llama2_model_layers_len()` says how many before
+ * the model is opened), passed to `llama2_model_open()`; a llama2.c model needs none.
+ * Opaque: the caller only provides the memory (an array, static or `malloc`'ed).
+ */
+typedef struct llama2_layer {
+  uint64_t _opaque[LLAMA2_LAYER_WORDS];
+} llama2_layer;
+
+/**
+ * The kind of model file, in `llama2_config.format`.
+ */
+typedef uint32_t llama2_format;
+
+/**
  * A model's hyperparameters and file layout, as `llama2_model_config()` reports them.
  */
 typedef struct llama2_config {
@@ -129,7 +150,7 @@ typedef struct llama2_config {
    */
   size_t hidden_dim;
   /**
-   * Number of transformer layers.
+   * Number of transformer layers (a GGUF model's layer table has this many entries).
    */
   size_t n_layers;
   /**
@@ -153,12 +174,17 @@ typedef struct llama2_config {
    */
   bool shared_classifier;
   /**
-   * File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0), or 100 + the GGUF
-   * version for a GGUF file (102, 103).
+   * The kind of file: `LLAMA2_FORMAT_LLAMA2C` or `LLAMA2_FORMAT_GGUF`.
+   */
+  llama2_format format;
+  /**
+   * The file's version within its kind: 0, 1 or 2 for a llama2.c file, the GGUF version
+   * (2 or 3) for a GGUF file.
    */
   uint32_t version;
   /**
-   * Q8_0 group size for version 2, else 0.
+   * Q8_0 group size of a llama2.c version 2 file, else 0 (a GGUF file's tensors each
+   * have their own type).
    */
   size_t group_size;
 } llama2_config;
@@ -304,7 +330,8 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_MISALIGNED 2
 
 /**
- * A caller buffer is shorter than the function needs.
+ * A caller buffer is shorter than the function needs (a GGUF model's layer table
+ * included).
  */
 #define LLAMA2_ERR_BUFFER_TOO_SMALL 3
 
@@ -336,7 +363,8 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_MODEL_SIZE 8
 
 /**
- * The model file has a version this library does not read.
+ * The model file has a version this library does not read (llama2.c files: 0, 1 and 2;
+ * GGUF files: 2 and 3).
  */
 #define LLAMA2_ERR_MODEL_VERSION 9
 
@@ -423,6 +451,24 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_PANIC 25
 
 /**
+ * The model file is a GGUF file that is malformed (truncated, misaligned or overlapping
+ * tensors, unknown types, bad metadata) or not a llama model this library runs (another
+ * architecture, unknown or missing tensors, wrong shapes, unsupported weight types).
+ */
+#define LLAMA2_ERR_MODEL_FORMAT 26
+
+/**
+ * A llama2.c file: `version` 0 (legacy, fp32), 1 (fp32) or 2 (Q8_0).
+ */
+#define LLAMA2_FORMAT_LLAMA2C 0
+
+/**
+ * A GGUF file of the llama architecture (llama.cpp's container; each tensor has its own
+ * type): `version` is the GGUF version, 2 or 3.
+ */
+#define LLAMA2_FORMAT_GGUF 1
+
+/**
  * The best loops the build target guarantees (NEON on aarch64, scalar on generic x86_64
  * and Cortex-M). The default of a new state.
  */
@@ -455,24 +501,51 @@ const char *llama2_error_message(llama2_status status);
 const char *llama2_version(void);
 
 /**
- * Opens the model file held in `bytes[0..len]`, without copying it.
+ * Writes to `*layers_len` the number of `llama2_layer` entries `llama2_model_open()` needs
+ * for the model file in `bytes[0..len]`: the layer count (`n_layers`) of a GGUF file, 0 for
+ * a llama2.c file. Reads only the file's header and metadata; `bytes` need no alignment.
+ *
+ * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED` (`layers_len`), the model-file errors
+ * of `llama2_model_open()` that the metadata shows (`LLAMA2_ERR_MODEL_FORMAT`, ...).
+ *
+ * # Safety
+ * `bytes` must be valid for `len` reads; `layers_len` valid for a write.
+ */
+llama2_status llama2_model_layers_len(const uint8_t *bytes,
+                                      size_t len,
+                                      size_t *layers_len);
+
+/**
+ * Opens the model file held in `bytes[0..len]`, without copying it: a llama2.c file (v0,
+ * v1 or v2) or a GGUF file of the llama architecture (version 2 or 3), told apart by their
+ * first bytes.
  *
  * `bytes` must be 4-byte aligned (memory from `malloc`, a memory map, or an aligned array
- * is) and hold exactly the file. The bytes are borrowed, not copied: they must stay valid and
- * unchanged for as long as `model` or any state, generation or forward pass uses it.
- * `model` is caller memory (a `llama2_model` variable); on failure it is left uninitialised.
+ * is) and hold exactly the file. A GGUF file also needs a layer table: `layers[0..
+ * layers_len]`, at least the `n_layers` entries `llama2_model_layers_len()` reports (a
+ * constant for firmware built for one model), into which this function writes its views of
+ * each layer's weights. A llama2.c file needs none: pass NULL and 0 (a table given is left
+ * alone). The table must not overlap the bytes or the handle.
+ *
+ * The bytes and the table are borrowed, not copied: they must stay valid, and unchanged,
+ * for as long as `model` or any state, generation or forward pass uses it. `model` is
+ * caller memory (a `llama2_model` variable); on failure it is left uninitialised.
  *
  * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
- * `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`,
+ * `LLAMA2_ERR_BUFFER_TOO_SMALL` (the layer table), `LLAMA2_ERR_MODEL_SIZE`,
+ * `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`, `LLAMA2_ERR_MODEL_FORMAT`,
  * `LLAMA2_ERR_SIZE_OVERFLOW`.
  *
  * # Safety
  * `model` must be valid for writes of `llama2_model`; `bytes` must be valid for `len`
- * reads, and stay so as described above.
+ * reads and `layers` (unless NULL) for `layers_len` reads and writes, and stay so as
+ * described above.
  */
 llama2_status llama2_model_open(struct llama2_model *model,
                                 const uint8_t *bytes,
-                                size_t len);
+                                size_t len,
+                                struct llama2_layer *layers,
+                                size_t layers_len);
 
 /**
  * Writes the model's hyperparameters and file layout to `*config`.

@@ -281,7 +281,8 @@ impl<'h, H: Handle> Checked<'h, H, true> {
 }
 
 /// Caller memory that a handle keeps borrowing after the call returns, as a `'static` slice:
-/// with [`kept_mut`], the one place where that lifetime is assumed (module docs).
+/// with [`kept_mut`] (and `layers::kept_layer_table`, for a model's layer table), the one
+/// place where that lifetime is assumed (module docs).
 ///
 /// # Safety
 /// As for [`Span::into_slice`], for as long as the handle that stores the slice is used (the

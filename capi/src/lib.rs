@@ -44,6 +44,8 @@ mod types;
 
 mod handle;
 
+mod layers;
+
 mod model;
 
 mod tokenizer;
@@ -66,8 +68,10 @@ pub use handle::{
     llama2_model, llama2_sampler, llama2_state, llama2_text, llama2_tokenizer, LLAMA2_MODEL_WORDS,
     LLAMA2_SAMPLER_WORDS, LLAMA2_STATE_WORDS, LLAMA2_TEXT_WORDS, LLAMA2_TOKENIZER_WORDS,
 };
+pub use layers::{llama2_layer, LLAMA2_LAYER_WORDS};
 pub use model::{
-    llama2_model_buffer_sizes, llama2_model_config, llama2_model_open, llama2_prompt_tokens_len,
+    llama2_model_buffer_sizes, llama2_model_config, llama2_model_layers_len, llama2_model_open,
+    llama2_prompt_tokens_len,
 };
 pub use sampler::{llama2_sample, llama2_sampler_init};
 pub use state::{llama2_forward, llama2_state_init, llama2_state_set_kernels};

@@ -174,6 +174,7 @@ fn errors_c_gets_an_error_code_for_every_misuse() {
         model_file("stories260K.bin"),
         model_file("tok512.bin"),
         model_file("synth_mqa_unshared.bin"),
+        model_file("stories260K.gguf"),
     ];
     let output = run(&program, &args);
     let stdout = String::from_utf8_lossy(&output.stdout);
