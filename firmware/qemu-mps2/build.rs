@@ -2,8 +2,9 @@
 //!
 //! - Finds the model and tokenizer to embed in flash, reads them with llama2-core's own
 //!   parser (so a bad file fails the build with the engine's error) and writes
-//!   `$OUT_DIR/config.rs`: the model's `Config` and the context length as constants, which
-//!   size the firmware's `static` buffers.
+//!   `$OUT_DIR/config.rs`: the model's `Config`, the context length and the length of a GGUF
+//!   model's layer table as constants, which size the firmware's `static` buffers. The
+//!   model is a llama2.c or a GGUF file, told apart by its first bytes, as the engine does.
 //! - Puts `memory.x` on the linker's search path and passes cortex-m-rt's `-Tlink.x`.
 //!
 //! Settings (environment variables; relative paths are taken from this crate's directory):
@@ -19,7 +20,7 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use llama2_core::{AlignedBytes, Model, Tokenizer};
+use llama2_core::{AlignedBytes, LayerWeights, Model, Tokenizer};
 
 /// Positions kept by default: the 200 steps of the example's story.
 const DEFAULT_CONTEXT: usize = 200;
@@ -53,8 +54,12 @@ fn run() -> Result<(), String> {
     let model_bytes = read(&model_path)?;
     let aligned = AlignedBytes::new(&model_bytes);
     let model_view = aligned.bytes();
-    let model =
-        Model::from_bytes(model_view).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let in_model = |e| format!("{}: {e}", model_path.display());
+    // A GGUF model's per-layer views go in a table of `n_layers` entries (none for a
+    // llama2.c file): the firmware's table is a `static` of this length.
+    let layer_table_len = Model::layer_table_len(model_view).map_err(in_model)?;
+    let mut layer_table = vec![LayerWeights::EMPTY; layer_table_len];
+    let model = Model::parse(model_view, &mut layer_table).map_err(in_model)?;
     let config = model.config;
     let tokenizer_bytes = read(&tokenizer_path)?;
     let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap_or(0)];
@@ -90,7 +95,11 @@ fn run() -> Result<(), String> {
          }};\n\
          \n\
          /// Positions the KV cache holds (`LLAMA2_FIRMWARE_CONTEXT`).\n\
-         pub const CONTEXT: usize = {context};\n",
+         pub const CONTEXT: usize = {context};\n\
+         \n\
+         /// Entries of the layer table a GGUF model needs (its `n_layers`; 0 for a llama2.c\n\
+         /// file, whose layers are stacked in place).\n\
+         pub const LAYER_TABLE_LEN: usize = {layer_table_len};\n",
         model = model_path.display(),
         format = model.format,
         dim = config.dim,

@@ -18,18 +18,18 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use embedded_io::Write;
 use llama2_core::{
-    prompt_buffer_len, Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler,
-    Serial, State, Strategy, Summary, Tokenizer,
+    prompt_buffer_len, Aligned, Config, GenerateError, Generator, LayerWeights, Model, ProbIndex,
+    Sampler, Serial, State, Strategy, Summary, Tokenizer,
 };
 
 use uart::CmsdkUart;
 
-/// `CONFIG` (the model's `Config`) and `CONTEXT`, written by build.rs.
+/// `CONFIG` (the model's `Config`), `CONTEXT` and `LAYER_TABLE_LEN`, written by build.rs.
 mod build_config {
     use llama2_core::Config;
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
-use build_config::{CONFIG, CONTEXT};
+use build_config::{CONFIG, CONTEXT, LAYER_TABLE_LEN};
 
 /// The story: `-i "Once upon a time" -n 200 -t 0`. Steps count the prompt and stop at the
 /// context, as on the host.
@@ -59,6 +59,8 @@ static TOKENIZER: &[u8] = include_bytes!(env!("LLAMA2_FIRMWARE_TOKENIZER_FILE"))
 
 /// The working memory of one generation, every part a `static` in RAM.
 struct Buffers {
+    /// A GGUF model's per-layer views (empty for a llama2.c model).
+    layers: &'static mut [LayerWeights<'static>],
     state: &'static mut [f32],
     tokenizer_index: &'static mut [u32],
     sampler_scratch: &'static mut [ProbIndex],
@@ -70,6 +72,8 @@ fn main() -> ! {
     // cortex-m-rt turns these `static mut`s into `&'static mut` references that only this
     // (once-run) function holds, so using them needs no `unsafe`. Zero-initialised, they
     // live in .bss and cost no flash.
+    static mut LAYERS: [LayerWeights<'static>; LAYER_TABLE_LEN] =
+        [LayerWeights::EMPTY; LAYER_TABLE_LEN];
     static mut STATE: [f32; STATE_LEN] = [0.0; STATE_LEN];
     static mut TOKENIZER_INDEX: [u32; INDEX_LEN] = [0; INDEX_LEN];
     static mut SAMPLER_SCRATCH: [ProbIndex; SCRATCH_LEN] = [NO_CANDIDATE; SCRATCH_LEN];
@@ -79,6 +83,7 @@ fn main() -> ! {
     // only user (the panic and fault handlers take it over only when this code has stopped).
     let mut uart = unsafe { CmsdkUart::new(uart::UART0_BASE, uart::BAUDDIV_115200) };
     let buffers = Buffers {
+        layers: LAYERS,
         state: STATE,
         tokenizer_index: TOKENIZER_INDEX,
         sampler_scratch: SAMPLER_SCRATCH,
@@ -105,7 +110,7 @@ fn tell_story(
     out: &mut impl Write<Error = Infallible>,
     buffers: Buffers,
 ) -> Result<Summary, Failure> {
-    let model = Model::from_bytes(&MODEL.0)?;
+    let model = Model::parse(&MODEL.0, buffers.layers)?;
     if model.config != CONFIG {
         return Err(Failure::ConfigMismatch {
             built: CONFIG,
