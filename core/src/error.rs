@@ -388,6 +388,56 @@ pub enum Error {
         /// Its type.
         ggml_type: GgmlType,
     },
+    // Tokenizer from GGUF metadata (`tokenizer/gguf.rs`); mistyped keys are
+    // `GgufWrongType`.
+    /// A `tokenizer.ggml.*` key the vocabulary needs is not in the GGUF file.
+    GgufTokenizerKeyMissing {
+        /// The key.
+        key: &'static str,
+    },
+    /// `tokenizer.ggml.model` names a tokenizer other than `llama` (sentencepiece BPE).
+    GgufTokenizerUnsupported {
+        /// The model the file names (such as `gpt2`).
+        model: GgufName,
+    },
+    /// A tokenizer array whose elements are of the wrong type.
+    GgufTokenizerElementType {
+        /// The array's key.
+        key: &'static str,
+        /// The element type it must have.
+        expected: ValueType,
+        /// The element type the file gives it.
+        found: ValueType,
+    },
+    /// A tokenizer array (scores, token types) with another length than the token array.
+    GgufTokenizerLengthMismatch {
+        /// The array's key.
+        key: &'static str,
+        /// Its length.
+        len: usize,
+        /// The number of tokens.
+        tokens: usize,
+    },
+    /// A special token id (BOS, EOS) outside the vocabulary (an absent id counts as its
+    /// default, 1 for BOS and 2 for EOS).
+    GgufTokenizerIdOutOfRange {
+        /// The id's key.
+        key: &'static str,
+        /// The id, as the file gives it (any integer type).
+        id: i128,
+        /// The number of tokens.
+        vocab_size: usize,
+    },
+    /// The token array is larger than the 4 GiB its `u32` offsets can index.
+    GgufTokenizerTooLarge {
+        /// Its size in bytes.
+        bytes: usize,
+    },
+    /// Byte fallback needs a token for `byte` and the vocabulary has no `<0xHH>` piece.
+    NoByteToken {
+        /// The byte.
+        byte: u8,
+    },
 }
 
 impl fmt::Display for Error {
@@ -670,6 +720,42 @@ impl fmt::Display for Error {
             Error::GgufTensorsOverlap { first, second } => write!(
                 f,
                 "GGUF tensors {first} and {second} overlap in the data section"
+            ),
+            Error::GgufTokenizerKeyMissing { key } => {
+                write!(f, "GGUF file has no {key}, which its tokenizer needs")
+            }
+            Error::GgufTokenizerUnsupported { model } => write!(
+                f,
+                "GGUF tokenizer model \"{model}\" is not supported; this build reads only \
+                 \"llama\" (sentencepiece BPE), not yet gpt2 byte-level BPE or others"
+            ),
+            Error::GgufTokenizerElementType {
+                key,
+                expected,
+                found,
+            } => write!(
+                f,
+                "GGUF metadata {key} is an array of {found}; it must be an array of {expected}"
+            ),
+            Error::GgufTokenizerLengthMismatch { key, len, tokens } => write!(
+                f,
+                "GGUF metadata {key} has {len} entries but the vocabulary has {tokens} tokens"
+            ),
+            Error::GgufTokenizerIdOutOfRange {
+                key,
+                id,
+                vocab_size,
+            } => write!(
+                f,
+                "GGUF metadata {key} is {id}, outside the vocabulary of {vocab_size} tokens"
+            ),
+            Error::GgufTokenizerTooLarge { bytes } => write!(
+                f,
+                "GGUF token array is {bytes} bytes; at most 4 GiB can be indexed"
+            ),
+            Error::NoByteToken { byte } => write!(
+                f,
+                "the vocabulary has no byte token <0x{byte:02X}> for a byte of the text"
             ),
         }
     }

@@ -284,6 +284,7 @@ fn check_encode(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool, short: boo
             match t.decode(prev, token).unwrap() {
                 Piece::Text(bytes) => decoded.extend_from_slice(bytes),
                 Piece::Byte(b) => decoded.push(b),
+                Piece::Spelled(text) => decoded.extend(text.bytes()),
             }
             prev = token;
         }
@@ -404,6 +405,8 @@ pub fn gguf_parse(data: &[u8]) {
         }
     }
 
+    check_gguf_tokenizer(&file, data);
+
     let tensors: Vec<_> = file.tensors().collect();
     assert_eq!(tensors.len(), file.tensor_count());
     let base = data.as_ptr() as usize;
@@ -436,6 +439,47 @@ pub fn gguf_parse(data: &[u8]) {
                 || u.offset() + u.data.len() <= t.offset();
             assert!(disjoint, "{} and {} overlap", t.name, u.name);
             assert_ne!(t.name, u.name);
+        }
+    }
+}
+
+/// A file whose metadata holds a llama vocabulary gives a tokenizer whose every piece is
+/// found again by its text and decodes, and that encodes (the start of) the input.
+fn check_gguf_tokenizer(file: &Gguf<'_>, data: &[u8]) {
+    let tokens = file.metadata("tokenizer.ggml.tokens");
+    let vocab = tokens.and_then(|v| v.as_array()).map_or(0, |a| a.len());
+    let mut index = vec![0u32; Tokenizer::index_len(vocab).unwrap()];
+    let t = match Tokenizer::from_gguf(file, &mut index) {
+        Ok(t) => t,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    assert_eq!(t.vocab_size(), vocab);
+    assert!(t.max_piece_len() <= t.max_token_length());
+    for id in 0..vocab as u32 {
+        let text: Vec<u8> = t.piece_text(id).expect("in range").bytes().collect();
+        assert!(text.len() <= t.max_piece_len());
+        let found = t.lookup(&text, b"").expect("every text can be looked up");
+        assert!(found <= id, "the lowest id of equal texts is found");
+        assert!(t
+            .piece_text(found)
+            .unwrap()
+            .bytes()
+            .eq(text.iter().copied()));
+        t.decode(t.bos(), id).expect("in range");
+    }
+    let text = &data[..data.len().min(64)];
+    let mut out = vec![0u32; prompt_buffer_len(text.len()).unwrap()];
+    if let Ok(n) = t.encode(text, true, true, &mut out) {
+        let mut decoder = TextDecoder::new();
+        for pair in out[..n].windows(2) {
+            decoder.push(
+                t.decode(pair[0], pair[1])
+                    .expect("encoded ids are in range"),
+                |_| {},
+            );
         }
     }
 }
