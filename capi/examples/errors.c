@@ -149,22 +149,23 @@ int main(int argc, char **argv) {
     const size_t prompt_len = strlen(prompt);
     const size_t context = 64;
     llama2_model model, other, bad, gguf;
-    llama2_tokenizer tokenizer, tok511;
+    llama2_tokenizer tokenizer, tok511, gguf_tokenizer;
     llama2_state state, other_state, tiny_state, gguf_state;
     llama2_sampler greedy, top_p;
     llama2_text text;
     llama2_config config, other_config, gguf_config;
     llama2_buffer_sizes sizes, other_sizes;
+    llama2_vocab vocab;
     llama2_summary summary;
     llama2_sampling settings;
     uint8_t *model_bytes, *tokenizer_bytes, *other_bytes, *gguf_bytes, *copy;
-    size_t model_len, tokenizer_len, other_len, gguf_len, n, len, i;
+    size_t model_len, tokenizer_len, other_len, gguf_len, n, gguf_n, len, i;
     llama2_layer *layers;
     float bin_logits[512], diff;
-    uint32_t *index, *index511, tokens[TOKENS], token;
+    uint32_t *index, *index511, *gguf_index, tokens[TOKENS], gguf_tokens[TOKENS], token;
     float *buffer, *other_buffer, *tiny_buffer, *gguf_buffer, *logits, bad_logits[4];
     llama2_prob_index *scratch;
-    struct text_out story, piece_text;
+    struct text_out story, gguf_story, piece_text;
     char small[10], full[4096];
     int code;
 
@@ -322,6 +323,50 @@ int main(int argc, char **argv) {
     EXPECT_OK(llama2_tokenizer_open(&tok511, tokenizer_bytes, tokenizer_prefix(tokenizer_bytes, 511), 511,
                                     index511, 1022));
 
+    /* --- llama2_tokenizer_open_model: the tokenizer inside a GGUF model file. */
+    gguf_index = malloc(sizes.tokenizer_index * sizeof *gguf_index);
+    if (gguf_index == NULL) {
+        return 2;
+    }
+    EXPECT(llama2_tokenizer_open_model(NULL, gguf_bytes, gguf_len, gguf_index, 1024), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, NULL, gguf_len, gguf_index, 1024), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, NULL, 1024), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, gguf_index, 1023),
+           LLAMA2_ERR_BUFFER_TOO_SMALL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, (uint32_t *)(void *)((char *)gguf_index + 1),
+                                       1000),
+           LLAMA2_ERR_MISALIGNED);
+    /* A llama2.c model holds no tokenizer; a truncated GGUF file is reported as such. */
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, model_bytes, model_len, gguf_index, 1024),
+           LLAMA2_ERR_MODEL_FORMAT);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, 16, gguf_index, 1024), LLAMA2_ERR_MODEL_SIZE);
+    copy = copy_of(gguf_bytes, gguf_len);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, copy, gguf_len, (uint32_t *)(void *)copy, 1024),
+           LLAMA2_ERR_OVERLAP);
+    EXPECT(llama2_tokenizer_open_model((llama2_tokenizer *)(void *)gguf_index, gguf_bytes, gguf_len, gguf_index, 1024),
+           LLAMA2_ERR_OVERLAP);
+    /* "tokenizer.ggml.model" = "llama" made "xlama": a tokenizer model this library does not read. */
+    copy[find(copy, gguf_len, "tokenizer.ggml.model") + strlen("tokenizer.ggml.model") + 12] = 'x';
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, copy, gguf_len, gguf_index, 1024),
+           LLAMA2_ERR_TOKENIZER_FORMAT);
+    free(copy);
+    EXPECT(llama2_tokenizer_vocab(&gguf_tokenizer, &vocab), LLAMA2_ERR_UNINITIALIZED); /* the failed open */
+    EXPECT_OK(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, gguf_index, 1024));
+
+    /* --- llama2_tokenizer_vocab: the size and special tokens of either kind. */
+    EXPECT(llama2_tokenizer_vocab(NULL, &vocab), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_vocab(&tokenizer, NULL), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_vocab(&zero_tokenizer, &vocab), LLAMA2_ERR_UNINITIALIZED);
+    EXPECT(llama2_tokenizer_vocab((const llama2_tokenizer *)(const void *)&model, &vocab), LLAMA2_ERR_UNINITIALIZED);
+    EXPECT_OK(llama2_tokenizer_vocab(&tokenizer, &vocab));
+    CHECK(vocab.vocab_size == 512 && vocab.bos == LLAMA2_BOS && vocab.eos == LLAMA2_EOS && vocab.add_bos);
+    EXPECT_OK(llama2_tokenizer_vocab(&tok511, &vocab));
+    CHECK(vocab.vocab_size == 511);
+    vocab.vocab_size = 0;
+    EXPECT_OK(llama2_tokenizer_vocab(&gguf_tokenizer, &vocab));
+    /* stories260K.gguf carries tok512's vocabulary, with llama's BOS 1 and EOS 2. */
+    CHECK(vocab.vocab_size == 512 && vocab.bos == 1 && vocab.eos == 2);
+
     /* --- llama2_encode. */
     EXPECT(llama2_encode(NULL, prompt, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_NULL);
     EXPECT(llama2_encode(&tokenizer, NULL, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_NULL);
@@ -347,6 +392,9 @@ int main(int argc, char **argv) {
     CHECK(n == 1 && tokens[0] == LLAMA2_BOS);
     EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, true, tokens, TOKENS, &n));
     CHECK(n > 2 && tokens[0] == LLAMA2_BOS && tokens[n - 1] == LLAMA2_EOS);
+    /* The GGUF vocabulary encodes as tokenizer.bin does. */
+    EXPECT_OK(llama2_encode(&gguf_tokenizer, prompt, prompt_len, true, true, gguf_tokens, TOKENS, &gguf_n));
+    CHECK(gguf_n == n && memcmp(gguf_tokens, tokens, n * sizeof *tokens) == 0);
 
     /* --- llama2_text_init / llama2_decode. */
     EXPECT(llama2_text_init(NULL), LLAMA2_ERR_NULL);
@@ -533,6 +581,17 @@ int main(int argc, char **argv) {
     CHECK(summary.steps == 40 && !summary.stopped_on_bos && summary.prompt_tokens > 1);
     CHECK(story.len > prompt_len && strncmp(story.bytes, prompt, prompt_len) == 0);
     CHECK(story.bytes[story.len - 1] == '\n');
+    /* The GGUF model with the tokenizer inside it tells the same story. */
+    gguf_story.len = 0;
+    EXPECT(llama2_generate(&gguf, &gguf_tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect,
+                           &gguf_story, NULL),
+           LLAMA2_ERR_STATE_MISMATCH);
+    EXPECT(llama2_generate(&gguf, &gguf_tokenizer, &gguf_state, &greedy, prompt, prompt_len, 40,
+                           (uint32_t *)(void *)layers, TOKENS, collect, &gguf_story, NULL),
+           LLAMA2_ERR_OVERLAP);
+    EXPECT_OK(llama2_generate(&gguf, &gguf_tokenizer, &gguf_state, &greedy, prompt, prompt_len, 40, tokens, TOKENS,
+                              collect, &gguf_story, NULL));
+    CHECK(gguf_story.len == story.len && strcmp(gguf_story.bytes, story.bytes) == 0);
 
     /* --- llama2_generate_to_buffer: the same text; whole pieces when it does not fit. */
     EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, NULL,
@@ -605,6 +664,7 @@ int main(int argc, char **argv) {
     free(buffer);
     free(index511);
     free(index);
+    free(gguf_index);
     free(layers);
     free(gguf_bytes);
     free(other_bytes);

@@ -2,14 +2,18 @@
  * llama2.h: the C API of llama2-rs (libllama2.a / libllama2.so).
  *
  * Runs Llama-2-architecture models in the llama2.c file formats (v0 and v1 fp32, v2 Q8_0)
- * with the llama2.c tokenizer and sampler. The library never allocates: every byte it
- * uses is caller memory.
+ * and in GGUF files of the llama architecture (versions 2 and 3), with the llama2.c
+ * tokenizer (from a tokenizer.bin, or the vocabulary inside a GGUF file) and sampler. The
+ * library never allocates: every byte it uses is caller memory.
  *
  * USE
- *   llama2_model_open(&model, model_bytes, model_len);       // view of the file bytes
+ *   llama2_model_layers_len(model_bytes, model_len, &n_layers); // GGUF: n_layers; else 0
+ *   llama2_model_open(&model, model_bytes, model_len, layers, n_layers); // view of the bytes
  *   llama2_model_config(&model, &config);                   // vocab_size, seq_len, ...
  *   llama2_model_buffer_sizes(&model, context, &sizes);     // element counts to allocate
  *   llama2_tokenizer_open(&tokenizer, tok_bytes, tok_len, config.vocab_size, index, n);
+ *   // or, for a GGUF model, the tokenizer inside it:
+ *   llama2_tokenizer_open_model(&tokenizer, model_bytes, model_len, index, n);
  *   llama2_state_init(&state, &model, context, floats, sizes.state);
  *   llama2_sampler_init(&sampler, &settings, config.vocab_size, scratch, n);
  *   llama2_generate(&model, &tokenizer, &state, &sampler, prompt, prompt_len, steps,
@@ -23,8 +27,9 @@
  *   its own structs). The _open/_init function initialises one in place; nothing needs
  *   closing or freeing, and a handle is released by no longer using it. Re-initialising a
  *   handle is allowed. A handle that failed to open/init is left uninitialised.
- * - Buffers passed to an _open/_init function are BORROWED by the handle: the model bytes,
- *   the tokenizer bytes and index, the state buffer, the sampler scratch must stay valid
+ * - Buffers passed to an _open/_init function are BORROWED by the handle: the model bytes
+ *   and layer table, the tokenizer bytes and index, the state buffer, the sampler scratch
+ *   must stay valid
  *   (and unchanged, except by the library) for as long as the handle is used. The caller
  *   owns them and frees them after the last use of the handle.
  * - A state may be used with any model of the configuration it was initialised for, so the
@@ -65,13 +70,15 @@
 #include <stdint.h>
 
 /**
- * The beginning-of-sequence token: the first token of every encoded prompt; generation stops
- * when the model chooses it.
+ * The beginning-of-sequence token of a llama2.c `tokenizer.bin`: the first token of every
+ * encoded prompt; generation stops when the model chooses it. A GGUF vocabulary names its
+ * own (`llama2_vocab.bos`).
  */
 #define LLAMA2_BOS 1
 
 /**
- * The end-of-sequence token (appended by `llama2_encode()` when asked).
+ * The end-of-sequence token of a `tokenizer.bin` (appended by `llama2_encode()` when asked;
+ * a GGUF vocabulary's is `llama2_vocab.eos`).
  */
 #define LLAMA2_EOS 2
 
@@ -216,6 +223,31 @@ typedef struct llama2_buffer_sizes {
 typedef struct llama2_tokenizer {
   uint64_t _opaque[LLAMA2_TOKENIZER_WORDS];
 } llama2_tokenizer;
+
+/**
+ * A tokenizer's vocabulary size and special tokens, as `llama2_tokenizer_vocab()` reports
+ * them.
+ */
+typedef struct llama2_vocab {
+  /**
+   * Number of tokens.
+   */
+  size_t vocab_size;
+  /**
+   * The beginning-of-sequence id (`LLAMA2_BOS` for a `tokenizer.bin`).
+   */
+  uint32_t bos;
+  /**
+   * The end-of-sequence id (`LLAMA2_EOS` for a `tokenizer.bin`).
+   */
+  uint32_t eos;
+  /**
+   * Whether the vocabulary asks for prompts to start with BOS: a GGUF file's
+   * `tokenizer.ggml.add_bos_token` (true if absent), always true for a `tokenizer.bin`.
+   * `llama2_generate()` starts every prompt with BOS, as llama2.c does.
+   */
+  bool add_bos;
+} llama2_vocab;
 
 /**
  * The text rule's pending bytes (an unfinished UTF-8 character) between calls of
@@ -375,7 +407,8 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_MODEL_CONFIG 10
 
 /**
- * The tokenizer file is malformed or belongs to a model with another vocabulary size.
+ * The tokenizer file is malformed or belongs to a model with another vocabulary size, or a
+ * GGUF file's vocabulary is missing, malformed or of a tokenizer model other than `llama`.
  */
 #define LLAMA2_ERR_TOKENIZER_FORMAT 11
 
@@ -606,9 +639,51 @@ llama2_status llama2_tokenizer_open(struct llama2_tokenizer *tokenizer,
                                     size_t index_len);
 
 /**
+ * Opens the tokenizer inside a GGUF model file held in `bytes[0..len]` (the bytes given to
+ * `llama2_model_open()`: its `tokenizer.ggml.*` vocabulary, read in place), building its
+ * lookup index in `index[0..index_len]` (at least `llama2_buffer_sizes.tokenizer_index`
+ * entries, 2 x vocab_size). Its BOS and EOS ids are the file's: `llama2_tokenizer_vocab()`.
+ *
+ * The same borrowing rules as for `llama2_tokenizer_open()` apply: the bytes (which the
+ * model handle may share) and the index must stay valid, and unchanged, for as long as
+ * `tokenizer` is used; the index must not overlap the bytes or the handle. A llama2.c model
+ * file holds no tokenizer (`LLAMA2_ERR_MODEL_FORMAT`): open its `tokenizer.bin` with
+ * `llama2_tokenizer_open()`.
+ *
+ * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
+ * `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_MODEL_FORMAT` (not a GGUF file, or a malformed
+ * one), `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_TOKENIZER_FORMAT`
+ * (a missing, malformed or unsupported vocabulary: only `tokenizer.ggml.model = "llama"` is
+ * read), `LLAMA2_ERR_SIZE_OVERFLOW`.
+ *
+ * # Safety
+ * As for `llama2_tokenizer_open()`.
+ */
+llama2_status llama2_tokenizer_open_model(struct llama2_tokenizer *tokenizer,
+                                          const uint8_t *bytes,
+                                          size_t len,
+                                          uint32_t *index,
+                                          size_t index_len);
+
+/**
+ * Writes to `*vocab` the tokenizer's vocabulary size and special tokens: BOS and EOS are
+ * 1 and 2 for a `tokenizer.bin` (`LLAMA2_BOS`, `LLAMA2_EOS`), what the file says for a
+ * GGUF vocabulary. A loop of one's own ends the text when the model chooses `bos`, as
+ * `llama2_generate()` does.
+ *
+ * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_UNINITIALIZED`.
+ *
+ * # Safety
+ * `tokenizer` must point to an opened (or zeroed) tokenizer whose buffers are still valid;
+ * `vocab` must be valid for writes.
+ */
+llama2_status llama2_tokenizer_vocab(const struct llama2_tokenizer *tokenizer,
+                                     struct llama2_vocab *vocab);
+
+/**
  * Encodes `text[0..text_len]` (bytes, normally UTF-8; NULL is allowed when `text_len` is
  * 0) into `tokens[0..tokens_len]` the way llama2.c does, BOS first if `bos`, EOS last if
- * `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
+ * `eos` (the tokenizer's ids: `llama2_tokenizer_vocab()`), and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
  * `llama2_prompt_tokens_len(text_len)`: the tokens are written at the front, the rest is
  * the encoder's scratch.
  *
@@ -641,8 +716,9 @@ llama2_status llama2_encode(const struct llama2_tokenizer *tokenizer,
 llama2_status llama2_text_init(struct llama2_text *text);
 
 /**
- * Decodes `token`, which follows `prev` (the token before it; `prev` = BOS (1) drops the
- * piece's leading space), with the text rule of `llama2_generate()`, and passes whatever
+ * Decodes `token`, which follows `prev` (the token before it; `prev` = the tokenizer's BOS,
+ * `llama2_vocab.bos`, drops the piece's leading space), with the text rule of
+ * `llama2_generate()`, and passes whatever
  * text is complete to `on_piece` (zero or more calls). This is how a caller that runs its
  * own loop with `llama2_forward()` and `llama2_sample()` prints exactly what generation
  * prints (without the final newline).

@@ -76,5 +76,8 @@ pub use model::{
 pub use sampler::{llama2_sample, llama2_sampler_init};
 pub use state::{llama2_forward, llama2_state_init, llama2_state_set_kernels};
 pub use status::*;
-pub use tokenizer::{llama2_decode, llama2_encode, llama2_text_init, llama2_tokenizer_open};
+pub use tokenizer::{
+    llama2_decode, llama2_encode, llama2_text_init, llama2_tokenizer_open,
+    llama2_tokenizer_open_model, llama2_tokenizer_vocab,
+};
 pub use types::*;

@@ -1,11 +1,12 @@
 //! Opening a model, and what it needs: its config and the sizes of the caller buffers.
 
+use llama2_core::gguf::is_gguf;
 use llama2_core::{prompt_buffer_len, Config, Model, Sampler, State, Strategy, Tokenizer};
 
 use crate::guard::guard;
 use crate::handle::{check, kept, llama2_model, Target};
 use crate::layers::{kept_layer_table, llama2_layer};
-use crate::raw::{check_disjoint, In, InOut, Out};
+use crate::raw::{check_disjoint, In, InOut, Out, Region};
 use crate::status::{llama2_status, Status};
 use crate::types::{llama2_buffer_sizes, llama2_config};
 
@@ -77,9 +78,17 @@ pub unsafe extern "C" fn llama2_model_open(
         // SAFETY: the caller's contract: `bytes` is valid for `len` reads, unchanged while
         // the model is used, and the table valid and the model's alone; neither overlaps
         // the other or the handle, the one other thing this call writes (checked).
-        let opened = unsafe { Model::parse(kept(bytes), kept_layer_table(layers)) }?;
-        // After parsing the table is only read.
-        let regions = [regions[0], regions[1].read_only()];
+        let bytes = unsafe { kept(bytes) };
+        // Only a GGUF model uses (and so borrows) the table: a llama2.c model leaves it alone.
+        let (table, table_region) = if is_gguf(bytes) {
+            // SAFETY: as above.
+            (unsafe { kept_layer_table(layers) }, regions[1].read_only())
+        } else {
+            (&mut [][..], Region::EMPTY)
+        };
+        let opened = Model::parse(bytes, table)?;
+        // After parsing, the table is only read.
+        let regions = [regions[0], table_region];
         // SAFETY: the model borrows only `regions`, which the caller keeps valid while the
         // handle is used, and which do not overlap the handle (checked).
         unsafe { target.install(opened, regions) };

@@ -40,7 +40,8 @@ pub const LLAMA2_ERR_MODEL_VERSION: llama2_status = 9;
 /// The model header is invalid (a non-positive field, heads that do not divide `dim`, an
 /// odd head size, a Q8 group size that does not divide the matrices).
 pub const LLAMA2_ERR_MODEL_CONFIG: llama2_status = 10;
-/// The tokenizer file is malformed or belongs to a model with another vocabulary size.
+/// The tokenizer file is malformed or belongs to a model with another vocabulary size, or a
+/// GGUF file's vocabulary is missing, malformed or of a tokenizer model other than `llama`.
 pub const LLAMA2_ERR_TOKENIZER_FORMAT: llama2_status = 11;
 /// The tokenizer's vocabulary size differs from the model's.
 pub const LLAMA2_ERR_VOCAB_MISMATCH: llama2_status = 12;
@@ -152,7 +153,7 @@ const MESSAGES: [(llama2_status, &str); 27] = [
     ),
     (
         LLAMA2_ERR_TOKENIZER_FORMAT,
-        "the tokenizer file is malformed or belongs to a model with another vocabulary\0",
+        "the tokenizer (file or GGUF vocabulary) is malformed, unsupported, or belongs to a model with another vocabulary\0",
     ),
     (
         LLAMA2_ERR_VOCAB_MISMATCH,
@@ -252,6 +253,17 @@ impl From<Error> for Status {
             Error::PositionOutOfRange { .. } => Status::PositionOutOfRange,
             Error::InvalidTemperature(_) => Status::InvalidTemperature,
             Error::InvalidTopP(_) => Status::InvalidTopP,
+            // The vocabulary of a GGUF file: its own keys, and a mistyped one of them.
+            Error::GgufTokenizerKeyMissing { .. }
+            | Error::GgufTokenizerUnsupported { .. }
+            | Error::GgufTokenizerElementType { .. }
+            | Error::GgufTokenizerLengthMismatch { .. }
+            | Error::GgufTokenizerIdOutOfRange { .. }
+            | Error::GgufTokenizerTooLarge { .. }
+            | Error::NoByteToken { .. } => Status::TokenizerFormat,
+            Error::GgufWrongType { key, .. } if key.starts_with("tokenizer.") => {
+                Status::TokenizerFormat
+            }
             Error::GgufUnsupportedVersion(_) => Status::ModelVersion,
             Error::GgufTruncated { .. } => Status::ModelSize,
             Error::GgufSizeOverflow { .. } => Status::SizeOverflow,

@@ -4,10 +4,12 @@ use core::ffi::{c_char, c_int, c_void};
 
 use llama2_core::{Format, Model, ProbIndex, BOS, EOS};
 
-/// The beginning-of-sequence token: the first token of every encoded prompt; generation stops
-/// when the model chooses it.
+/// The beginning-of-sequence token of a llama2.c `tokenizer.bin`: the first token of every
+/// encoded prompt; generation stops when the model chooses it. A GGUF vocabulary names its
+/// own (`llama2_vocab.bos`).
 pub const LLAMA2_BOS: u32 = 1;
-/// The end-of-sequence token (appended by `llama2_encode()` when asked).
+/// The end-of-sequence token of a `tokenizer.bin` (appended by `llama2_encode()` when asked;
+/// a GGUF vocabulary's is `llama2_vocab.eos`).
 pub const LLAMA2_EOS: u32 = 2;
 
 /// The kind of model file, in `llama2_config.format`.
@@ -71,6 +73,23 @@ impl From<&Model<'_>> for llama2_config {
             group_size,
         }
     }
+}
+
+/// A tokenizer's vocabulary size and special tokens, as `llama2_tokenizer_vocab()` reports
+/// them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_vocab {
+    /// Number of tokens.
+    pub vocab_size: usize,
+    /// The beginning-of-sequence id (`LLAMA2_BOS` for a `tokenizer.bin`).
+    pub bos: u32,
+    /// The end-of-sequence id (`LLAMA2_EOS` for a `tokenizer.bin`).
+    pub eos: u32,
+    /// Whether the vocabulary asks for prompts to start with BOS: a GGUF file's
+    /// `tokenizer.ggml.add_bos_token` (true if absent), always true for a `tokenizer.bin`.
+    /// `llama2_generate()` starts every prompt with BOS, as llama2.c does.
+    pub add_bos: bool,
 }
 
 /// Element counts of the caller buffers a model needs, from `llama2_model_buffer_sizes()`.
