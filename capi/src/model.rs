@@ -41,10 +41,10 @@ pub unsafe extern "C" fn llama2_model_layers_len(
 /// first bytes.
 ///
 /// `bytes` must be 4-byte aligned (memory from `malloc`, a memory map, or an aligned array
-/// is) and hold exactly the file. A GGUF file also needs a layer table: `layers[0..
-/// layers_len]`, at least the `n_layers` entries `llama2_model_layers_len()` reports (a
-/// constant for firmware built for one model), into which this function writes its views of
-/// each layer's weights. A llama2.c file needs none: pass NULL and 0 (a table given is left
+/// is) and hold exactly the file. A GGUF file also needs a layer table,
+/// `layers[0..layers_len]`: at least the `n_layers` entries `llama2_model_layers_len()`
+/// reports (a constant for firmware built for one model), into which this function writes
+/// its views of each layer's weights. A llama2.c file needs none: pass NULL and 0 (a table given is left
 /// alone). The table must not overlap the bytes or the handle.
 ///
 /// The bytes and the table are borrowed, not copied: they must stay valid, and unchanged,
