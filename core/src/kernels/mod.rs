@@ -268,7 +268,7 @@ impl Kernels {
     }
 
     /// One row of `ty` blocks (`row`, whole blocks) times the f32 vector `x`, for the types
-    /// [`Kernels::ggml_input`] maps to [`GgmlInput::F32`]; 0 for any other.
+    /// [`Kernels::ggml_input`] maps to `GgmlInput::F32` (the f32 input); 0 for any other.
     #[inline]
     pub fn ggml_dot_f32(&self, ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
         match (self.0, ty) {
@@ -292,7 +292,7 @@ impl Kernels {
     }
 
     /// One row of `ty` blocks (`row`, whole blocks) times the quantized vector `x`, for the
-    /// types [`Kernels::ggml_input`] maps to [`GgmlInput::Q8`]; 0 for any other. Blocks and
+    /// types [`Kernels::ggml_input`] maps to `GgmlInput::Q8` (int8 blocks); 0 for any other. Blocks and
     /// groups past the shorter of the two are left out.
     #[inline]
     pub fn ggml_dot_q8(&self, ty: GgmlType, row: &[u8], x: Q8Blocks<'_>) -> f32 {

@@ -31,7 +31,7 @@ pub(super) const fn decodes(ty: GgmlType) -> bool {
 }
 
 /// Decodes the whole blocks of `ty` in `bytes` into `out` (as many values as both allow).
-/// Types that [`decodes`] refuses leave `out` unchanged.
+/// Types that [`super::is_weight_type`] refuses leave `out` unchanged.
 pub fn dequantize(ty: GgmlType, bytes: &[u8], out: &mut [f32]) {
     match ty {
         GgmlType::F32 => {

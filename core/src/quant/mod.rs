@@ -79,7 +79,7 @@ impl<'a> GgmlMatrix<'a> {
     }
 }
 
-/// Values per group of a quantized input ([`Q8Blocks`]).
+/// Values per group of a quantized input (int8 blocks of this many values, one scale each).
 pub const INPUT_GROUP: usize = 32;
 
 /// The input of a product over a [`GgmlMatrix`], as its kernels read it.
