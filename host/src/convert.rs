@@ -119,6 +119,10 @@ pub struct ConvertArgs {
     /// the extension .tokenizer.bin].
     #[arg(long, value_name = "FILE")]
     pub tokenizer_out: Option<PathBuf>,
+    /// Quantize even if the input holds NaN or infinite weights (refused by default, since
+    /// a block holding one decodes to NaN or infinity).
+    #[arg(long)]
+    pub allow_non_finite: bool,
 }
 
 /// Runs `llama2 convert`.

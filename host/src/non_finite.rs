@@ -1,5 +1,5 @@
 //! NaN and infinities in fp32 weights, counted per tensor, so that a subcommand that
-//! rewrites a model (`quantize`, and `convert` next) refuses them by name instead of turning
+//! rewrites a model (`quantize`, and `convert` to a quantized type) refuses them by name instead of turning
 //! them silently into zeros or infinite scales.
 
 use std::fmt;
@@ -72,6 +72,15 @@ impl Report {
         let tensors = tensors
             .into_iter()
             .map(|(name, values)| (name, NonFinite::count(values)))
+            .filter(|(_, counts)| counts.total() > 0)
+            .collect();
+        Report { tensors }
+    }
+
+    /// A report from counts already made per tensor (for tensors scanned row by row).
+    pub fn from_counts(tensors: impl IntoIterator<Item = (String, NonFinite)>) -> Report {
+        let tensors = tensors
+            .into_iter()
             .filter(|(_, counts)| counts.total() > 0)
             .collect();
         Report { tensors }

@@ -741,3 +741,44 @@ fn bench_takes_gguf_files_and_q4_shapes() {
         "{stderr}"
     );
 }
+
+/// Quantizing a NaN or an infinity spoils its block, so `--type q8_0|q4_0|q4_k` refuses
+/// non-finite weights by tensor name, as `quantize` does, unless `--allow-non-finite`; the
+/// float types keep them as they are.
+#[test]
+fn non_finite_weights_are_refused_before_quantizing_unless_allowed() {
+    let dir = TempDir::new("convert-non-finite");
+    let v0 = dir.path().join("synthK.bin");
+    converted(&[gguf_fixture("synthK-F16.gguf"), v0.clone()]);
+    let tokenizer = v0.with_extension("tokenizer.bin");
+    let mut bytes = read_file(&v0);
+    // The v0 header is 28 bytes; the token embedding comes first.
+    bytes[28 + 4 * 5..28 + 4 * 6].copy_from_slice(&f32::NAN.to_le_bytes());
+    let bad = dir.write("bad.bin", &bytes);
+    let out = dir.path().join("out.gguf");
+    let args = |ty: &str, extra: &[&str]| {
+        let mut args: Vec<OsString> = vec![
+            bad.clone().into(),
+            out.clone().into(),
+            "-z".into(),
+            tokenizer.clone().into(),
+            "--type".into(),
+            ty.into(),
+        ];
+        args.extend(extra.iter().map(OsString::from));
+        args
+    };
+    for ty in ["q8_0", "q4_0", "q4_k"] {
+        let refused = convert(&args(ty, &[]));
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(!refused.status.success(), "{ty}: {stderr}");
+        assert!(
+            stderr.contains("token_embd.weight: 1 NaN") && stderr.contains("--allow-non-finite"),
+            "{ty}: {stderr}"
+        );
+        assert!(!out.exists(), "{ty}: nothing is written");
+        converted(&args(ty, &["--allow-non-finite"]));
+        std::fs::remove_file(&out).unwrap();
+    }
+    converted(&args("f16", &[]));
+}

@@ -13,6 +13,7 @@ use super::{ConvertArgs, OutType};
 use crate::atomic_write::write_atomically;
 use crate::error::CliError;
 use crate::load::{read_tokenizer, tokenizer_path, MappedFile};
+use crate::non_finite::{NonFinite, Report};
 use crate::stdio;
 
 /// Converts the llama2.c model `model` (mapped from `file`) to a GGUF file.
@@ -36,6 +37,9 @@ pub(super) fn run(
     let vocabulary =
         Vocabulary::from_llama2c(&tokenizer).map_err(|e| CliError::file(&tokenizer_file, e))?;
     let ty = args.out_type;
+    if ty.is_quantized() {
+        check_finite(model, ty, args)?;
+    }
     write_atomically(
         &args.output,
         &[args.input.as_path(), tokenizer_file.as_path()],
@@ -60,6 +64,49 @@ pub(super) fn run(
         ty.ggml_type(),
         vocab_size,
         tokenizer_file.display()
+    );
+    Ok(())
+}
+
+/// Refuses to quantize non-finite weights (named per tensor) unless `--allow-non-finite`,
+/// as `quantize` does: a NaN or an infinity spoils its whole block's scale.
+fn check_finite(model: &Model<'_>, ty: OutType, args: &ConvertArgs) -> Result<(), CliError> {
+    let mut row = Vec::new();
+    let counts = plan(model, ty.ggml_type()).into_iter().map(|tensor| {
+        let counts = match tensor.source {
+            Source::Norm(values) => NonFinite::count(values),
+            Source::Matrix(m) => {
+                row.resize(m.cols(), 0.0);
+                let mut total = NonFinite::default();
+                for r in 0..m.rows() {
+                    m.copy_row(r, &mut row);
+                    let c = NonFinite::count(&row);
+                    total.nan += c.nan;
+                    total.pos_inf += c.pos_inf;
+                    total.neg_inf += c.neg_inf;
+                }
+                total
+            }
+        };
+        (tensor.name, counts)
+    });
+    let report = Report::from_counts(counts);
+    if report.is_clean() {
+        return Ok(());
+    }
+    if !args.allow_non_finite {
+        return Err(CliError::file(
+            &args.input,
+            format!(
+                "non-finite weights ({report}); refusing to quantize them \
+                 (--allow-non-finite quantizes anyway)"
+            ),
+        ));
+    }
+    stdio::note!(
+        "llama2: warning: {}: non-finite weights ({report}); quantizing anyway \
+         (--allow-non-finite)",
+        args.input.display()
     );
     Ok(())
 }
