@@ -6,10 +6,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::args::EngineArgs;
 
-/// Run Llama-2-architecture models in the llama2.c formats.
+/// Run Llama-architecture models: llama2.c files and GGUF files.
 ///
 /// `llama2 MODEL [options]` generates text like llama2.c's `run`, with the same flags,
-/// defaults and, for the same seed, the same tokens.
+/// defaults and, for the same seed, the same tokens. MODEL is a llama2.c file (v0, v1 or v2)
+/// or a GGUF file of the llama architecture, in any of the weight types F32, F16, BF16,
+/// Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (mixed per tensor as
+/// llama-quantize writes them); a GGUF file carries its tokenizer.
 #[derive(Debug, Parser)]
 #[command(
     name = "llama2",
@@ -17,7 +20,7 @@ use crate::args::EngineArgs;
     args_conflicts_with_subcommands = true,
     allow_negative_numbers = true,
     subcommand_negates_reqs = true,
-    after_help = "Example:\n  llama2 stories260K.bin -z tok512.bin -t 0 -n 200 -i \"Once upon a time\""
+    after_help = "Examples:\n  llama2 stories260K.bin -z tok512.bin -t 0 -n 200 -i \"Once upon a time\"\n  llama2 stories260K.gguf -t 0 -n 200 -i \"Once upon a time\""
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -30,7 +33,7 @@ pub struct Cli {
 pub enum Command {
     /// Print a model file's format, config and memory needs.
     Info {
-        /// Model file (.bin, llama2.c v0, v1 or v2 layout).
+        /// Model file (llama2.c v0, v1 or v2, or GGUF).
         model: PathBuf,
     },
     /// Measure prompt-processing and generation speed against the memory bandwidth.
@@ -57,7 +60,7 @@ pub enum Command {
 /// Generation settings, named as in llama2.c.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Model file (.bin, llama2.c v0, v1 or v2 layout).
+    /// Model file: llama2.c (v0, v1 or v2 layout) or GGUF (told apart by its first bytes).
     #[arg(required = true)]
     pub model: Option<PathBuf>,
 
@@ -95,7 +98,8 @@ pub struct RunArgs {
     #[arg(short = 'i', long, value_name = "STRING", allow_hyphen_values = true)]
     pub prompt: Option<String>,
 
-    /// Tokenizer file [default: tokenizer.bin beside the model, else in the working directory].
+    /// Tokenizer file (llama2.c tokenizer.bin) [default: a GGUF model's own; for a llama2.c
+    /// model tokenizer.bin beside it, else in the working directory].
     #[arg(short = 'z', long, value_name = "FILE")]
     pub tokenizer: Option<PathBuf>,
 

@@ -289,6 +289,37 @@ fn usage_errors_are_one_line() {
     }
 }
 
+/// `--help` says which files run: both families, and every GGUF weight type the engine
+/// computes with (those `quant::is_weight_type` accepts, F32 aside).
+#[test]
+fn help_describes_gguf_support() {
+    let output = run_llama2(&["--help"]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "--help exited with {}",
+        output.status
+    );
+    assert!(
+        stdout.contains("GGUF") && stdout.contains("llama2.c"),
+        "{stdout}"
+    );
+    let mut named = 0;
+    for id in 0..64 {
+        let Some(ty) = llama2_core::gguf::GgmlType::from_id(id) else {
+            continue;
+        };
+        if llama2_core::quant::is_weight_type(ty) {
+            assert!(
+                stdout.contains(ty.name()),
+                "--help does not name {ty}: {stdout}"
+            );
+            named += 1;
+        }
+    }
+    assert_eq!(named, 13, "the weight types of issue #13");
+}
+
 #[test]
 fn help_lists_the_long_flags() {
     let output = run_llama2(&["--help"]);
