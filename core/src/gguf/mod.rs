@@ -34,7 +34,7 @@ mod tensor;
 mod value;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use name::GgufName;
 pub use tensor::{Block, GgmlType, TensorInfo, MAX_DIMS};

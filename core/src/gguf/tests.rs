@@ -1,4 +1,5 @@
 //! Unit tests on GGUF files built byte by byte by [`Builder`], independently of the parser.
+//! The builder is also used by the model loader's tests (`gguf_llama`).
 
 use std::string::ToString;
 use std::vec::Vec;
@@ -6,35 +7,35 @@ use std::vec::Vec;
 use super::*;
 
 // GGUF value type ids, as the specification numbers them.
-const U8: u32 = 0;
-const I8: u32 = 1;
-const U16: u32 = 2;
-const I16: u32 = 3;
-const U32: u32 = 4;
-const I32: u32 = 5;
-const F32: u32 = 6;
-const BOOL: u32 = 7;
-const STRING: u32 = 8;
-const ARRAY: u32 = 9;
-const U64: u32 = 10;
-const I64: u32 = 11;
-const F64: u32 = 12;
+pub(crate) const U8: u32 = 0;
+pub(crate) const I8: u32 = 1;
+pub(crate) const U16: u32 = 2;
+pub(crate) const I16: u32 = 3;
+pub(crate) const U32: u32 = 4;
+pub(crate) const I32: u32 = 5;
+pub(crate) const F32: u32 = 6;
+pub(crate) const BOOL: u32 = 7;
+pub(crate) const STRING: u32 = 8;
+pub(crate) const ARRAY: u32 = 9;
+pub(crate) const U64: u32 = 10;
+pub(crate) const I64: u32 = 11;
+pub(crate) const F64: u32 = 12;
 
 // ggml type ids used below.
-const T_F32: u32 = 0;
-const T_Q8_0: u32 = 8;
-const T_Q4_K: u32 = 12;
-const T_IQ2_XXS: u32 = 16;
+pub(crate) const T_F32: u32 = 0;
+pub(crate) const T_Q8_0: u32 = 8;
+pub(crate) const T_Q4_K: u32 = 12;
+pub(crate) const T_IQ2_XXS: u32 = 16;
 
 /// A GGUF string: u64 length, then the bytes.
-fn string(s: &[u8]) -> Vec<u8> {
+pub(crate) fn string(s: &[u8]) -> Vec<u8> {
     let mut out = (s.len() as u64).to_le_bytes().to_vec();
     out.extend_from_slice(s);
     out
 }
 
 /// An array value: element type, count, then the encoded elements.
-fn array(elem: u32, count: u64, elems: &[u8]) -> Vec<u8> {
+pub(crate) fn array(elem: u32, count: u64, elems: &[u8]) -> Vec<u8> {
     let mut out = elem.to_le_bytes().to_vec();
     out.extend_from_slice(&count.to_le_bytes());
     out.extend_from_slice(elems);
@@ -43,7 +44,7 @@ fn array(elem: u32, count: u64, elems: &[u8]) -> Vec<u8> {
 
 /// Writes a GGUF file: header, metadata, tensor infos, zero padding to `alignment`, data.
 #[derive(Clone)]
-struct Builder {
+pub(crate) struct Builder {
     magic: [u8; 4],
     version: u32,
     metadata: Vec<u8>,
@@ -55,7 +56,7 @@ struct Builder {
 }
 
 impl Builder {
-    fn new() -> Builder {
+    pub(crate) fn new() -> Builder {
         Builder {
             magic: *b"GGUF",
             version: 3,
@@ -69,7 +70,7 @@ impl Builder {
     }
 
     /// A metadata entry with an already encoded value.
-    fn kv(mut self, key: &[u8], type_id: u32, value: &[u8]) -> Builder {
+    pub(crate) fn kv(mut self, key: &[u8], type_id: u32, value: &[u8]) -> Builder {
         self.metadata.extend(string(key));
         self.metadata.extend(type_id.to_le_bytes());
         self.metadata.extend_from_slice(value);
@@ -78,13 +79,13 @@ impl Builder {
     }
 
     /// `general.alignment` as a u32, also used for the padding.
-    fn alignment(mut self, alignment: u32) -> Builder {
+    pub(crate) fn alignment(mut self, alignment: u32) -> Builder {
         self.alignment = alignment as usize;
         self.kv(b"general.alignment", U32, &alignment.to_le_bytes())
     }
 
     /// A tensor info with explicit dims, type and offset (no data).
-    fn info(mut self, name: &[u8], dims: &[u64], type_id: u32, offset: u64) -> Builder {
+    pub(crate) fn info(mut self, name: &[u8], dims: &[u64], type_id: u32, offset: u64) -> Builder {
         self.infos.extend(string(name));
         self.infos.extend((dims.len() as u32).to_le_bytes());
         for d in dims {
@@ -97,7 +98,13 @@ impl Builder {
     }
 
     /// A tensor whose `bytes` go at the next aligned offset of the data section.
-    fn tensor(mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> Builder {
+    pub(crate) fn tensor(
+        mut self,
+        name: &str,
+        dims: &[u64],
+        type_id: u32,
+        bytes: &[u8],
+    ) -> Builder {
         let offset = self.data.len().next_multiple_of(self.alignment);
         self.data.resize(offset, 0);
         self.data.extend_from_slice(bytes);
@@ -105,12 +112,12 @@ impl Builder {
     }
 
     /// An f32 tensor holding `values`.
-    fn f32_tensor(self, name: &str, dims: &[u64], values: &[f32]) -> Builder {
+    pub(crate) fn f32_tensor(self, name: &str, dims: &[u64], values: &[f32]) -> Builder {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.tensor(name, dims, T_F32, &bytes)
     }
 
-    fn build(&self) -> Vec<u8> {
+    pub(crate) fn build(&self) -> Vec<u8> {
         let mut out = self.magic.to_vec();
         out.extend(self.version.to_le_bytes());
         out.extend(self.tensor_count.to_le_bytes());

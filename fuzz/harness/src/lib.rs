@@ -626,7 +626,11 @@ pub const MAX_GGUF_LAYERS: usize = 64;
 /// refused.
 pub fn gguf_model(data: &[u8]) {
     if !data.starts_with(b"GGUF") {
-        assert_eq!(Model::layer_table_len(data), Ok(0), "llama2.c bytes need no table");
+        assert_eq!(
+            Model::layer_table_len(data),
+            Ok(0),
+            "llama2.c bytes need no table"
+        );
         return;
     }
     let file = AlignedBytes::new(data);
@@ -652,7 +656,10 @@ pub fn gguf_model(data: &[u8]) {
     let mut table = vec![LayerWeights::EMPTY; layers.min(MAX_GGUF_LAYERS)];
     let result = Model::parse(file.bytes(), &mut table);
     if layers > MAX_GGUF_LAYERS {
-        assert!(result.is_err(), "{layers} layers in a table of {MAX_GGUF_LAYERS}");
+        assert!(
+            result.is_err(),
+            "{layers} layers in a table of {MAX_GGUF_LAYERS}"
+        );
         return;
     }
     let model = match result {
@@ -665,7 +672,10 @@ pub fn gguf_model(data: &[u8]) {
     let c = model.config;
     assert_eq!(c.n_layers, layers);
     assert!(matches!(model.format, Format::Gguf { version: 2 | 3 }));
-    assert!(model.weights.stacks().is_none(), "GGUF layers are in the table");
+    assert!(
+        model.weights.stacks().is_none(),
+        "GGUF layers are in the table"
+    );
     check_views(&model);
     assert!(model.numerics.rms_eps.is_finite() && model.numerics.rms_eps >= 0.0);
     assert!(model.numerics.rope_base.is_finite() && model.numerics.rope_base >= 0.0);
@@ -761,7 +771,11 @@ pub fn gguf_model_file(dims: [usize; 6], ty: u32, tied: bool, reverse: bool) -> 
         .kv("llama.attention.head_count", 4, &u32v(heads))
         .kv("llama.attention.head_count_kv", 4, &u32v(kv_heads))
         .kv("llama.context_length", 4, &u32v(4))
-        .kv("llama.attention.layer_norm_rms_epsilon", 6, &1e-5f32.to_le_bytes())
+        .kv(
+            "llama.attention.layer_norm_rms_epsilon",
+            6,
+            &1e-5f32.to_le_bytes(),
+        )
         .kv("llama.rope.freq_base", 6, &10000f32.to_le_bytes())
         .kv("llama.rope.dimension_count", 4, &u32v(dim / heads))
         .kv("tokenizer.ggml.model", 8, &s(b"llama"))
