@@ -82,7 +82,7 @@ fn check_views(model: &Model<'_>) {
         }
         if let Matrix::Ggml(g) = m {
             let block = g.ty.block().expect("weight types have a block size");
-            assert!(block.elements > 0 && cols % block.elements == 0);
+            assert!(block.elements > 0 && cols.is_multiple_of(block.elements));
             assert_eq!(g.data.len(), rows * (cols / block.elements) * block.bytes);
         }
     };
