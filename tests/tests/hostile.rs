@@ -586,8 +586,15 @@ fn the_gguf_fixtures_parse() {
 #[test]
 fn malformed_gguf_models() {
     // general.name ("llama") takes up the length a respelled key or tensor name loses.
-    let name_plus = |bytes: Vec<u8>, extra: usize| {
-        gguf_respell(bytes, "llama", &format!("llama{}", "_".repeat(extra)))
+    let name_plus = |mut bytes: Vec<u8>, extra: usize| {
+        // The value after the key and its type id: u64 length 5, "llama".
+        let at = gguf_string_at(&bytes, "general.name") + 8 + "general.name".len() + 4;
+        assert_eq!(&bytes[at..at + 13], b"\x05\0\0\0\0\0\0\0llama");
+        let longer = format!("llama{}", "_".repeat(extra));
+        let mut value = (longer.len() as u64).to_le_bytes().to_vec();
+        value.extend_from_slice(longer.as_bytes());
+        bytes.splice(at..at + 13, value);
+        bytes
     };
     let eps = "llama.attention.layer_norm_rms_epsilon";
     let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
