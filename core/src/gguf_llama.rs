@@ -518,8 +518,10 @@ mod tests {
             .collect()
     }
 
+    /// The little-endian bytes of `values` (one copy: Miri runs per-byte loops slowly; the
+    /// engine views weights in place, so it runs on little-endian targets only).
     fn le_bytes(values: &[f32]) -> Vec<u8> {
-        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+        bytemuck::cast_slice::<f32, u8>(values).to_vec()
     }
 
     /// A valid llama GGUF file of shape `c` with every tensor in F32 and integer keys as
@@ -562,6 +564,14 @@ mod tests {
             });
         }
         file
+    }
+
+    /// [`gguf`] of [`SHAPE`], made once (weights are slow to generate under Miri).
+    fn base(tied: bool) -> File {
+        static FILES: std::sync::OnceLock<[File; 2]> = std::sync::OnceLock::new();
+        let [tied_file, untied_file] =
+            FILES.get_or_init(|| [gguf(&SHAPE, true), gguf(&SHAPE, false)]);
+        if tied { tied_file } else { untied_file }.clone()
     }
 
     /// The same weights as [`gguf`] in a llama2.c v1 file.
@@ -660,6 +670,16 @@ mod tests {
             .collect()
     }
 
+    /// The cases of a test: all of them natively, every third under Miri, which takes
+    /// seconds per file.
+    fn cases<I: IntoIterator>(items: I) -> impl Iterator<Item = I::Item> {
+        items
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| !cfg!(miri) || i % 3 == 0)
+            .map(|(_, item)| item)
+    }
+
     /// `items` in a fixed pseudo-random order (Fisher-Yates with a fixed seed).
     fn shuffled<T>(mut items: Vec<T>) -> Vec<T> {
         let mut seed = 99u32;
@@ -712,7 +732,7 @@ mod tests {
 
     #[test]
     fn the_layer_table_must_hold_every_layer() {
-        let bytes = gguf(&SHAPE, false).bytes();
+        let bytes = base(false).bytes();
         assert_eq!(Model::layer_table_len(&bytes), Ok(2));
         for short in [0, 1] {
             let err = with_model(&bytes, short, |m| m.map(|_| ()).unwrap_err());
@@ -734,7 +754,7 @@ mod tests {
 
     #[test]
     fn layer_table_len_checks_the_architecture_and_block_count() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set_u32("llama.block_count", 7);
         assert_eq!(Model::layer_table_len(&file.bytes()), Ok(7));
         file.set_u32("llama.block_count", 0);
@@ -760,7 +780,7 @@ mod tests {
             })
         );
         // A broken container is reported as such.
-        let mut bytes = gguf(&SHAPE, true).bytes();
+        let mut bytes = base(true).bytes();
         bytes.truncate(40);
         assert!(matches!(
             Model::layer_table_len(&bytes),
@@ -770,7 +790,7 @@ mod tests {
 
     #[test]
     fn integer_keys_of_any_integer_type() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set("llama.embedding_length", U64, &8u64.to_le_bytes())
             .set("llama.block_count", I32, &2i32.to_le_bytes())
             .set("llama.attention.head_count", U16, &4u16.to_le_bytes())
@@ -800,7 +820,7 @@ mod tests {
 
     #[test]
     fn sizes_past_the_address_space_are_refused() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set("llama.embedding_length", U64, &(1u64 << 40).to_le_bytes());
         let expected = if cfg!(target_pointer_width = "64") {
             // Fits a usize, but dim² does not.
@@ -816,7 +836,7 @@ mod tests {
 
     #[test]
     fn f64_epsilon_is_taken_when_exactly_an_f32() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         let key = "llama.attention.layer_norm_rms_epsilon";
         file.set(key, F64, &f64::from(1e-6f32).to_le_bytes());
         assert_eq!(parsed(&file).1.rms_eps, 1e-6f32);
@@ -858,7 +878,7 @@ mod tests {
         file.set_f32("llama.rope.freq_base", 500000.0);
         assert_eq!(parsed(&file).1.rope_base, 500000.0);
         // Without head_count_kv the grouped-query file's attn_k no longer fits.
-        let mut gqa = gguf(&SHAPE, true);
+        let mut gqa = base(true);
         gqa.remove("llama.attention.head_count_kv");
         assert_eq!(
             error(&gqa),
@@ -872,7 +892,7 @@ mod tests {
 
     #[test]
     fn every_required_key_must_be_there() {
-        for key in [
+        for key in cases([
             "general.architecture",
             "llama.embedding_length",
             "llama.feed_forward_length",
@@ -881,8 +901,8 @@ mod tests {
             "llama.context_length",
             "llama.attention.layer_norm_rms_epsilon",
             "tokenizer.ggml.tokens",
-        ] {
-            let mut file = gguf(&SHAPE, true);
+        ]) {
+            let mut file = base(true);
             file.remove(key);
             assert_eq!(error(&file), Error::GgufMissingKey { key }, "{key}");
         }
@@ -890,7 +910,7 @@ mod tests {
 
     #[test]
     fn other_architectures_are_refused() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set("general.architecture", STRING, &string(b"qwen2"));
         assert_eq!(
             error(&file),
@@ -911,7 +931,7 @@ mod tests {
 
     #[test]
     fn zero_sizes_and_empty_vocabularies_are_out_of_range() {
-        for key in [
+        for key in cases([
             "llama.embedding_length",
             "llama.feed_forward_length",
             "llama.block_count",
@@ -919,8 +939,8 @@ mod tests {
             "llama.attention.head_count_kv",
             "llama.context_length",
             "llama.rope.dimension_count",
-        ] {
-            let mut file = gguf(&SHAPE, true);
+        ]) {
+            let mut file = base(true);
             file.set_u32(key, 0);
             assert_eq!(
                 error(&file),
@@ -928,7 +948,7 @@ mod tests {
                 "{key}"
             );
         }
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         let key = "tokenizer.ggml.tokens";
         file.set(key, ARRAY, &array(STRING, 0, &[]));
         assert_eq!(error(&file), Error::GgufKeyOutOfRange { key, value: 0 });
@@ -945,13 +965,13 @@ mod tests {
 
     #[test]
     fn shapes_must_make_a_valid_config() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set_u32("llama.attention.head_count", 3);
         assert_eq!(
             error(&file),
             Error::HeadsDoNotDivideDim { dim: 8, n_heads: 3 }
         );
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set_u32("llama.attention.head_count_kv", 3);
         assert_eq!(
             error(&file),
@@ -968,8 +988,8 @@ mod tests {
             "llama.attention.layer_norm_rms_epsilon",
             "llama.rope.freq_base",
         ] {
-            for value in [-1e-5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN] {
-                let mut file = gguf(&SHAPE, true);
+            for value in cases([-1e-5, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]) {
+                let mut file = base(true);
                 file.set_f32(key, value);
                 let err = error(&file);
                 assert!(
@@ -979,7 +999,7 @@ mod tests {
                 );
             }
             // Zero is allowed (the forward pass copes with it).
-            let mut file = gguf(&SHAPE, true);
+            let mut file = base(true);
             file.set_f32(key, 0.0);
             parsed(&file);
         }
@@ -987,7 +1007,7 @@ mod tests {
 
     #[test]
     fn partial_rotary_embeddings_are_refused() {
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set_u32("llama.rope.dimension_count", 1);
         assert_eq!(
             error(&file),
@@ -1009,18 +1029,18 @@ mod tests {
 
     #[test]
     fn unsupported_features_are_refused_unless_off() {
-        for (key, type_id, value) in [
+        for (key, type_id, value) in cases([
             ("llama.rope.scaling.type", STRING, string(b"linear")),
             ("llama.rope.scaling.type", STRING, string(b"yarn")),
             ("llama.expert_count", U32, 8u32.to_le_bytes().to_vec()),
             ("llama.expert_used_count", U32, 2u32.to_le_bytes().to_vec()),
-        ] {
-            let mut file = gguf(&SHAPE, true);
+        ]) {
+            let mut file = base(true);
             file.set(key, type_id, &value);
             assert_eq!(error(&file), Error::GgufUnsupportedFeature { key }, "{key}");
         }
         // Written as off, they are no feature at all.
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.set("llama.rope.scaling.type", STRING, &string(b"none"))
             .set_u32("llama.expert_count", 0)
             .set("llama.expert_used_count", U64, &0u64.to_le_bytes());
@@ -1029,15 +1049,15 @@ mod tests {
 
     #[test]
     fn unknown_tensors_are_refused() {
-        for (name, dims) in [
+        for (name, dims) in cases([
             ("blk.0.attn_q.bias", &[8u64][..]),
             ("rope_freqs.weight", &[1]),
             ("blk.2.attn_q.weight", &[8, 8]),
             ("blk.00.attn_q.weight", &[8, 8]),
             ("blk.0.ffn_gate_exps.weight", &[8, 12, 2]),
             ("output.bias", &[6]),
-        ] {
-            let mut file = gguf(&SHAPE, true);
+        ]) {
+            let mut file = base(true);
             file.add_tensor(name, dims);
             assert_eq!(
                 error(&file),
@@ -1051,8 +1071,8 @@ mod tests {
 
     #[test]
     fn every_needed_tensor_must_be_there() {
-        let file = gguf(&SHAPE, true);
-        for tensor in &file.tensors {
+        let file = base(true);
+        for tensor in cases(&file.tensors) {
             let mut broken = file.clone();
             broken.remove_tensor(&tensor.name);
             assert_eq!(
@@ -1065,7 +1085,7 @@ mod tests {
             );
         }
         // Without output.weight the classifier is the embedding.
-        let mut untied = gguf(&SHAPE, false);
+        let mut untied = base(false);
         assert!(!parsed(&untied).0.shared_classifier);
         untied.remove_tensor("output.weight");
         assert!(parsed(&untied).0.shared_classifier);
@@ -1073,7 +1093,7 @@ mod tests {
 
     #[test]
     fn shapes_must_match_the_hyperparameters() {
-        for (name, dims, expected) in [
+        for (name, dims, expected) in cases([
             ("blk.1.attn_k.weight", &[8u64, 8][..], [8, 4]),
             ("blk.0.attn_q.weight", &[8, 8, 1, 2], [8, 8]),
             ("blk.0.ffn_down.weight", &[8, 12], [12, 8]),
@@ -1081,8 +1101,8 @@ mod tests {
             ("output_norm.weight", &[4], [8, 1]),
             ("token_embd.weight", &[6, 8], [8, 6]),
             ("output.weight", &[8, 7], [8, 6]),
-        ] {
-            let mut file = gguf(&SHAPE, false);
+        ]) {
+            let mut file = base(false);
             let t = file.tensor(name);
             let n: u64 = dims.iter().product();
             t.dims = dims.to_vec();
@@ -1103,7 +1123,7 @@ mod tests {
         }
         // The vocabulary size comes from the token list: one token more and the
         // embedding no longer fits.
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         let tokens: Vec<u8> = (0..7)
             .flat_map(|i| string(format!("t{i}").as_bytes()))
             .collect();
@@ -1121,7 +1141,7 @@ mod tests {
     #[test]
     fn weight_types_are_checked_per_tensor() {
         // Norms must be F32.
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         let t = file.tensor("blk.1.ffn_norm.weight");
         t.ty = T_F16;
         t.bytes.truncate(16);
@@ -1133,7 +1153,7 @@ mod tests {
             }
         );
         // Matrices may be any weight type, but not integers.
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         file.tensor("blk.0.attn_v.weight").ty = T_I32;
         assert_eq!(
             error(&file),
@@ -1143,7 +1163,7 @@ mod tests {
             }
         );
         // Mixed types: F16 and Q8_0 matrices beside F32 ones.
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         let t = file.tensor("blk.0.attn_q.weight");
         t.ty = T_F16;
         t.bytes = [0x00, 0x3c].repeat(64); // 1.0 in f16
@@ -1180,7 +1200,7 @@ mod tests {
     #[test]
     fn misaligned_bytes_and_tensors_are_refused() {
         // The whole file one byte off.
-        let bytes = gguf(&SHAPE, true).bytes();
+        let bytes = base(true).bytes();
         let words = aligned(&[&[0u8][..], &bytes].concat());
         let shifted = &bytemuck::cast_slice::<u32, u8>(&words)[1..=bytes.len()];
         let mut table = [LayerWeights::EMPTY; 2];
@@ -1190,7 +1210,7 @@ mod tests {
         );
         // An F32 tensor at an address that is not a multiple of 4: alignment 2 and a data
         // section starting at 2 mod 4 (a key of the right length puts it there).
-        let mut file = gguf(&SHAPE, true);
+        let mut file = base(true);
         let with_name = |file: &mut File, pad: usize| {
             file.set("general.name", STRING, &string("x".repeat(pad).as_bytes()));
             let mut b = file.builder().alignment(2);
