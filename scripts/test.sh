@@ -6,8 +6,11 @@
 # - the rustup target of the bare-metal firmware tests (`thumbv7em-none-eabihf`, for the
 #   toolchain pinned in rust-toolchain.toml, which rustup installs on first use);
 # - the system tools the tests run: `qemu-system-arm` (firmware), `gcc` and `valgrind`
-#   (the C API). As root with apt-get they are installed; otherwise the script names the
-#   command to run and stops.
+#   (the C API), `python3` with `venv` and `pip` (gguf-py). As root with apt-get they are
+#   installed; otherwise the script names the command to run and stops;
+# - gguf-py (`pip install gguf`, llama.cpp's GGUF reader) in a virtual environment under
+#   target/gguf-py, which tests/tests/convert.rs runs scripts/check_gguf.py with
+#   (`LLAMA2_GGUF_PYTHON`); a missing gguf-py fails that test, it is never skipped.
 # Extra arguments go to `cargo test` (for example `scripts/test.sh --test encode`).
 set -euo pipefail
 
@@ -30,11 +33,17 @@ declare -A package_of=(
     [qemu-system-arm]=qemu-system-arm
     [gcc]=gcc
     [valgrind]=valgrind
+    [python3]=python3
 )
 missing=()
-for tool in qemu-system-arm gcc valgrind; do
+for tool in qemu-system-arm gcc valgrind python3; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("${package_of[$tool]}")
 done
+# The virtual environment for gguf-py needs the venv module and pip (separate packages on
+# Debian).
+if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    missing+=(python3-venv python3-pip)
+fi
 if ((${#missing[@]} > 0)); then
     if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
         echo "test.sh: installing ${missing[*]}"
@@ -47,5 +56,14 @@ if ((${#missing[@]} > 0)); then
         exit 1
     fi
 fi
+
+# gguf-py, in a virtual environment of its own (no system Python packages are touched).
+readonly GGUF_VENV=target/gguf-py
+if ! "$GGUF_VENV/bin/python" -c 'import gguf' >/dev/null 2>&1; then
+    echo "test.sh: installing gguf-py (pip install gguf) into $GGUF_VENV"
+    python3 -m venv "$GGUF_VENV"
+    "$GGUF_VENV/bin/python" -m pip install --quiet --disable-pip-version-check gguf
+fi
+export LLAMA2_GGUF_PYTHON="$PWD/$GGUF_VENV/bin/python"
 
 exec cargo test --workspace "$@"

@@ -4,11 +4,12 @@
  * positions, uninitialised or wrong-type handles, overlapping buffers, invalid settings.
  * Also checks that the buffer and step-by-step paths print what llama2_generate() prints.
  *
- *   errors MODEL TOKENIZER OTHER_MODEL
+ *   errors MODEL TOKENIZER OTHER_MODEL GGUF_MODEL
  *
  * MODEL is stories260K.bin with its TOKENIZER tok512.bin; OTHER_MODEL has the same
- * vocabulary but another shape (synth_mqa_unshared.bin). Prints one line per failed check
- * and a summary; the exit status is 0 only if every check passed.
+ * vocabulary but another shape (synth_mqa_unshared.bin); GGUF_MODEL is MODEL as a GGUF file
+ * with its tokenizer inside (stories260K.gguf). Prints one line per failed check and a
+ * summary; the exit status is 0 only if every check passed.
  */
 #include <math.h>
 #include <stdint.h>
@@ -63,6 +64,18 @@ static uint8_t *read_file(const char *path, size_t *len) {
     }
     fclose(file);
     return bytes;
+}
+
+/* Where the string `text` first occurs in `bytes[0..len]`; exits if it does not. */
+static size_t find(const uint8_t *bytes, size_t len, const char *text) {
+    size_t n = strlen(text), at;
+    for (at = 0; at + n <= len; at++) {
+        if (memcmp(bytes + at, text, n) == 0) {
+            return at;
+        }
+    }
+    fprintf(stderr, "the GGUF file has no \"%s\"\n", text);
+    exit(2);
 }
 
 /* A malloc'ed copy of `len` bytes (with 8 spare bytes at the end). */
@@ -122,6 +135,8 @@ static int refuse(const char *piece, size_t len, void *user) {
 
 /* Room for the prompt's tokens and the encoder's scratch: llama2_prompt_tokens_len(16) = 127. */
 enum { TOKENS = 128 };
+/* stories260K's layers, and the GGUF model's layer table (one entry to spare). */
+enum { N_LAYERS = 5, LAYERS = N_LAYERS + 1 };
 
 int main(int argc, char **argv) {
     static llama2_model zero_model;
@@ -133,34 +148,38 @@ int main(int argc, char **argv) {
     const char *prompt = "Once upon a time";
     const size_t prompt_len = strlen(prompt);
     const size_t context = 64;
-    llama2_model model, other, bad;
-    llama2_tokenizer tokenizer, tok511;
-    llama2_state state, other_state, tiny_state;
+    llama2_model model, other, bad, gguf;
+    llama2_tokenizer tokenizer, tok511, gguf_tokenizer;
+    llama2_state state, other_state, tiny_state, gguf_state;
     llama2_sampler greedy, top_p;
     llama2_text text;
-    llama2_config config, other_config;
+    llama2_config config, other_config, gguf_config;
     llama2_buffer_sizes sizes, other_sizes;
+    llama2_vocab vocab;
     llama2_summary summary;
     llama2_sampling settings;
-    uint8_t *model_bytes, *tokenizer_bytes, *other_bytes, *copy;
-    size_t model_len, tokenizer_len, other_len, n, len, i;
-    uint32_t *index, *index511, tokens[TOKENS], token;
-    float *buffer, *other_buffer, *tiny_buffer, *logits, bad_logits[4];
+    uint8_t *model_bytes, *tokenizer_bytes, *other_bytes, *gguf_bytes, *copy;
+    size_t model_len, tokenizer_len, other_len, gguf_len, n, gguf_n, len, i;
+    llama2_layer *layers;
+    float bin_logits[512], diff;
+    uint32_t *index, *index511, *gguf_index, tokens[TOKENS], gguf_tokens[TOKENS], token;
+    float *buffer, *other_buffer, *tiny_buffer, *gguf_buffer, *logits, bad_logits[4];
     llama2_prob_index *scratch;
-    struct text_out story, piece_text;
+    struct text_out story, gguf_story, piece_text;
     char small[10], full[4096];
     int code;
 
-    if (argc != 4) {
-        fprintf(stderr, "usage: errors MODEL TOKENIZER OTHER_MODEL\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: errors MODEL TOKENIZER OTHER_MODEL GGUF_MODEL\n");
         return 2;
     }
     model_bytes = read_file(argv[1], &model_len);
     tokenizer_bytes = read_file(argv[2], &tokenizer_len);
     other_bytes = read_file(argv[3], &other_len);
+    gguf_bytes = read_file(argv[4], &gguf_len);
 
     /* --- Messages: every code, and unknown ones, have a static string. */
-    for (code = -2; code <= LLAMA2_ERR_PANIC + 2; code++) {
+    for (code = -2; code <= LLAMA2_ERR_MODEL_FORMAT + 2; code++) {
         const char *message = llama2_error_message(code);
         CHECK(message != NULL && message[0] != '\0');
     }
@@ -171,40 +190,40 @@ int main(int argc, char **argv) {
     CHECK(llama2_prompt_tokens_len(SIZE_MAX) == SIZE_MAX);
 
     /* --- llama2_model_open: NULL, misaligned, short, long and corrupt files. */
-    EXPECT(llama2_model_open(NULL, model_bytes, model_len), LLAMA2_ERR_NULL);
-    EXPECT(llama2_model_open(&bad, NULL, model_len), LLAMA2_ERR_NULL);
-    EXPECT(llama2_model_open(&bad, model_bytes, 0), LLAMA2_ERR_MODEL_SIZE);
-    EXPECT(llama2_model_open(&bad, model_bytes, 27), LLAMA2_ERR_MODEL_SIZE);
-    EXPECT(llama2_model_open(&bad, model_bytes, model_len - 4), LLAMA2_ERR_MODEL_SIZE);
-    EXPECT(llama2_model_open(&bad, model_bytes, model_len + 4), LLAMA2_ERR_MODEL_SIZE);
+    EXPECT(llama2_model_open(NULL, model_bytes, model_len, NULL, 0), LLAMA2_ERR_NULL);
+    EXPECT(llama2_model_open(&bad, NULL, model_len, NULL, 0), LLAMA2_ERR_NULL);
+    EXPECT(llama2_model_open(&bad, model_bytes, 0, NULL, 0), LLAMA2_ERR_MODEL_SIZE);
+    EXPECT(llama2_model_open(&bad, model_bytes, 27, NULL, 0), LLAMA2_ERR_MODEL_SIZE);
+    EXPECT(llama2_model_open(&bad, model_bytes, model_len - 4, NULL, 0), LLAMA2_ERR_MODEL_SIZE);
+    EXPECT(llama2_model_open(&bad, model_bytes, model_len + 4, NULL, 0), LLAMA2_ERR_MODEL_SIZE);
     copy = malloc(model_len + 8);
     if (copy == NULL) {
         return 2;
     }
     memcpy(copy + 1, model_bytes, model_len);
-    EXPECT(llama2_model_open(&bad, copy + 1, model_len), LLAMA2_ERR_MISALIGNED);
+    EXPECT(llama2_model_open(&bad, copy + 1, model_len, NULL, 0), LLAMA2_ERR_MISALIGNED);
     free(copy);
     copy = copy_of(model_bytes, model_len);
     put_i32(copy, 0, 0); /* dim = 0 */
-    EXPECT(llama2_model_open(&bad, copy, model_len), LLAMA2_ERR_MODEL_CONFIG);
+    EXPECT(llama2_model_open(&bad, copy, model_len, NULL, 0), LLAMA2_ERR_MODEL_CONFIG);
     put_i32(copy, 0, 64);
     put_i32(copy, 12, 7); /* n_heads = 7 does not divide dim = 64 */
-    EXPECT(llama2_model_open(&bad, copy, model_len), LLAMA2_ERR_MODEL_CONFIG);
+    EXPECT(llama2_model_open(&bad, copy, model_len, NULL, 0), LLAMA2_ERR_MODEL_CONFIG);
     put_i32(copy, 12, 8);
     put_i32(copy, 4, 1 << 30); /* hidden_dim: far more weights than the file holds */
-    EXPECT(llama2_model_open(&bad, copy, model_len), LLAMA2_ERR_MODEL_SIZE);
+    EXPECT(llama2_model_open(&bad, copy, model_len, NULL, 0), LLAMA2_ERR_MODEL_SIZE);
     memcpy(copy, "24ka", 4); /* the magic 0x616b3432 ("ak42"), little-endian */
     put_i32(copy, 4, 9);     /* version 9 */
-    EXPECT(llama2_model_open(&bad, copy, model_len), LLAMA2_ERR_MODEL_VERSION);
+    EXPECT(llama2_model_open(&bad, copy, model_len, NULL, 0), LLAMA2_ERR_MODEL_VERSION);
     free(copy);
     /* A failed open leaves the handle unusable. */
     EXPECT(llama2_model_config(&bad, &config), LLAMA2_ERR_UNINITIALIZED);
     /* The handle may not lie inside the bytes it views. */
     copy = copy_of(model_bytes, model_len);
-    EXPECT(llama2_model_open((llama2_model *)(void *)copy, copy, model_len), LLAMA2_ERR_OVERLAP);
+    EXPECT(llama2_model_open((llama2_model *)(void *)copy, copy, model_len, NULL, 0), LLAMA2_ERR_OVERLAP);
     free(copy);
-    EXPECT_OK(llama2_model_open(&model, model_bytes, model_len));
-    EXPECT_OK(llama2_model_open(&other, other_bytes, other_len));
+    EXPECT_OK(llama2_model_open(&model, model_bytes, model_len, NULL, 0));
+    EXPECT_OK(llama2_model_open(&other, other_bytes, other_len, NULL, 0));
 
     /* --- llama2_model_config / llama2_model_buffer_sizes. */
     EXPECT(llama2_model_config(NULL, &config), LLAMA2_ERR_NULL);
@@ -213,7 +232,8 @@ int main(int argc, char **argv) {
     EXPECT_OK(llama2_model_config(&model, &config));
     CHECK(config.dim == 64 && config.hidden_dim == 172 && config.n_layers == 5);
     CHECK(config.n_heads == 8 && config.n_kv_heads == 4 && config.vocab_size == 512);
-    CHECK(config.seq_len == 512 && config.shared_classifier && config.version == 0);
+    CHECK(config.seq_len == 512 && config.shared_classifier);
+    CHECK(config.format == LLAMA2_FORMAT_LLAMA2C && config.version == 0 && config.group_size == 0);
     EXPECT_OK(llama2_model_config(&other, &other_config));
     CHECK(other_config.vocab_size == config.vocab_size && other_config.dim != config.dim);
     EXPECT(llama2_model_buffer_sizes(NULL, context, &sizes), LLAMA2_ERR_NULL);
@@ -224,6 +244,54 @@ int main(int argc, char **argv) {
     EXPECT_OK(llama2_model_buffer_sizes(&model, context, &sizes));
     CHECK(sizes.state == 22319 && sizes.tokenizer_index == 1024 && sizes.sampler_scratch == 512);
     EXPECT_OK(llama2_model_buffer_sizes(&other, other_config.seq_len, &other_sizes));
+
+    /* --- A GGUF model: llama2_model_layers_len, and the layer table of llama2_model_open. */
+    EXPECT(llama2_model_layers_len(NULL, gguf_len, &n), LLAMA2_ERR_NULL);
+    EXPECT(llama2_model_layers_len(gguf_bytes, gguf_len, NULL), LLAMA2_ERR_NULL);
+    EXPECT(llama2_model_layers_len(gguf_bytes, 16, &n), LLAMA2_ERR_MODEL_SIZE);
+    n = 99;
+    EXPECT_OK(llama2_model_layers_len(model_bytes, model_len, &n));
+    CHECK(n == 0);
+    EXPECT_OK(llama2_model_layers_len(gguf_bytes, gguf_len, &n));
+    CHECK(n == N_LAYERS);
+    layers = malloc(LAYERS * sizeof *layers);
+    if (layers == NULL) {
+        return 2;
+    }
+    EXPECT(llama2_model_open(&bad, gguf_bytes, gguf_len, NULL, 0), LLAMA2_ERR_BUFFER_TOO_SMALL);
+    EXPECT(llama2_model_open(&bad, gguf_bytes, gguf_len, layers, N_LAYERS - 1), LLAMA2_ERR_BUFFER_TOO_SMALL);
+    EXPECT(llama2_model_open(&bad, gguf_bytes, gguf_len, NULL, N_LAYERS), LLAMA2_ERR_NULL);
+    EXPECT(llama2_model_open(&bad, gguf_bytes, gguf_len, (llama2_layer *)(void *)((char *)layers + 4), N_LAYERS),
+           LLAMA2_ERR_MISALIGNED);
+    EXPECT(llama2_model_open(&bad, gguf_bytes, gguf_len, layers, SIZE_MAX / 8), LLAMA2_ERR_SIZE_OVERFLOW);
+    /* The table may overlap neither the bytes it views nor the handle. */
+    copy = copy_of(gguf_bytes, gguf_len);
+    EXPECT(llama2_model_open(&bad, copy, gguf_len, (llama2_layer *)(void *)copy, N_LAYERS), LLAMA2_ERR_OVERLAP);
+    EXPECT(llama2_model_open((llama2_model *)(void *)layers, gguf_bytes, gguf_len, layers, N_LAYERS),
+           LLAMA2_ERR_OVERLAP);
+    /* Corrupt GGUF files. */
+    EXPECT(llama2_model_open(&bad, copy, 16, layers, N_LAYERS), LLAMA2_ERR_MODEL_SIZE);
+    memcpy(copy + 1, gguf_bytes, gguf_len);
+    EXPECT(llama2_model_open(&bad, copy + 1, gguf_len, layers, N_LAYERS), LLAMA2_ERR_MISALIGNED);
+    memcpy(copy, gguf_bytes, gguf_len);
+    EXPECT(llama2_model_open(&bad, copy, gguf_len / 2, layers, N_LAYERS), LLAMA2_ERR_MODEL_FORMAT);
+    put_i32(copy, 4, 9); /* GGUF version 9 */
+    EXPECT(llama2_model_open(&bad, copy, gguf_len, layers, N_LAYERS), LLAMA2_ERR_MODEL_VERSION);
+    EXPECT(llama2_model_layers_len(copy, gguf_len, &n), LLAMA2_ERR_MODEL_VERSION);
+    memcpy(copy, gguf_bytes, gguf_len);
+    /* "general.architecture", its type (u32) and length (u64), then "llama": make it "xlama". */
+    copy[find(copy, gguf_len, "general.architecture") + strlen("general.architecture") + 12] = 'x';
+    EXPECT(llama2_model_open(&bad, copy, gguf_len, layers, N_LAYERS), LLAMA2_ERR_MODEL_FORMAT);
+    EXPECT(llama2_model_layers_len(copy, gguf_len, &n), LLAMA2_ERR_MODEL_FORMAT);
+    free(copy);
+    /* A llama2.c model leaves a table it is given alone. */
+    EXPECT_OK(llama2_model_open(&bad, model_bytes, model_len, layers, N_LAYERS));
+    EXPECT_OK(llama2_model_open(&gguf, gguf_bytes, gguf_len, layers, LAYERS));
+    EXPECT_OK(llama2_model_open(&gguf, gguf_bytes, gguf_len, layers, N_LAYERS));
+    EXPECT_OK(llama2_model_config(&gguf, &gguf_config));
+    CHECK(gguf_config.format == LLAMA2_FORMAT_GGUF && gguf_config.version == 3 && gguf_config.group_size == 0);
+    CHECK(gguf_config.dim == config.dim && gguf_config.n_layers == N_LAYERS && gguf_config.vocab_size == 512);
+    CHECK(gguf_config.seq_len == config.seq_len && !gguf_config.shared_classifier);
 
     /* --- llama2_tokenizer_open. */
     index = malloc(sizes.tokenizer_index * sizeof *index);
@@ -255,6 +323,50 @@ int main(int argc, char **argv) {
     EXPECT_OK(llama2_tokenizer_open(&tok511, tokenizer_bytes, tokenizer_prefix(tokenizer_bytes, 511), 511,
                                     index511, 1022));
 
+    /* --- llama2_tokenizer_open_model: the tokenizer inside a GGUF model file. */
+    gguf_index = malloc(sizes.tokenizer_index * sizeof *gguf_index);
+    if (gguf_index == NULL) {
+        return 2;
+    }
+    EXPECT(llama2_tokenizer_open_model(NULL, gguf_bytes, gguf_len, gguf_index, 1024), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, NULL, gguf_len, gguf_index, 1024), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, NULL, 1024), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, gguf_index, 1023),
+           LLAMA2_ERR_BUFFER_TOO_SMALL);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, (uint32_t *)(void *)((char *)gguf_index + 1),
+                                       1000),
+           LLAMA2_ERR_MISALIGNED);
+    /* A llama2.c model holds no tokenizer; a truncated GGUF file is reported as such. */
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, model_bytes, model_len, gguf_index, 1024),
+           LLAMA2_ERR_MODEL_FORMAT);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, 16, gguf_index, 1024), LLAMA2_ERR_MODEL_SIZE);
+    copy = copy_of(gguf_bytes, gguf_len);
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, copy, gguf_len, (uint32_t *)(void *)copy, 1024),
+           LLAMA2_ERR_OVERLAP);
+    EXPECT(llama2_tokenizer_open_model((llama2_tokenizer *)(void *)gguf_index, gguf_bytes, gguf_len, gguf_index, 1024),
+           LLAMA2_ERR_OVERLAP);
+    /* "tokenizer.ggml.model" = "llama" made "xlama": a tokenizer model this library does not read. */
+    copy[find(copy, gguf_len, "tokenizer.ggml.model") + strlen("tokenizer.ggml.model") + 12] = 'x';
+    EXPECT(llama2_tokenizer_open_model(&gguf_tokenizer, copy, gguf_len, gguf_index, 1024),
+           LLAMA2_ERR_TOKENIZER_FORMAT);
+    free(copy);
+    EXPECT(llama2_tokenizer_vocab(&gguf_tokenizer, &vocab), LLAMA2_ERR_UNINITIALIZED); /* the failed open */
+    EXPECT_OK(llama2_tokenizer_open_model(&gguf_tokenizer, gguf_bytes, gguf_len, gguf_index, 1024));
+
+    /* --- llama2_tokenizer_vocab: the size and special tokens of either kind. */
+    EXPECT(llama2_tokenizer_vocab(NULL, &vocab), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_vocab(&tokenizer, NULL), LLAMA2_ERR_NULL);
+    EXPECT(llama2_tokenizer_vocab(&zero_tokenizer, &vocab), LLAMA2_ERR_UNINITIALIZED);
+    EXPECT(llama2_tokenizer_vocab((const llama2_tokenizer *)(const void *)&model, &vocab), LLAMA2_ERR_UNINITIALIZED);
+    EXPECT_OK(llama2_tokenizer_vocab(&tokenizer, &vocab));
+    CHECK(vocab.vocab_size == 512 && vocab.bos == LLAMA2_BOS && vocab.eos == LLAMA2_EOS && vocab.add_bos);
+    EXPECT_OK(llama2_tokenizer_vocab(&tok511, &vocab));
+    CHECK(vocab.vocab_size == 511);
+    vocab.vocab_size = 0;
+    EXPECT_OK(llama2_tokenizer_vocab(&gguf_tokenizer, &vocab));
+    /* stories260K.gguf carries tok512's vocabulary, with llama's BOS 1 and EOS 2. */
+    CHECK(vocab.vocab_size == 512 && vocab.bos == 1 && vocab.eos == 2);
+
     /* --- llama2_encode. */
     EXPECT(llama2_encode(NULL, prompt, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_NULL);
     EXPECT(llama2_encode(&tokenizer, NULL, prompt_len, true, false, tokens, TOKENS, &n), LLAMA2_ERR_NULL);
@@ -280,6 +392,9 @@ int main(int argc, char **argv) {
     CHECK(n == 1 && tokens[0] == LLAMA2_BOS);
     EXPECT_OK(llama2_encode(&tokenizer, prompt, prompt_len, true, true, tokens, TOKENS, &n));
     CHECK(n > 2 && tokens[0] == LLAMA2_BOS && tokens[n - 1] == LLAMA2_EOS);
+    /* The GGUF vocabulary encodes as tokenizer.bin does. */
+    EXPECT_OK(llama2_encode(&gguf_tokenizer, prompt, prompt_len, true, true, gguf_tokens, TOKENS, &gguf_n));
+    CHECK(gguf_n == n && memcmp(gguf_tokens, tokens, n * sizeof *tokens) == 0);
 
     /* --- llama2_text_init / llama2_decode. */
     EXPECT(llama2_text_init(NULL), LLAMA2_ERR_NULL);
@@ -301,7 +416,8 @@ int main(int argc, char **argv) {
     buffer = malloc(sizes.state * sizeof *buffer);
     other_buffer = malloc(other_sizes.state * sizeof *other_buffer);
     tiny_buffer = malloc(sizes.state * sizeof *tiny_buffer);
-    if (buffer == NULL || other_buffer == NULL || tiny_buffer == NULL) {
+    gguf_buffer = malloc(sizes.state * sizeof *gguf_buffer);
+    if (buffer == NULL || other_buffer == NULL || tiny_buffer == NULL || gguf_buffer == NULL) {
         return 2;
     }
     EXPECT(llama2_state_init(NULL, &model, context, buffer, sizes.state), LLAMA2_ERR_NULL);
@@ -316,6 +432,9 @@ int main(int argc, char **argv) {
     EXPECT(llama2_state_init(&state, &model, 4, (float *)(void *)model_bytes, sizes.state), LLAMA2_ERR_OVERLAP);
     EXPECT(llama2_state_init((llama2_state *)(void *)buffer, &model, context, buffer, sizes.state),
            LLAMA2_ERR_OVERLAP);
+    /* Nor a GGUF model's layer table, which the model handle keeps borrowing. */
+    EXPECT(llama2_state_init(&gguf_state, &gguf, 4, (float *)(void *)layers, sizes.state), LLAMA2_ERR_OVERLAP);
+    EXPECT_OK(llama2_state_init(&gguf_state, &gguf, context, gguf_buffer, sizes.state));
     EXPECT_OK(llama2_state_init(&state, &model, context, buffer, sizes.state));
     EXPECT_OK(llama2_state_init(&other_state, &other, other_config.seq_len, other_buffer, other_sizes.state));
     EXPECT_OK(llama2_state_init(&tiny_state, &model, 4, tiny_buffer, sizes.state));
@@ -341,6 +460,18 @@ int main(int argc, char **argv) {
     EXPECT(llama2_forward(&model, &state, LLAMA2_BOS, 0, (float **)(void *)buffer, &len), LLAMA2_ERR_OVERLAP);
     EXPECT_OK(llama2_forward(&model, &state, LLAMA2_BOS, 0, &logits, &len));
     CHECK(len == config.vocab_size && logits >= buffer && logits + len <= buffer + sizes.state);
+    /* The GGUF file holds the same weights: the same logits, to rounding. */
+    memcpy(bin_logits, logits, sizeof bin_logits);
+    /* Its config differs from the llama2.c file's (an unshared classifier): a state of its own. */
+    EXPECT(llama2_forward(&gguf, &state, LLAMA2_BOS, 0, &logits, &len), LLAMA2_ERR_STATE_MISMATCH);
+    EXPECT_OK(llama2_forward(&gguf, &gguf_state, LLAMA2_BOS, 0, &logits, &len));
+    for (i = 0, diff = 0.0f; i < len; i++) {
+        diff = fmaxf(diff, fabsf(logits[i] - bin_logits[i]));
+    }
+    CHECK(len == 512 && diff < 1e-4f);
+    EXPECT(llama2_forward(&gguf, (llama2_state *)(void *)layers, LLAMA2_BOS, 0, &logits, &len),
+           LLAMA2_ERR_UNINITIALIZED);
+    EXPECT_OK(llama2_forward(&model, &state, LLAMA2_BOS, 0, &logits, &len));
 
     /* --- llama2_sampler_init. */
     scratch = malloc(sizes.sampler_scratch * sizeof *scratch);
@@ -450,6 +581,17 @@ int main(int argc, char **argv) {
     CHECK(summary.steps == 40 && !summary.stopped_on_bos && summary.prompt_tokens > 1);
     CHECK(story.len > prompt_len && strncmp(story.bytes, prompt, prompt_len) == 0);
     CHECK(story.bytes[story.len - 1] == '\n');
+    /* The GGUF model with the tokenizer inside it tells the same story. */
+    gguf_story.len = 0;
+    EXPECT(llama2_generate(&gguf, &gguf_tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, collect,
+                           &gguf_story, NULL),
+           LLAMA2_ERR_STATE_MISMATCH);
+    EXPECT(llama2_generate(&gguf, &gguf_tokenizer, &gguf_state, &greedy, prompt, prompt_len, 40,
+                           (uint32_t *)(void *)layers, TOKENS, collect, &gguf_story, NULL),
+           LLAMA2_ERR_OVERLAP);
+    EXPECT_OK(llama2_generate(&gguf, &gguf_tokenizer, &gguf_state, &greedy, prompt, prompt_len, 40, tokens, TOKENS,
+                              collect, &gguf_story, NULL));
+    CHECK(gguf_story.len == story.len && strcmp(gguf_story.bytes, story.bytes) == 0);
 
     /* --- llama2_generate_to_buffer: the same text; whole pieces when it does not fit. */
     EXPECT(llama2_generate_to_buffer(&model, &tokenizer, &state, &greedy, prompt, prompt_len, 40, tokens, TOKENS, NULL,
@@ -508,7 +650,7 @@ int main(int argc, char **argv) {
      * engine handles it, the call succeeds. */
     copy = copy_of(model_bytes, model_len);
     memset(copy + 28, 0xff, model_len - 28);
-    EXPECT_OK(llama2_model_open(&bad, copy, model_len));
+    EXPECT_OK(llama2_model_open(&bad, copy, model_len, NULL, 0));
     story.len = 0;
     code = llama2_generate(&bad, &tokenizer, &state, &top_p, prompt, prompt_len, 10, tokens, TOKENS, collect, &story,
                            NULL);
@@ -516,11 +658,15 @@ int main(int argc, char **argv) {
     free(copy);
 
     free(scratch);
+    free(gguf_buffer);
     free(tiny_buffer);
     free(other_buffer);
     free(buffer);
     free(index511);
     free(index);
+    free(gguf_index);
+    free(layers);
+    free(gguf_bytes);
     free(other_bytes);
     free(tokenizer_bytes);
     free(model_bytes);

@@ -3,9 +3,10 @@
  *
  *   generate MODEL [-z TOKENIZER] [-t TEMPERATURE] [-p TOP_P] [-s SEED] [-n STEPS] [-i PROMPT]
  *
- * The flags and defaults are llama2.c's: -z tokenizer.bin, -t 1.0, -p 0.9, -s 0 (seed from
- * the clock), -n 256 (0 means the model's seq_len), no prompt. The story goes to stdout,
- * errors to stderr (exit status 1).
+ * MODEL is a llama2.c file or a GGUF file. The flags and defaults are llama2.c's: -z
+ * tokenizer.bin (for a GGUF model, the tokenizer inside it), -t 1.0, -p 0.9, -s 0 (seed
+ * from the clock), -n 256 (0 means the model's seq_len), no prompt. The story goes to
+ * stdout, errors to stderr (exit status 1).
  *
  * Build, from the repository root:
  *   cargo build -p llama2-capi --release
@@ -58,7 +59,7 @@ static int usage(void) {
 }
 
 int main(int argc, char **argv) {
-    const char *model_path, *tokenizer_path = "tokenizer.bin", *prompt = NULL;
+    const char *model_path, *tokenizer_path = NULL, *prompt = NULL;
     llama2_sampling settings = {1.0f, 0.9f, 0};
     long steps = 256;
     /* Caller memory: the files, the handles and every buffer. */
@@ -67,6 +68,8 @@ int main(int argc, char **argv) {
     uint32_t *index = NULL, *prompt_tokens = NULL;
     float *activations = NULL;
     llama2_prob_index *scratch = NULL;
+    llama2_layer *layers = NULL;
+    size_t n_layers = 0;
     llama2_model model;
     llama2_tokenizer tokenizer;
     llama2_state state;
@@ -104,12 +107,19 @@ int main(int argc, char **argv) {
     }
     prompt_len = prompt != NULL ? strlen(prompt) : 0;
 
-    if (read_file(model_path, &model_bytes, &model_len) != 0 ||
-        read_file(tokenizer_path, &tokenizer_bytes, &tokenizer_len) != 0) {
+    if (read_file(model_path, &model_bytes, &model_len) != 0) {
         goto done;
     }
     step = model_path;
-    if ((status = llama2_model_open(&model, model_bytes, model_len)) != LLAMA2_OK ||
+    /* A GGUF model needs a table of n_layers entries; a llama2.c model none (NULL, 0). */
+    if ((status = llama2_model_layers_len(model_bytes, model_len, &n_layers)) != LLAMA2_OK) {
+        goto done;
+    }
+    if (n_layers > 0 && (layers = malloc(n_layers * sizeof *layers)) == NULL) {
+        fprintf(stderr, "generate: out of memory\n");
+        goto done;
+    }
+    if ((status = llama2_model_open(&model, model_bytes, model_len, layers, n_layers)) != LLAMA2_OK ||
         (status = llama2_model_config(&model, &config)) != LLAMA2_OK ||
         (status = llama2_model_buffer_sizes(&model, config.seq_len, &sizes)) != LLAMA2_OK) {
         goto done;
@@ -122,9 +132,19 @@ int main(int argc, char **argv) {
         fprintf(stderr, "generate: out of memory\n");
         goto done;
     }
-    step = tokenizer_path;
-    if ((status = llama2_tokenizer_open(&tokenizer, tokenizer_bytes, tokenizer_len,
-                                        config.vocab_size, index, sizes.tokenizer_index)) != LLAMA2_OK) {
+    if (tokenizer_path == NULL && config.format == LLAMA2_FORMAT_GGUF) {
+        /* The vocabulary inside the GGUF file, read in place. */
+        step = model_path;
+        status = llama2_tokenizer_open_model(&tokenizer, model_bytes, model_len, index, sizes.tokenizer_index);
+    } else {
+        step = tokenizer_path = tokenizer_path != NULL ? tokenizer_path : "tokenizer.bin";
+        if (read_file(tokenizer_path, &tokenizer_bytes, &tokenizer_len) != 0) {
+            goto done;
+        }
+        status = llama2_tokenizer_open(&tokenizer, tokenizer_bytes, tokenizer_len, config.vocab_size, index,
+                                       sizes.tokenizer_index);
+    }
+    if (status != LLAMA2_OK) {
         goto done;
     }
     step = "setup";
@@ -149,6 +169,7 @@ done:
     free(scratch);
     free(activations);
     free(index);
+    free(layers);
     free(tokenizer_bytes);
     free(model_bytes);
     return exit_code;

@@ -4,7 +4,9 @@
  * same text as generate.c for the same arguments; a caller can step in between (stop on a
  * word, change logits, stream tokens elsewhere).
  *
- *   loop MODEL -z TOKENIZER [-t TEMPERATURE] [-p TOP_P] [-s SEED] [-n STEPS] [-i PROMPT]
+ *   loop MODEL [-z TOKENIZER] [-t TEMPERATURE] [-p TOP_P] [-s SEED] [-n STEPS] [-i PROMPT]
+ *
+ * As in generate.c, a GGUF MODEL brings its own tokenizer (-z overrides it).
  *
  * This one keeps every buffer in fixed-size static arrays, as firmware would, sized for
  * models up to stories260K's shape (its state for the full 512 positions is 169,263 floats).
@@ -20,12 +22,14 @@ enum {
     MAX_FILE_WORDS = 1 << 20, /* 4 MiB per file */
     MAX_VOCAB = 512,
     MAX_STATE = 169263,
-    MAX_PROMPT = 1024
+    MAX_PROMPT = 1024,
+    MAX_LAYERS = 8
 };
 
 /* Static caller memory; `uint32_t` storage keeps the model bytes 4-byte aligned. */
 static uint32_t model_words[MAX_FILE_WORDS];
 static uint32_t tokenizer_words[MAX_FILE_WORDS];
+static llama2_layer layers[MAX_LAYERS]; /* a GGUF model's layer table */
 static uint32_t index_buffer[2 * MAX_VOCAB];
 static float activations[MAX_STATE];
 static llama2_prob_index scratch[MAX_VOCAB];
@@ -63,16 +67,17 @@ static void check(llama2_status status, const char *what) {
 }
 
 int main(int argc, char **argv) {
-    const char *tokenizer_path = "tokenizer.bin", *prompt = "";
+    const char *tokenizer_path = NULL, *prompt = "";
     llama2_sampling settings = {1.0f, 0.9f, 0};
     long requested = 256;
-    size_t model_len, tokenizer_len, steps, n_prompt, pos, logits_len;
+    size_t model_len, tokenizer_len = 0, steps, n_prompt, pos, logits_len;
     llama2_model model;
     llama2_tokenizer tokenizer;
     llama2_state state;
     llama2_sampler sampler;
     llama2_text text;
     llama2_config config;
+    llama2_vocab vocab;
     llama2_buffer_sizes sizes;
     uint32_t token, next;
     float *logits;
@@ -100,19 +105,32 @@ int main(int argc, char **argv) {
         fprintf(stderr, "loop: the prompt is longer than %d bytes\n", MAX_PROMPT);
         return 1;
     }
-    if ((model_len = read_file(argv[1], model_words)) == 0 ||
-        (tokenizer_len = read_file(tokenizer_path, tokenizer_words)) == 0) {
+    if ((model_len = read_file(argv[1], model_words)) == 0) {
         return 1;
     }
 
-    check(llama2_model_open(&model, (const uint8_t *)model_words, model_len), argv[1]);
+    /* A llama2.c model leaves the layer table alone; a GGUF model with more than
+     * MAX_LAYERS layers fails with LLAMA2_ERR_BUFFER_TOO_SMALL. */
+    check(llama2_model_open(&model, (const uint8_t *)model_words, model_len, layers, MAX_LAYERS), argv[1]);
     check(llama2_model_config(&model, &config), "config");
     /* Every size is checked by the library: a larger model fails with
      * LLAMA2_ERR_BUFFER_TOO_SMALL instead of overrunning the arrays. */
     check(llama2_model_buffer_sizes(&model, config.seq_len, &sizes), "sizes");
-    check(llama2_tokenizer_open(&tokenizer, (const uint8_t *)tokenizer_words, tokenizer_len,
-                                config.vocab_size, index_buffer, sizeof index_buffer / sizeof *index_buffer),
-          tokenizer_path);
+    if (tokenizer_path == NULL && config.format == LLAMA2_FORMAT_GGUF) {
+        check(llama2_tokenizer_open_model(&tokenizer, (const uint8_t *)model_words, model_len, index_buffer,
+                                          sizeof index_buffer / sizeof *index_buffer),
+              argv[1]);
+    } else {
+        tokenizer_path = tokenizer_path != NULL ? tokenizer_path : "tokenizer.bin";
+        if ((tokenizer_len = read_file(tokenizer_path, tokenizer_words)) == 0) {
+            return 1;
+        }
+        check(llama2_tokenizer_open(&tokenizer, (const uint8_t *)tokenizer_words, tokenizer_len, config.vocab_size,
+                                    index_buffer, sizeof index_buffer / sizeof *index_buffer),
+              tokenizer_path);
+    }
+    /* The special tokens: 1 and 2 in a tokenizer.bin, what the file says in a GGUF model. */
+    check(llama2_tokenizer_vocab(&tokenizer, &vocab), "vocab");
     check(llama2_state_init(&state, &model, config.seq_len, activations, sizeof activations / sizeof *activations),
           "state");
     check(llama2_sampler_init(&sampler, &settings, config.vocab_size, scratch, sizeof scratch / sizeof *scratch),
@@ -132,7 +150,7 @@ int main(int argc, char **argv) {
         } else {
             check(llama2_sample(&sampler, logits, logits_len, &next), "sample");
         }
-        if (next == LLAMA2_BOS) {
+        if (next == vocab.bos) {
             break; /* the model ended the story */
         }
         check(llama2_decode(&tokenizer, &text, token, next, write_piece, stdout), "decode");

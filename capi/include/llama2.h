@@ -2,14 +2,18 @@
  * llama2.h: the C API of llama2-rs (libllama2.a / libllama2.so).
  *
  * Runs Llama-2-architecture models in the llama2.c file formats (v0 and v1 fp32, v2 Q8_0)
- * with the llama2.c tokenizer and sampler. The library never allocates: every byte it
- * uses is caller memory.
+ * and in GGUF files of the llama architecture (versions 2 and 3), with the llama2.c
+ * tokenizer (from a tokenizer.bin, or the vocabulary inside a GGUF file) and sampler. The
+ * library never allocates: every byte it uses is caller memory.
  *
  * USE
- *   llama2_model_open(&model, model_bytes, model_len);       // view of the file bytes
+ *   llama2_model_layers_len(model_bytes, model_len, &n_layers); // GGUF: n_layers; else 0
+ *   llama2_model_open(&model, model_bytes, model_len, layers, n_layers); // view of the bytes
  *   llama2_model_config(&model, &config);                   // vocab_size, seq_len, ...
  *   llama2_model_buffer_sizes(&model, context, &sizes);     // element counts to allocate
  *   llama2_tokenizer_open(&tokenizer, tok_bytes, tok_len, config.vocab_size, index, n);
+ *   // or, for a GGUF model, the tokenizer inside it:
+ *   llama2_tokenizer_open_model(&tokenizer, model_bytes, model_len, index, n);
  *   llama2_state_init(&state, &model, context, floats, sizes.state);
  *   llama2_sampler_init(&sampler, &settings, config.vocab_size, scratch, n);
  *   llama2_generate(&model, &tokenizer, &state, &sampler, prompt, prompt_len, steps,
@@ -23,8 +27,9 @@
  *   its own structs). The _open/_init function initialises one in place; nothing needs
  *   closing or freeing, and a handle is released by no longer using it. Re-initialising a
  *   handle is allowed. A handle that failed to open/init is left uninitialised.
- * - Buffers passed to an _open/_init function are BORROWED by the handle: the model bytes,
- *   the tokenizer bytes and index, the state buffer, the sampler scratch must stay valid
+ * - Buffers passed to an _open/_init function are BORROWED by the handle: the model bytes
+ *   and layer table, the tokenizer bytes and index, the state buffer, the sampler scratch
+ *   must stay valid
  *   (and unchanged, except by the library) for as long as the handle is used. The caller
  *   owns them and frees them after the last use of the handle.
  * - A state may be used with any model of the configuration it was initialised for, so the
@@ -65,13 +70,15 @@
 #include <stdint.h>
 
 /**
- * The beginning-of-sequence token: the first token of every encoded prompt; generation stops
- * when the model chooses it.
+ * The beginning-of-sequence token of a llama2.c `tokenizer.bin`: the first token of every
+ * encoded prompt; generation stops when the model chooses it. A GGUF vocabulary names its
+ * own (`llama2_vocab.bos`).
  */
 #define LLAMA2_BOS 1
 
 /**
- * The end-of-sequence token (appended by `llama2_encode()` when asked).
+ * The end-of-sequence token of a `tokenizer.bin` (appended by `llama2_encode()` when asked;
+ * a GGUF vocabulary's is `llama2_vocab.eos`).
  */
 #define LLAMA2_EOS 2
 
@@ -101,6 +108,11 @@
 #define LLAMA2_TEXT_WORDS 12
 
 /**
+ * Size of `llama2_layer` in 64-bit words.
+ */
+#define LLAMA2_LAYER_WORDS 64
+
+/**
  * What every function of the API returns: `LLAMA2_OK` (0) or one of the `LLAMA2_ERR_*`
  * codes. `llama2_error_message()` describes any value.
  */
@@ -117,6 +129,22 @@ typedef struct llama2_model {
 } llama2_model;
 
 /**
+ * One entry of a GGUF model's layer table: the library's view of one layer's weights.
+ *
+ * A GGUF model needs `n_layers` of them (`llama2_model_layers_len()` says how many before
+ * the model is opened), passed to `llama2_model_open()`; a llama2.c model needs none.
+ * Opaque: the caller only provides the memory (an array, static or `malloc`'ed).
+ */
+typedef struct llama2_layer {
+  uint64_t _opaque[LLAMA2_LAYER_WORDS];
+} llama2_layer;
+
+/**
+ * The kind of model file, in `llama2_config.format`.
+ */
+typedef uint32_t llama2_format;
+
+/**
  * A model's hyperparameters and file layout, as `llama2_model_config()` reports them.
  */
 typedef struct llama2_config {
@@ -129,7 +157,7 @@ typedef struct llama2_config {
    */
   size_t hidden_dim;
   /**
-   * Number of transformer layers.
+   * Number of transformer layers (a GGUF model's layer table has this many entries).
    */
   size_t n_layers;
   /**
@@ -153,12 +181,17 @@ typedef struct llama2_config {
    */
   bool shared_classifier;
   /**
-   * File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0), or 100 + the GGUF
-   * version for a GGUF file (102, 103).
+   * The kind of file: `LLAMA2_FORMAT_LLAMA2C` or `LLAMA2_FORMAT_GGUF`.
+   */
+  llama2_format format;
+  /**
+   * The file's version within its kind: 0, 1 or 2 for a llama2.c file, the GGUF version
+   * (2 or 3) for a GGUF file.
    */
   uint32_t version;
   /**
-   * Q8_0 group size for version 2, else 0.
+   * Q8_0 group size of a llama2.c version 2 file, else 0 (a GGUF file's tensors each
+   * have their own type).
    */
   size_t group_size;
 } llama2_config;
@@ -190,6 +223,31 @@ typedef struct llama2_buffer_sizes {
 typedef struct llama2_tokenizer {
   uint64_t _opaque[LLAMA2_TOKENIZER_WORDS];
 } llama2_tokenizer;
+
+/**
+ * A tokenizer's vocabulary size and special tokens, as `llama2_tokenizer_vocab()` reports
+ * them.
+ */
+typedef struct llama2_vocab {
+  /**
+   * Number of tokens.
+   */
+  size_t vocab_size;
+  /**
+   * The beginning-of-sequence id (`LLAMA2_BOS` for a `tokenizer.bin`).
+   */
+  uint32_t bos;
+  /**
+   * The end-of-sequence id (`LLAMA2_EOS` for a `tokenizer.bin`).
+   */
+  uint32_t eos;
+  /**
+   * Whether the vocabulary asks for prompts to start with BOS: a GGUF file's
+   * `tokenizer.ggml.add_bos_token` (true if absent), always true for a `tokenizer.bin`.
+   * `llama2_generate()` starts every prompt with BOS, as llama2.c does.
+   */
+  bool add_bos;
+} llama2_vocab;
 
 /**
  * The text rule's pending bytes (an unfinished UTF-8 character) between calls of
@@ -304,7 +362,8 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_MISALIGNED 2
 
 /**
- * A caller buffer is shorter than the function needs.
+ * A caller buffer is shorter than the function needs (a GGUF model's layer table
+ * included).
  */
 #define LLAMA2_ERR_BUFFER_TOO_SMALL 3
 
@@ -336,7 +395,8 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_MODEL_SIZE 8
 
 /**
- * The model file has a version this library does not read.
+ * The model file has a version this library does not read (llama2.c files: 0, 1 and 2;
+ * GGUF files: 2 and 3).
  */
 #define LLAMA2_ERR_MODEL_VERSION 9
 
@@ -347,7 +407,8 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_MODEL_CONFIG 10
 
 /**
- * The tokenizer file is malformed or belongs to a model with another vocabulary size.
+ * The tokenizer file is malformed or belongs to a model with another vocabulary size, or a
+ * GGUF file's vocabulary is missing, malformed or of a tokenizer model other than `llama`.
  */
 #define LLAMA2_ERR_TOKENIZER_FORMAT 11
 
@@ -423,6 +484,24 @@ typedef struct llama2_summary {
 #define LLAMA2_ERR_PANIC 25
 
 /**
+ * The model file is a GGUF file that is malformed (truncated, misaligned or overlapping
+ * tensors, unknown types, bad metadata) or not a llama model this library runs (another
+ * architecture, unknown or missing tensors, wrong shapes, unsupported weight types).
+ */
+#define LLAMA2_ERR_MODEL_FORMAT 26
+
+/**
+ * A llama2.c file: `version` 0 (legacy, fp32), 1 (fp32) or 2 (Q8_0).
+ */
+#define LLAMA2_FORMAT_LLAMA2C 0
+
+/**
+ * A GGUF file of the llama architecture (llama.cpp's container; each tensor has its own
+ * type): `version` is the GGUF version, 2 or 3.
+ */
+#define LLAMA2_FORMAT_GGUF 1
+
+/**
  * The best loops the build target guarantees (NEON on aarch64, scalar on generic x86_64
  * and Cortex-M). The default of a new state.
  */
@@ -455,24 +534,51 @@ const char *llama2_error_message(llama2_status status);
 const char *llama2_version(void);
 
 /**
- * Opens the model file held in `bytes[0..len]`, without copying it.
+ * Writes to `*layers_len` the number of `llama2_layer` entries `llama2_model_open()` needs
+ * for the model file in `bytes[0..len]`: the layer count (`n_layers`) of a GGUF file, 0 for
+ * a llama2.c file. Reads only the file's header and metadata; `bytes` need no alignment.
+ *
+ * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED` (`layers_len`), the model-file errors
+ * of `llama2_model_open()` that the metadata shows (`LLAMA2_ERR_MODEL_FORMAT`, ...).
+ *
+ * # Safety
+ * `bytes` must be valid for `len` reads; `layers_len` valid for a write.
+ */
+llama2_status llama2_model_layers_len(const uint8_t *bytes,
+                                      size_t len,
+                                      size_t *layers_len);
+
+/**
+ * Opens the model file held in `bytes[0..len]`, without copying it: a llama2.c file (v0,
+ * v1 or v2) or a GGUF file of the llama architecture (version 2 or 3), told apart by their
+ * first bytes.
  *
  * `bytes` must be 4-byte aligned (memory from `malloc`, a memory map, or an aligned array
- * is) and hold exactly the file. The bytes are borrowed, not copied: they must stay valid and
- * unchanged for as long as `model` or any state, generation or forward pass uses it.
- * `model` is caller memory (a `llama2_model` variable); on failure it is left uninitialised.
+ * is) and hold exactly the file. A GGUF file also needs a layer table,
+ * `layers[0..layers_len]`: at least the `n_layers` entries `llama2_model_layers_len()`
+ * reports (a constant for firmware built for one model), into which this function writes
+ * its views of each layer's weights. A llama2.c file needs none: pass NULL and 0 (a table given is left
+ * alone). The table must not overlap the bytes or the handle.
+ *
+ * The bytes and the table are borrowed, not copied: they must stay valid, and unchanged,
+ * for as long as `model` or any state, generation or forward pass uses it. `model` is
+ * caller memory (a `llama2_model` variable); on failure it is left uninitialised.
  *
  * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
- * `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`,
+ * `LLAMA2_ERR_BUFFER_TOO_SMALL` (the layer table), `LLAMA2_ERR_MODEL_SIZE`,
+ * `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`, `LLAMA2_ERR_MODEL_FORMAT`,
  * `LLAMA2_ERR_SIZE_OVERFLOW`.
  *
  * # Safety
  * `model` must be valid for writes of `llama2_model`; `bytes` must be valid for `len`
- * reads, and stay so as described above.
+ * reads and `layers` (unless NULL) for `layers_len` reads and writes, and stay so as
+ * described above.
  */
 llama2_status llama2_model_open(struct llama2_model *model,
                                 const uint8_t *bytes,
-                                size_t len);
+                                size_t len,
+                                struct llama2_layer *layers,
+                                size_t layers_len);
 
 /**
  * Writes the model's hyperparameters and file layout to `*config`.
@@ -533,9 +639,51 @@ llama2_status llama2_tokenizer_open(struct llama2_tokenizer *tokenizer,
                                     size_t index_len);
 
 /**
+ * Opens the tokenizer inside a GGUF model file held in `bytes[0..len]` (the bytes given to
+ * `llama2_model_open()`: its `tokenizer.ggml.*` vocabulary, read in place), building its
+ * lookup index in `index[0..index_len]` (at least `llama2_buffer_sizes.tokenizer_index`
+ * entries, 2 x vocab_size). Its BOS and EOS ids are the file's: `llama2_tokenizer_vocab()`.
+ *
+ * The same borrowing rules as for `llama2_tokenizer_open()` apply: the bytes (which the
+ * model handle may share) and the index must stay valid, and unchanged, for as long as
+ * `tokenizer` is used; the index must not overlap the bytes or the handle. A llama2.c model
+ * file holds no tokenizer (`LLAMA2_ERR_MODEL_FORMAT`): open its `tokenizer.bin` with
+ * `llama2_tokenizer_open()`.
+ *
+ * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
+ * `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_MODEL_FORMAT` (not a GGUF file, or a malformed
+ * one), `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_TOKENIZER_FORMAT`
+ * (a missing, malformed or unsupported vocabulary: only `tokenizer.ggml.model = "llama"` is
+ * read), `LLAMA2_ERR_SIZE_OVERFLOW`.
+ *
+ * # Safety
+ * As for `llama2_tokenizer_open()`.
+ */
+llama2_status llama2_tokenizer_open_model(struct llama2_tokenizer *tokenizer,
+                                          const uint8_t *bytes,
+                                          size_t len,
+                                          uint32_t *index,
+                                          size_t index_len);
+
+/**
+ * Writes to `*vocab` the tokenizer's vocabulary size and special tokens: BOS and EOS are
+ * 1 and 2 for a `tokenizer.bin` (`LLAMA2_BOS`, `LLAMA2_EOS`), what the file says for a
+ * GGUF vocabulary. A loop of one's own ends the text when the model chooses `bos`, as
+ * `llama2_generate()` does.
+ *
+ * Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_UNINITIALIZED`.
+ *
+ * # Safety
+ * `tokenizer` must point to an opened (or zeroed) tokenizer whose buffers are still valid;
+ * `vocab` must be valid for writes.
+ */
+llama2_status llama2_tokenizer_vocab(const struct llama2_tokenizer *tokenizer,
+                                     struct llama2_vocab *vocab);
+
+/**
  * Encodes `text[0..text_len]` (bytes, normally UTF-8; NULL is allowed when `text_len` is
  * 0) into `tokens[0..tokens_len]` the way llama2.c does, BOS first if `bos`, EOS last if
- * `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
+ * `eos` (the tokenizer's ids: `llama2_tokenizer_vocab()`), and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
  * `llama2_prompt_tokens_len(text_len)`: the tokens are written at the front, the rest is
  * the encoder's scratch.
  *
@@ -568,8 +716,9 @@ llama2_status llama2_encode(const struct llama2_tokenizer *tokenizer,
 llama2_status llama2_text_init(struct llama2_text *text);
 
 /**
- * Decodes `token`, which follows `prev` (the token before it; `prev` = BOS (1) drops the
- * piece's leading space), with the text rule of `llama2_generate()`, and passes whatever
+ * Decodes `token`, which follows `prev` (the token before it; `prev` = the tokenizer's BOS,
+ * `llama2_vocab.bos`, drops the piece's leading space), with the text rule of
+ * `llama2_generate()`, and passes whatever
  * text is complete to `on_piece` (zero or more calls). This is how a caller that runs its
  * own loop with `llama2_forward()` and `llama2_sample()` prints exactly what generation
  * prints (without the final newline).

@@ -9,10 +9,10 @@
 //!
 //! The engine values borrow caller memory (`Model<'a>` the model bytes, `State<'b>` the
 //! activation buffer, ...). Rust cannot see how long C keeps that memory, so the values are
-//! stored with `'static` lifetimes: this module is the one place that lifetime is assumed,
-//! and the header states the contract that makes it true (the borrowed memory outlives every
-//! use of the handle). No value here needs dropping (checked below), so a handle is released
-//! by simply no longer using it.
+//! stored with `'static` lifetimes: this module (and `layers`, for a model's layer table) is
+//! the one place that lifetime is assumed, and the header states the contract that makes it
+//! true (the borrowed memory outlives every use of the handle). No value here needs dropping
+//! (checked below), so a handle is released by simply no longer using it.
 //!
 //! Before a call borrows a handle, [`check`] validates the pointer and the tag through raw
 //! reads (no reference is formed to memory that may not hold a slot), and reports the
@@ -281,7 +281,8 @@ impl<'h, H: Handle> Checked<'h, H, true> {
 }
 
 /// Caller memory that a handle keeps borrowing after the call returns, as a `'static` slice:
-/// with [`kept_mut`], the one place where that lifetime is assumed (module docs).
+/// with [`kept_mut`] (and `layers::kept_layer_table`, for a model's layer table), the one
+/// place where that lifetime is assumed (module docs).
 ///
 /// # Safety
 /// As for [`Span::into_slice`], for as long as the handle that stores the slice is used (the

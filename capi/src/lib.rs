@@ -44,6 +44,8 @@ mod types;
 
 mod handle;
 
+mod layers;
+
 mod model;
 
 mod tokenizer;
@@ -66,11 +68,16 @@ pub use handle::{
     llama2_model, llama2_sampler, llama2_state, llama2_text, llama2_tokenizer, LLAMA2_MODEL_WORDS,
     LLAMA2_SAMPLER_WORDS, LLAMA2_STATE_WORDS, LLAMA2_TEXT_WORDS, LLAMA2_TOKENIZER_WORDS,
 };
+pub use layers::{llama2_layer, LLAMA2_LAYER_WORDS};
 pub use model::{
-    llama2_model_buffer_sizes, llama2_model_config, llama2_model_open, llama2_prompt_tokens_len,
+    llama2_model_buffer_sizes, llama2_model_config, llama2_model_layers_len, llama2_model_open,
+    llama2_prompt_tokens_len,
 };
 pub use sampler::{llama2_sample, llama2_sampler_init};
 pub use state::{llama2_forward, llama2_state_init, llama2_state_set_kernels};
 pub use status::*;
-pub use tokenizer::{llama2_decode, llama2_encode, llama2_text_init, llama2_tokenizer_open};
+pub use tokenizer::{
+    llama2_decode, llama2_encode, llama2_text_init, llama2_tokenizer_open,
+    llama2_tokenizer_open_model, llama2_tokenizer_vocab,
+};
 pub use types::*;

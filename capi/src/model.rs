@@ -1,45 +1,97 @@
 //! Opening a model, and what it needs: its config and the sizes of the caller buffers.
 
+use llama2_core::gguf::is_gguf;
 use llama2_core::{prompt_buffer_len, Config, Model, Sampler, State, Strategy, Tokenizer};
 
 use crate::guard::guard;
 use crate::handle::{check, kept, llama2_model, Target};
-use crate::raw::{check_disjoint, In, Out, Region};
+use crate::layers::{kept_layer_table, llama2_layer};
+use crate::raw::{check_disjoint, In, InOut, Out, Region};
 use crate::status::{llama2_status, Status};
 use crate::types::{llama2_buffer_sizes, llama2_config};
 
-/// Opens the model file held in `bytes[0..len]`, without copying it.
+/// Writes to `*layers_len` the number of `llama2_layer` entries `llama2_model_open()` needs
+/// for the model file in `bytes[0..len]`: the layer count (`n_layers`) of a GGUF file, 0 for
+/// a llama2.c file. Reads only the file's header and metadata; `bytes` need no alignment.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED` (`layers_len`), the model-file errors
+/// of `llama2_model_open()` that the metadata shows (`LLAMA2_ERR_MODEL_FORMAT`, ...).
+///
+/// # Safety
+/// `bytes` must be valid for `len` reads; `layers_len` valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_model_layers_len(
+    bytes: *const u8,
+    len: usize,
+    layers_len: *mut usize,
+) -> llama2_status {
+    guard(|| {
+        let out = Out::new(layers_len)?;
+        let bytes = In::new(bytes, len)?;
+        // SAFETY: the caller's contract; the bytes are only read, during this call.
+        let needed = Model::layer_table_len(unsafe { bytes.into_slice() })?;
+        // SAFETY: valid for a write (the caller's contract); the borrow above has ended.
+        unsafe { out.write(needed) };
+        Ok(())
+    })
+}
+
+/// Opens the model file held in `bytes[0..len]`, without copying it: a llama2.c file (v0,
+/// v1 or v2) or a GGUF file of the llama architecture (version 2 or 3), told apart by their
+/// first bytes.
 ///
 /// `bytes` must be 4-byte aligned (memory from `malloc`, a memory map, or an aligned array
-/// is) and hold exactly the file. The bytes are borrowed, not copied: they must stay valid and
-/// unchanged for as long as `model` or any state, generation or forward pass uses it.
-/// `model` is caller memory (a `llama2_model` variable); on failure it is left uninitialised.
+/// is) and hold exactly the file. A GGUF file also needs a layer table,
+/// `layers[0..layers_len]`: at least the `n_layers` entries `llama2_model_layers_len()`
+/// reports (a constant for firmware built for one model), into which this function writes
+/// its views of each layer's weights. A llama2.c file needs none: pass NULL and 0 (a table given is left
+/// alone). The table must not overlap the bytes or the handle.
+///
+/// The bytes and the table are borrowed, not copied: they must stay valid, and unchanged,
+/// for as long as `model` or any state, generation or forward pass uses it. `model` is
+/// caller memory (a `llama2_model` variable); on failure it is left uninitialised.
 ///
 /// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
-/// `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`,
+/// `LLAMA2_ERR_BUFFER_TOO_SMALL` (the layer table), `LLAMA2_ERR_MODEL_SIZE`,
+/// `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_CONFIG`, `LLAMA2_ERR_MODEL_FORMAT`,
 /// `LLAMA2_ERR_SIZE_OVERFLOW`.
 ///
 /// # Safety
 /// `model` must be valid for writes of `llama2_model`; `bytes` must be valid for `len`
-/// reads, and stay so as described above.
+/// reads and `layers` (unless NULL) for `layers_len` reads and writes, and stay so as
+/// described above.
 #[no_mangle]
 pub unsafe extern "C" fn llama2_model_open(
     model: *mut llama2_model,
     bytes: *const u8,
     len: usize,
+    layers: *mut llama2_layer,
+    layers_len: usize,
 ) -> llama2_status {
     guard(|| {
         // SAFETY: the caller's contract: `model` is valid for writes.
         let target = unsafe { Target::new(model) }?;
         let bytes = In::new(bytes, len)?;
-        let bytes_region = bytes.region();
-        check_disjoint(&[&[target.region(), bytes_region]])?;
+        let layers = InOut::new_or_empty(layers, layers_len)?;
+        let regions = [bytes.region(), layers.region()];
+        check_disjoint(&[&[target.region()], &regions])?;
         // SAFETY: the caller's contract: `bytes` is valid for `len` reads, unchanged while
-        // the model is used; it does not overlap the handle, the one thing this call writes.
-        let opened = Model::from_bytes(unsafe { kept(bytes) })?;
-        // SAFETY: the model borrows only `bytes`, which the caller keeps valid while the
-        // handle is used, and which does not overlap the handle (checked).
-        unsafe { target.install(opened, [bytes_region, Region::EMPTY]) };
+        // the model is used, and the table valid and the model's alone; neither overlaps
+        // the other or the handle, the one other thing this call writes (checked).
+        let bytes = unsafe { kept(bytes) };
+        // Only a GGUF model uses (and so borrows) the table: a llama2.c model leaves it alone.
+        let (table, table_region) = if is_gguf(bytes) {
+            // SAFETY: as above.
+            (unsafe { kept_layer_table(layers) }, regions[1].read_only())
+        } else {
+            (&mut [][..], Region::EMPTY)
+        };
+        let opened = Model::parse(bytes, table)?;
+        // After parsing, the table is only read.
+        let regions = [regions[0], table_region];
+        // SAFETY: the model borrows only `regions`, which the caller keeps valid while the
+        // handle is used, and which do not overlap the handle (checked).
+        unsafe { target.install(opened, regions) };
         Ok(())
     })
 }

@@ -118,6 +118,11 @@ impl<T, const MUT: bool> Span<T, MUT> {
         }
     }
 
+    /// The number of elements.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The memory of the span (empty spans overlap nothing).
     pub(crate) fn region(&self) -> Region {
         Region::of(self.ptr.as_ptr().cast_const(), self.len, MUT)
@@ -136,6 +141,11 @@ impl<T, const MUT: bool> Span<T, MUT> {
 }
 
 impl<T> Span<T, true> {
+    /// The first element's address, to write elements that do not hold a valid value yet.
+    pub(crate) fn as_mut_ptr(&self) -> *mut T {
+        self.ptr.as_ptr()
+    }
+
     /// The elements, exclusive.
     ///
     /// # Safety

@@ -19,7 +19,8 @@ pub const LLAMA2_OK: llama2_status = 0;
 pub const LLAMA2_ERR_NULL: llama2_status = 1;
 /// A pointer is not aligned for its type (model bytes need 4-byte alignment).
 pub const LLAMA2_ERR_MISALIGNED: llama2_status = 2;
-/// A caller buffer is shorter than the function needs.
+/// A caller buffer is shorter than the function needs (a GGUF model's layer table
+/// included).
 pub const LLAMA2_ERR_BUFFER_TOO_SMALL: llama2_status = 3;
 /// Two buffers or handles passed to one call overlap where one of them is written.
 pub const LLAMA2_ERR_OVERLAP: llama2_status = 4;
@@ -33,12 +34,14 @@ pub const LLAMA2_ERR_INVALID_ARGUMENT: llama2_status = 6;
 pub const LLAMA2_ERR_SIZE_OVERFLOW: llama2_status = 7;
 /// The model file is shorter or longer than its header says.
 pub const LLAMA2_ERR_MODEL_SIZE: llama2_status = 8;
-/// The model file has a version this library does not read.
+/// The model file has a version this library does not read (llama2.c files: 0, 1 and 2;
+/// GGUF files: 2 and 3).
 pub const LLAMA2_ERR_MODEL_VERSION: llama2_status = 9;
 /// The model header is invalid (a non-positive field, heads that do not divide `dim`, an
 /// odd head size, a Q8 group size that does not divide the matrices).
 pub const LLAMA2_ERR_MODEL_CONFIG: llama2_status = 10;
-/// The tokenizer file is malformed or belongs to a model with another vocabulary size.
+/// The tokenizer file is malformed or belongs to a model with another vocabulary size, or a
+/// GGUF file's vocabulary is missing, malformed or of a tokenizer model other than `llama`.
 pub const LLAMA2_ERR_TOKENIZER_FORMAT: llama2_status = 11;
 /// The tokenizer's vocabulary size differs from the model's.
 pub const LLAMA2_ERR_VOCAB_MISMATCH: llama2_status = 12;
@@ -69,6 +72,10 @@ pub const LLAMA2_ERR_OTHER: llama2_status = 24;
 /// Internal error: a Rust panic was caught at the API boundary (a bug in this library).
 /// The objects passed to the call are in an unspecified state: initialise them again.
 pub const LLAMA2_ERR_PANIC: llama2_status = 25;
+/// The model file is a GGUF file that is malformed (truncated, misaligned or overlapping
+/// tensors, unknown types, bad metadata) or not a llama model this library runs (another
+/// architecture, unknown or missing tensors, wrong shapes, unsupported weight types).
+pub const LLAMA2_ERR_MODEL_FORMAT: llama2_status = 26;
 
 /// The error codes, as the crate uses them internally (never `LLAMA2_OK`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,10 +108,11 @@ pub(crate) enum Status {
     // Only `catch_unwind` (feature `std`) reports it.
     #[cfg_attr(not(feature = "std"), allow(dead_code))]
     Panic = LLAMA2_ERR_PANIC,
+    ModelFormat = LLAMA2_ERR_MODEL_FORMAT,
 }
 
 /// Every code and its message, `LLAMA2_OK` first; the messages are NUL-terminated for C.
-const MESSAGES: [(llama2_status, &str); 26] = [
+const MESSAGES: [(llama2_status, &str); 27] = [
     (LLAMA2_OK, "success\0"),
     (LLAMA2_ERR_NULL, "a required pointer argument is NULL\0"),
     (
@@ -137,7 +145,7 @@ const MESSAGES: [(llama2_status, &str); 26] = [
     ),
     (
         LLAMA2_ERR_MODEL_VERSION,
-        "unsupported model file version (this library reads versions 0, 1 and 2)\0",
+        "unsupported model file version (this library reads llama2.c versions 0, 1 and 2, GGUF versions 2 and 3)\0",
     ),
     (
         LLAMA2_ERR_MODEL_CONFIG,
@@ -145,7 +153,7 @@ const MESSAGES: [(llama2_status, &str); 26] = [
     ),
     (
         LLAMA2_ERR_TOKENIZER_FORMAT,
-        "the tokenizer file is malformed or belongs to a model with another vocabulary\0",
+        "the tokenizer (file or GGUF vocabulary) is malformed, unsupported, or belongs to a model with another vocabulary\0",
     ),
     (
         LLAMA2_ERR_VOCAB_MISMATCH,
@@ -203,6 +211,10 @@ const MESSAGES: [(llama2_status, &str); 26] = [
         LLAMA2_ERR_PANIC,
         "internal error: a Rust panic was caught (a bug in libllama2); initialise the objects again\0",
     ),
+    (
+        LLAMA2_ERR_MODEL_FORMAT,
+        "the GGUF model file is malformed, or not a llama model this library runs\0",
+    ),
 ];
 
 /// The message of `status`, NUL-terminated.
@@ -241,6 +253,47 @@ impl From<Error> for Status {
             Error::PositionOutOfRange { .. } => Status::PositionOutOfRange,
             Error::InvalidTemperature(_) => Status::InvalidTemperature,
             Error::InvalidTopP(_) => Status::InvalidTopP,
+            // The vocabulary of a GGUF file: its own keys, and a mistyped one of them.
+            Error::GgufTokenizerKeyMissing { .. }
+            | Error::GgufTokenizerUnsupported { .. }
+            | Error::GgufTokenizerElementType { .. }
+            | Error::GgufTokenizerLengthMismatch { .. }
+            | Error::GgufTokenizerIdOutOfRange { .. }
+            | Error::GgufTokenizerTooLarge { .. }
+            | Error::NoByteToken { .. } => Status::TokenizerFormat,
+            Error::GgufWrongType { key, .. } if key.starts_with("tokenizer.") => {
+                Status::TokenizerFormat
+            }
+            Error::GgufUnsupportedVersion(_) => Status::ModelVersion,
+            Error::GgufTruncated { .. } => Status::ModelSize,
+            Error::GgufSizeOverflow { .. } => Status::SizeOverflow,
+            Error::GgufBadMagic { .. }
+            | Error::GgufTooManyEntries { .. }
+            | Error::GgufUnknownValueType { .. }
+            | Error::GgufNestedArray { .. }
+            | Error::GgufInvalidBool { .. }
+            | Error::GgufInvalidUtf8 { .. }
+            | Error::GgufDuplicateKey { .. }
+            | Error::GgufWrongType { .. }
+            | Error::GgufBadAlignment { .. }
+            | Error::GgufTooManyDims { .. }
+            | Error::GgufUnknownType { .. }
+            | Error::GgufUnsupportedType { .. }
+            | Error::GgufShapeNotBlockMultiple { .. }
+            | Error::GgufMisaligned { .. }
+            | Error::GgufTensorOutOfBounds { .. }
+            | Error::GgufDuplicateTensor { .. }
+            | Error::GgufTensorsOverlap { .. }
+            | Error::GgufMissingKey { .. }
+            | Error::GgufArchitecture { .. }
+            | Error::GgufKeyOutOfRange { .. }
+            | Error::GgufFloatOutOfRange { .. }
+            | Error::GgufPartialRotary { .. }
+            | Error::GgufUnsupportedFeature { .. }
+            | Error::GgufUnknownTensor { .. }
+            | Error::GgufMissingTensor { .. }
+            | Error::GgufShapeMismatch { .. }
+            | Error::GgufWeightType { .. } => Status::ModelFormat,
             // `Error` is non-exhaustive: a newer engine error still gets a code.
             _ => Status::Other,
         }
@@ -270,7 +323,7 @@ mod tests {
             assert_eq!(*code, i as i32, "codes are dense and in order");
             assert!(text.ends_with('\0') && text.matches('\0').count() == 1);
         }
-        assert_eq!(MESSAGES.len() as i32, LLAMA2_ERR_PANIC + 1);
+        assert_eq!(MESSAGES.len() as i32, LLAMA2_ERR_MODEL_FORMAT + 1);
         assert_eq!(message(-1), "unknown llama2_status code\0");
         assert_eq!(message(Status::Panic as i32), MESSAGES[25].1);
     }

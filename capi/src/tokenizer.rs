@@ -3,14 +3,14 @@
 use core::ffi::{c_char, c_void};
 
 use embedded_io::Write;
-use llama2_core::{TextDecoder, Tokenizer};
+use llama2_core::{Gguf, TextDecoder, Tokenizer};
 
 use crate::guard::guard;
 use crate::handle::{check, kept, kept_mut, llama2_text, llama2_tokenizer, Target};
 use crate::raw::{check_disjoint, In, InOut, Out, Region};
 use crate::sink::{Callback, Stop};
 use crate::status::{llama2_status, Status};
-use crate::types::llama2_piece_fn;
+use crate::types::{llama2_piece_fn, llama2_vocab};
 
 /// Opens the tokenizer file held in `bytes[0..len]` for a vocabulary of `vocab_size` tokens
 /// (the model's `vocab_size`), building its lookup index in `index[0..index_len]` (at least
@@ -53,9 +53,87 @@ pub unsafe extern "C" fn llama2_tokenizer_open(
     })
 }
 
+/// Opens the tokenizer inside a GGUF model file held in `bytes[0..len]` (the bytes given to
+/// `llama2_model_open()`: its `tokenizer.ggml.*` vocabulary, read in place), building its
+/// lookup index in `index[0..index_len]` (at least `llama2_buffer_sizes.tokenizer_index`
+/// entries, 2 x vocab_size). Its BOS and EOS ids are the file's: `llama2_tokenizer_vocab()`.
+///
+/// The same borrowing rules as for `llama2_tokenizer_open()` apply: the bytes (which the
+/// model handle may share) and the index must stay valid, and unchanged, for as long as
+/// `tokenizer` is used; the index must not overlap the bytes or the handle. A llama2.c model
+/// file holds no tokenizer (`LLAMA2_ERR_MODEL_FORMAT`): open its `tokenizer.bin` with
+/// `llama2_tokenizer_open()`.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_OVERLAP`,
+/// `LLAMA2_ERR_BUFFER_TOO_SMALL`, `LLAMA2_ERR_MODEL_FORMAT` (not a GGUF file, or a malformed
+/// one), `LLAMA2_ERR_MODEL_VERSION`, `LLAMA2_ERR_MODEL_SIZE`, `LLAMA2_ERR_TOKENIZER_FORMAT`
+/// (a missing, malformed or unsupported vocabulary: only `tokenizer.ggml.model = "llama"` is
+/// read), `LLAMA2_ERR_SIZE_OVERFLOW`.
+///
+/// # Safety
+/// As for `llama2_tokenizer_open()`.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_tokenizer_open_model(
+    tokenizer: *mut llama2_tokenizer,
+    bytes: *const u8,
+    len: usize,
+    index: *mut u32,
+    index_len: usize,
+) -> llama2_status {
+    guard(|| {
+        // SAFETY: the caller's contract: `tokenizer` is valid for writes.
+        let target = unsafe { Target::new(tokenizer) }?;
+        let bytes = In::new(bytes, len)?;
+        let index = InOut::new(index, index_len)?;
+        let regions = [bytes.region(), index.region()];
+        check_disjoint(&[&[target.region()], &regions])?;
+        // SAFETY: as in `llama2_tokenizer_open`.
+        let (bytes, index) = unsafe { (kept(bytes), kept_mut(index)) };
+        let opened = Tokenizer::from_gguf(&Gguf::parse(bytes)?, index)?;
+        // After `from_gguf` the index is only read.
+        let regions = [regions[0], regions[1].read_only()];
+        // SAFETY: the tokenizer borrows exactly `regions`, kept valid by the caller.
+        unsafe { target.install(opened, regions) };
+        Ok(())
+    })
+}
+
+/// Writes to `*vocab` the tokenizer's vocabulary size and special tokens: BOS and EOS are
+/// 1 and 2 for a `tokenizer.bin` (`LLAMA2_BOS`, `LLAMA2_EOS`), what the file says for a
+/// GGUF vocabulary. A loop of one's own ends the text when the model chooses `bos`, as
+/// `llama2_generate()` does.
+///
+/// Errors: `LLAMA2_ERR_NULL`, `LLAMA2_ERR_MISALIGNED`, `LLAMA2_ERR_UNINITIALIZED`.
+///
+/// # Safety
+/// `tokenizer` must point to an opened (or zeroed) tokenizer whose buffers are still valid;
+/// `vocab` must be valid for writes.
+#[no_mangle]
+pub unsafe extern "C" fn llama2_tokenizer_vocab(
+    tokenizer: *const llama2_tokenizer,
+    vocab: *mut llama2_vocab,
+) -> llama2_status {
+    guard(|| {
+        let out = Out::new(vocab)?;
+        // SAFETY: the caller's contract for `tokenizer`.
+        let tokenizer = unsafe { check::<_, false>(tokenizer) }?;
+        // SAFETY: nothing else is borrowed by this call (`out` is written after).
+        let tokenizer = unsafe { tokenizer.into_ref() };
+        let value = llama2_vocab {
+            vocab_size: tokenizer.vocab_size(),
+            bos: tokenizer.bos(),
+            eos: tokenizer.eos(),
+            add_bos: tokenizer.add_bos(),
+        };
+        // SAFETY: valid for a write (the caller's contract); the borrow above has ended.
+        unsafe { out.write(value) };
+        Ok(())
+    })
+}
+
 /// Encodes `text[0..text_len]` (bytes, normally UTF-8; NULL is allowed when `text_len` is
 /// 0) into `tokens[0..tokens_len]` the way llama2.c does, BOS first if `bos`, EOS last if
-/// `eos`, and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
+/// `eos` (the tokenizer's ids: `llama2_tokenizer_vocab()`), and writes the number of tokens to `*n_tokens`. `tokens_len` must be at least
 /// `llama2_prompt_tokens_len(text_len)`: the tokens are written at the front, the rest is
 /// the encoder's scratch.
 ///
@@ -120,8 +198,9 @@ pub unsafe extern "C" fn llama2_text_init(text: *mut llama2_text) -> llama2_stat
     })
 }
 
-/// Decodes `token`, which follows `prev` (the token before it; `prev` = BOS (1) drops the
-/// piece's leading space), with the text rule of `llama2_generate()`, and passes whatever
+/// Decodes `token`, which follows `prev` (the token before it; `prev` = the tokenizer's BOS,
+/// `llama2_vocab.bos`, drops the piece's leading space), with the text rule of
+/// `llama2_generate()`, and passes whatever
 /// text is complete to `on_piece` (zero or more calls). This is how a caller that runs its
 /// own loop with `llama2_forward()` and `llama2_sample()` prints exactly what generation
 /// prints (without the final newline).

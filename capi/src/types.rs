@@ -4,11 +4,21 @@ use core::ffi::{c_char, c_int, c_void};
 
 use llama2_core::{Format, Model, ProbIndex, BOS, EOS};
 
-/// The beginning-of-sequence token: the first token of every encoded prompt; generation stops
-/// when the model chooses it.
+/// The beginning-of-sequence token of a llama2.c `tokenizer.bin`: the first token of every
+/// encoded prompt; generation stops when the model chooses it. A GGUF vocabulary names its
+/// own (`llama2_vocab.bos`).
 pub const LLAMA2_BOS: u32 = 1;
-/// The end-of-sequence token (appended by `llama2_encode()` when asked).
+/// The end-of-sequence token of a `tokenizer.bin` (appended by `llama2_encode()` when asked;
+/// a GGUF vocabulary's is `llama2_vocab.eos`).
 pub const LLAMA2_EOS: u32 = 2;
+
+/// The kind of model file, in `llama2_config.format`.
+pub type llama2_format = u32;
+/// A llama2.c file: `version` 0 (legacy, fp32), 1 (fp32) or 2 (Q8_0).
+pub const LLAMA2_FORMAT_LLAMA2C: llama2_format = 0;
+/// A GGUF file of the llama architecture (llama.cpp's container; each tensor has its own
+/// type): `version` is the GGUF version, 2 or 3.
+pub const LLAMA2_FORMAT_GGUF: llama2_format = 1;
 
 /// A model's hyperparameters and file layout, as `llama2_model_config()` reports them.
 #[repr(C)]
@@ -18,7 +28,7 @@ pub struct llama2_config {
     pub dim: usize,
     /// Width of the feed-forward layer.
     pub hidden_dim: usize,
-    /// Number of transformer layers.
+    /// Number of transformer layers (a GGUF model's layer table has this many entries).
     pub n_layers: usize,
     /// Number of query heads.
     pub n_heads: usize,
@@ -30,21 +40,24 @@ pub struct llama2_config {
     pub seq_len: usize,
     /// Whether the classifier shares the token embedding.
     pub shared_classifier: bool,
-    /// File layout: 0 (llama2.c legacy, fp32), 1 (fp32), 2 (Q8_0), or 100 + the GGUF
-    /// version for a GGUF file (102, 103).
+    /// The kind of file: `LLAMA2_FORMAT_LLAMA2C` or `LLAMA2_FORMAT_GGUF`.
+    pub format: llama2_format,
+    /// The file's version within its kind: 0, 1 or 2 for a llama2.c file, the GGUF version
+    /// (2 or 3) for a GGUF file.
     pub version: u32,
-    /// Q8_0 group size for version 2, else 0.
+    /// Q8_0 group size of a llama2.c version 2 file, else 0 (a GGUF file's tensors each
+    /// have their own type).
     pub group_size: usize,
 }
 
 impl From<&Model<'_>> for llama2_config {
     fn from(model: &Model<'_>) -> llama2_config {
         let c = &model.config;
-        let (version, group_size) = match model.format {
-            Format::V0 => (0, 0),
-            Format::V1 => (1, 0),
-            Format::V2 { group_size } => (2, group_size),
-            Format::Gguf { version } => (100 + version, 0),
+        let (format, version, group_size) = match model.format {
+            Format::V0 => (LLAMA2_FORMAT_LLAMA2C, 0, 0),
+            Format::V1 => (LLAMA2_FORMAT_LLAMA2C, 1, 0),
+            Format::V2 { group_size } => (LLAMA2_FORMAT_LLAMA2C, 2, group_size),
+            Format::Gguf { version } => (LLAMA2_FORMAT_GGUF, version, 0),
         };
         llama2_config {
             dim: c.dim,
@@ -55,10 +68,28 @@ impl From<&Model<'_>> for llama2_config {
             vocab_size: c.vocab_size,
             seq_len: c.seq_len,
             shared_classifier: c.shared_classifier,
+            format,
             version,
             group_size,
         }
     }
+}
+
+/// A tokenizer's vocabulary size and special tokens, as `llama2_tokenizer_vocab()` reports
+/// them.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct llama2_vocab {
+    /// Number of tokens.
+    pub vocab_size: usize,
+    /// The beginning-of-sequence id (`LLAMA2_BOS` for a `tokenizer.bin`).
+    pub bos: u32,
+    /// The end-of-sequence id (`LLAMA2_EOS` for a `tokenizer.bin`).
+    pub eos: u32,
+    /// Whether the vocabulary asks for prompts to start with BOS: a GGUF file's
+    /// `tokenizer.ggml.add_bos_token` (true if absent), always true for a `tokenizer.bin`.
+    /// `llama2_generate()` starts every prompt with BOS, as llama2.c does.
+    pub add_bos: bool,
 }
 
 /// Element counts of the caller buffers a model needs, from `llama2_model_buffer_sizes()`.

@@ -6,7 +6,6 @@ use crate::error::{Buffer, Error};
 use crate::generate::{write_piece, GenerateError, Generator};
 use crate::parallel::Parallel;
 use crate::text::TextDecoder;
-use crate::tokenizer::EOS;
 
 const FIRST_TURN: [&[u8]; 3] = [b"[INST] <<SYS>>\n", b"\n<</SYS>>\n\n", b" [/INST]"];
 const LATER_TURN: [&[u8]; 2] = [b"[INST] ", b" [/INST]"];
@@ -136,7 +135,8 @@ impl<'g, 'a, 'state, 'sampler, P: Parallel> Chat<'g, 'a, 'state, 'sampler, P> {
             needed: 1,
             actual: 0,
         })?;
-        *head = EOS;
+        let eos = g.tokenizer.eos();
+        *head = eos;
         let n = 1 + g.tokenizer.encode(&text_buf[..len], true, false, rest)?;
         let tokens = &token_buf[skip..n];
         // The turn must fit the positions left and, with a sliding window, the window.
@@ -159,7 +159,7 @@ impl<'g, 'a, 'state, 'sampler, P: Parallel> Chat<'g, 'a, 'state, 'sampler, P> {
         let mut token = tokens[tokens.len() - 1];
         let mut next = logits_token;
         loop {
-            if next == EOS {
+            if next == eos {
                 self.eos_pending = true;
                 text.finish();
                 return Ok(TurnEnd::Eos);

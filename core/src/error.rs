@@ -25,6 +25,8 @@ pub enum Buffer {
     Text,
     /// The table of per-layer weight views a GGUF model needs ([`crate::Model::parse`]).
     LayerTable,
+    /// A byte buffer that receives encoded ggml blocks ([`crate::quant::encode`]).
+    Blocks,
 }
 
 /// Everything that can go wrong in the core crate.
@@ -388,6 +390,78 @@ pub enum Error {
         /// Its type.
         ggml_type: GgmlType,
     },
+    // Tokenizer from GGUF metadata (`tokenizer/gguf.rs`); mistyped keys are
+    // `GgufWrongType`.
+    /// A `tokenizer.ggml.*` key the vocabulary needs is not in the GGUF file.
+    GgufTokenizerKeyMissing {
+        /// The key.
+        key: &'static str,
+    },
+    /// `tokenizer.ggml.model` names a tokenizer other than `llama` (sentencepiece BPE).
+    GgufTokenizerUnsupported {
+        /// The model the file names (such as `gpt2`).
+        model: GgufName,
+    },
+    /// A tokenizer array whose elements are of the wrong type.
+    GgufTokenizerElementType {
+        /// The array's key.
+        key: &'static str,
+        /// The element type it must have.
+        expected: ValueType,
+        /// The element type the file gives it.
+        found: ValueType,
+    },
+    /// A tokenizer array (scores, token types) with another length than the token array.
+    GgufTokenizerLengthMismatch {
+        /// The array's key.
+        key: &'static str,
+        /// Its length.
+        len: usize,
+        /// The number of tokens.
+        tokens: usize,
+    },
+    /// A special token id (BOS, EOS) outside the vocabulary (an absent id counts as its
+    /// default, 1 for BOS and 2 for EOS).
+    GgufTokenizerIdOutOfRange {
+        /// The id's key.
+        key: &'static str,
+        /// The id, as the file gives it (any integer type).
+        id: i128,
+        /// The number of tokens.
+        vocab_size: usize,
+    },
+    /// The token array is larger than the 4 GiB its `u32` offsets can index.
+    GgufTokenizerTooLarge {
+        /// Its size in bytes.
+        bytes: usize,
+    },
+    /// Byte fallback needs a token for `byte` and the vocabulary has no `<0xHH>` piece.
+    NoByteToken {
+        /// The byte.
+        byte: u8,
+    },
+    /// A GGUF writer was given more or fewer bytes for a tensor than its shape and type
+    /// take ([`crate::gguf::write::GgufWriter`]).
+    GgufTensorDataMismatch {
+        /// The tensor (the last one, for bytes past the end of the data).
+        tensor: GgufName,
+        /// Bytes it takes (0: bytes past the last tensor).
+        expected: usize,
+        /// Bytes given.
+        given: usize,
+    },
+    /// [`crate::quant::encode::quantize`] does not encode this type.
+    QuantizeUnsupportedType {
+        /// The type asked for.
+        ggml_type: GgmlType,
+    },
+    /// Values to encode that do not fill whole blocks of the type.
+    QuantizeNotWholeBlocks {
+        /// The type asked for.
+        ggml_type: GgmlType,
+        /// The number of values given.
+        values: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -670,6 +744,69 @@ impl fmt::Display for Error {
             Error::GgufTensorsOverlap { first, second } => write!(
                 f,
                 "GGUF tensors {first} and {second} overlap in the data section"
+            ),
+            Error::GgufTokenizerKeyMissing { key } => {
+                write!(f, "GGUF file has no {key}, which its tokenizer needs")
+            }
+            Error::GgufTokenizerUnsupported { model } => write!(
+                f,
+                "GGUF tokenizer model \"{model}\" is not supported; this build reads only \
+                 \"llama\" (sentencepiece BPE), not yet gpt2 byte-level BPE or others"
+            ),
+            Error::GgufTokenizerElementType {
+                key,
+                expected,
+                found,
+            } => write!(
+                f,
+                "GGUF metadata {key} is an array of {found}; it must be an array of {expected}"
+            ),
+            Error::GgufTokenizerLengthMismatch { key, len, tokens } => write!(
+                f,
+                "GGUF metadata {key} has {len} entries but the vocabulary has {tokens} tokens"
+            ),
+            Error::GgufTokenizerIdOutOfRange {
+                key,
+                id,
+                vocab_size,
+            } => write!(
+                f,
+                "GGUF metadata {key} is {id}, outside the vocabulary of {vocab_size} tokens"
+            ),
+            Error::GgufTokenizerTooLarge { bytes } => write!(
+                f,
+                "GGUF token array is {bytes} bytes; at most 4 GiB can be indexed"
+            ),
+            Error::NoByteToken { byte } => write!(
+                f,
+                "the vocabulary has no byte token <0x{byte:02X}> for a byte of the text"
+            ),
+            Error::GgufTensorDataMismatch {
+                tensor,
+                expected: 0,
+                given,
+            } => write!(
+                f,
+                "GGUF writer was given {given} bytes of tensor data after the last tensor \
+                 {tensor} was complete"
+            ),
+            Error::GgufTensorDataMismatch {
+                tensor,
+                expected,
+                given,
+            } => write!(
+                f,
+                "GGUF writer was given {given} bytes for tensor {tensor}, which takes {expected}"
+            ),
+            Error::QuantizeUnsupportedType { ggml_type } => write!(
+                f,
+                "cannot encode ggml type {ggml_type} (this build encodes F32, F16, BF16, Q8_0, \
+                 Q4_0 and Q4_K)"
+            ),
+            Error::QuantizeNotWholeBlocks { ggml_type, values } => write!(
+                f,
+                "{values} values are not a whole number of {ggml_type} blocks of {}",
+                ggml_type.block().map_or(1, |b| b.elements)
             ),
         }
     }

@@ -8,7 +8,7 @@ use crate::parallel::Parallel;
 use crate::sampler::Sampler;
 use crate::state::State;
 use crate::text::TextDecoder;
-use crate::tokenizer::{Tokenizer, BOS};
+use crate::tokenizer::Tokenizer;
 
 /// A failure while generating: from the engine, or from the sink text is written to.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -231,6 +231,8 @@ impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
         let mut token = prompt_tokens[0];
         let mut pos = 0;
         let mut stopped_on_bos = false;
+        // llama2.c's rule, for every vocabulary: choosing BOS ends the text.
+        let bos = self.tokenizer.bos();
         while pos < steps {
             let from_prompt = pos + 1 < n_prompt;
             let next = if from_prompt {
@@ -247,11 +249,11 @@ impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
                 self.sampler.sample(logits)?
             };
             pos += 1;
-            if next == BOS && !self.state.sliding_window() {
+            if next == bos && !self.state.sliding_window() {
                 stopped_on_bos = true;
                 break;
             }
-            if next == BOS {
+            if next == bos {
                 // A sliding window runs every step asked for: BOS starts a new text, on a
                 // new line, instead of ending this one.
                 text.finish();
@@ -282,7 +284,7 @@ impl<P: Parallel> Generator<'_, '_, '_, '_, P> {
     /// returns how many ran. A prompt that forces BOS after its start is left to the
     /// token-by-token loop, which stops there.
     fn prefill(&mut self, batch: &mut Batch<'_>, prompt: &[u32], steps: usize) -> Result<usize> {
-        if prompt[1..].contains(&BOS) {
+        if prompt[1..].contains(&self.tokenizer.bos()) {
             return Ok(0);
         }
         let positions = prompt.len().min(steps);

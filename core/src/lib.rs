@@ -144,5 +144,5 @@ pub use parallel::{Parallel, Serial, Split};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
 pub use state::State;
 pub use text::TextDecoder;
-pub use tokenizer::{prompt_buffer_len, Piece, Tokenizer, BOS, EOS};
+pub use tokenizer::{prompt_buffer_len, Chunks, Piece, PieceText, Tokenizer, BOS, EOS};
 pub use weights::{LayerWeights, Layers, Matrix, Q8Matrix, Stack, Stacks, Weights};

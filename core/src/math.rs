@@ -54,6 +54,8 @@ const ROWS_PER_BLOCK: usize = 16;
 ///
 /// For a Q8 matrix the inputs are first quantized into `scratch` in groups of the matrix's
 /// group size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
+/// For a ggml matrix whose kernels take a quantized input (`quant::prepare`) they are
+/// quantized the same way in groups of 32, the group sums after the scales.
 pub fn matmul(
     k: Kernels,
     out: &mut [f32],
@@ -79,10 +81,14 @@ pub fn matmul(
                 }
             }
         }),
-        Matrix::Ggml(w) => parallel.for_each_chunk(out, split, &|first, chunk| {
-            let rows = w.rows_slice(first / batch, chunk.len() / batch);
-            crate::quant::matmul_scalar(k, chunk, &rows, x, batch);
-        }),
+        Matrix::Ggml(w) => {
+            // Quantized once for all rows (if the kernels take it so), before the split.
+            let input = crate::quant::prepare(k, w.ty, x, scratch.values, scratch.scales);
+            parallel.for_each_chunk(out, split, &|first, chunk| {
+                let rows = w.rows_slice(first / batch, chunk.len() / batch);
+                crate::quant::matmul(k, chunk, &rows, &input, batch);
+            });
+        }
         Matrix::Q8(w) => {
             let group = w.group;
             let values = &mut scratch.values[..x.len()];

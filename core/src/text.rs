@@ -10,7 +10,7 @@
 //! 0x9B is CSI to a terminal in an 8-bit mode).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
-use crate::tokenizer::Piece;
+use crate::tokenizer::{Piece, PieceText};
 
 /// Turns a stream of [`Piece`]s into text, holding back an incomplete UTF-8 character.
 #[derive(Debug, Default)]
@@ -35,6 +35,24 @@ impl TextDecoder {
             Piece::Text(text) => {
                 self.drop_pending();
                 emit_printable(text, &mut emit);
+            }
+            Piece::Spelled(text) => self.push_spelled(text, emit),
+        }
+    }
+
+    /// A respelled piece is treated exactly as its text would be as [`Piece::Text`]. Its
+    /// runs split it only next to ASCII bytes (the spaces and newlines put in), which no
+    /// UTF-8 sequence spans, so the runs filter as the whole text would.
+    fn push_spelled(&mut self, text: PieceText<'_>, mut emit: impl FnMut(&[u8])) {
+        let mut bytes = text.bytes();
+        match (bytes.next(), bytes.next()) {
+            (None, _) => {}
+            (Some(byte), None) => self.push_byte(byte, emit),
+            _ => {
+                self.drop_pending();
+                for run in text.chunks() {
+                    emit_printable(run, &mut emit);
+                }
             }
         }
     }
@@ -228,6 +246,30 @@ mod tests {
         assert_eq!(calls, 1);
         decoder.push(Piece::Text(b"a\x1bb"), |_| calls += 1);
         assert_eq!(calls, 3);
+    }
+
+    #[test]
+    fn spelled_pieces_print_as_their_text() {
+        let sp = |s: &'static str, wrapped| {
+            Piece::Spelled(PieceText::sentencepiece(s.as_bytes(), wrapped))
+        };
+        let cases: [(&[Piece<'_>], &[u8]); 5] = [
+            (&[sp("▁caf\u{e9}▁au", false)], " caf\u{e9} au".as_bytes()),
+            (&[sp("</s>", true)], b"\n</s>\n"),
+            // One byte of text is a single-byte piece: a started character is dropped.
+            (
+                &[Piece::Byte(0xC3), sp("▁", false), Piece::Text(b"x")],
+                b" x",
+            ),
+            (&[sp("▁\x1b[1m▁", false)], b" [1m "),
+            (
+                &[sp("", false), Piece::Byte(0xC3), Piece::Byte(0xA9)],
+                "\u{e9}".as_bytes(),
+            ),
+        ];
+        for (pieces, printed) in cases {
+            assert_eq!(text(pieces).as_slice(), printed, "{pieces:?}");
+        }
     }
 
     #[test]

@@ -1,21 +1,34 @@
-//! The llama2.c BPE tokenizer over the bytes of a `tokenizer.bin`, with its lookup index
-//! kept in a caller buffer.
+//! The llama2.c BPE tokenizer over the bytes of a `tokenizer.bin` or over the vocabulary in
+//! a GGUF file's metadata, with its lookup index kept in a caller buffer.
 //!
-//! The file comes from outside: this module indexes it only through `get` (enforced by
-//! `clippy::indexing_slicing`), and every offset sum on it is checked.
+//! Both kinds encode and decode exactly alike: every comparison of pieces is made on their
+//! text as llama2.c spells it ([`PieceText`]), so a GGUF vocabulary gives the ids and the
+//! text its `tokenizer.bin` export gives. The file comes from outside: this module indexes
+//! it only through `get` (enforced by `clippy::indexing_slicing`), and every offset sum on
+//! it is checked.
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
+
+mod gguf;
+mod piece;
 
 use core::cmp::Ordering;
 
 use crate::error::{Buffer, Error, Result};
+use crate::gguf::Gguf;
 use crate::merge;
 
-/// Id of the beginning-of-sequence token.
+use piece::cmp_runs;
+pub use piece::{Chunks, Piece, PieceText};
+
+/// Id of the beginning-of-sequence token of a `tokenizer.bin` (a GGUF vocabulary says its
+/// own: [`Tokenizer::bos`]).
 pub const BOS: u32 = 1;
-/// Id of the end-of-sequence token.
+/// Id of the end-of-sequence token of a `tokenizer.bin` ([`Tokenizer::eos`]).
 pub const EOS: u32 = 2;
-/// Byte `b` is token `b + BYTE_TOKEN_OFFSET` in the byte-fallback range.
-const BYTE_TOKEN_OFFSET: usize = 3;
+/// Byte `b` is token `b + BYTE_TOKEN_OFFSET` in llama2.c's byte-fallback range.
+const BYTE_TOKEN_OFFSET: u32 = 3;
+/// Bytes of stack for the text of a pair being merged in a GGUF vocabulary.
+const PAIR_BUFFER: usize = 64;
 
 /// Length in `u32`s of the buffer [`Tokenizer::encode`] (and so
 /// [`Generator::generate`](crate::Generator::generate)) needs for a text of `text_len` bytes,
@@ -41,46 +54,45 @@ pub const fn prompt_buffer_len(text_len: usize) -> Option<usize> {
     scratch.checked_add(symbols + 1)
 }
 
-/// What a token prints as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Piece<'a> {
-    /// Text to print as it is.
-    Text(&'a [u8]),
-    /// A raw byte, from a `<0xHH>` byte-fallback token.
-    Byte(u8),
-}
-
-/// A vocabulary of scored byte strings, borrowed from the tokenizer file.
+/// A vocabulary of scored pieces, borrowed from a `tokenizer.bin` or a GGUF file.
 #[derive(Debug, Clone, Copy)]
 pub struct Tokenizer<'a> {
-    bytes: &'a [u8],
+    store: Store<'a>,
     max_token_length: usize,
-    /// The longest piece actually in the file (at most `max_token_length`).
+    /// The longest piece actually in the file (at most `max_token_length`), as llama2.c
+    /// spells it.
     max_piece_len: usize,
-    /// Byte offset of each token's entry (`f32 score, i32 len, bytes`).
+    /// Where each token's piece is in the store.
     offsets: &'a [u32],
-    /// Token ids ordered by their bytes (ties by id), for binary search.
+    /// Token ids ordered by their text (ties by id), for binary search.
     sorted: &'a [u32],
+    bos: u32,
+    eos: u32,
+    add_bos: bool,
+    /// Byte `b` is token `byte_base + b`; `None`: the token spelled `<0xHH>` is looked up.
+    byte_base: Option<u32>,
+}
+
+/// Where the pieces and scores are.
+#[derive(Debug, Clone, Copy)]
+enum Store<'a> {
+    /// A `tokenizer.bin`: `offsets` point at `f32 score, i32 len, bytes` entries.
+    Llama2c(&'a [u8]),
+    /// GGUF metadata: `offsets` point at `u64 len, bytes` elements of the token array.
+    Gguf(gguf::Vocab<'a>),
 }
 
 impl<'a> Tokenizer<'a> {
-    /// Number of `u32` elements of index buffer that [`Tokenizer::new`] needs, or `None` on
-    /// overflow. Usable in `const` context.
+    /// Number of `u32` elements of index buffer that [`Tokenizer::new`] and
+    /// [`Tokenizer::from_gguf`] need, or `None` on overflow. Usable in `const` context.
     pub const fn index_len(vocab_size: usize) -> Option<usize> {
         vocab_size.checked_mul(2)
     }
 
-    /// Parses `vocab_size` entries (the count comes from the model) and builds the sorted
-    /// lookup index in `index`.
+    /// Parses `vocab_size` entries of a `tokenizer.bin` (the count comes from the model) and
+    /// builds the sorted lookup index in `index`. BOS is 1 and EOS 2, as in llama2.c.
     pub fn new(bytes: &'a [u8], vocab_size: usize, index: &'a mut [u32]) -> Result<Self> {
-        let needed = Self::index_len(vocab_size).ok_or(Error::SizeOverflow)?;
-        if index.len() < needed {
-            return Err(Error::BufferTooSmall {
-                buffer: Buffer::TokenizerIndex,
-                needed,
-                actual: index.len(),
-            });
-        }
+        let (offsets, sorted) = split_index(index, vocab_size)?;
         if u32::try_from(bytes.len()).is_err() || u32::try_from(vocab_size).is_err() {
             return Err(Error::SizeOverflow);
         }
@@ -88,9 +100,6 @@ impl<'a> Tokenizer<'a> {
             Some(word) => le_u32(word) as usize,
             None => return Err(Error::TokenizerTruncated { token: 0 }),
         };
-        // `index` holds at least `2 * vocab_size` elements (checked above).
-        let (offsets, rest) = index.split_at_mut(vocab_size);
-        let (sorted, _) = rest.split_at_mut(vocab_size);
         let mut at = 4usize;
         let mut max_piece_len = 0;
         for (token, slot) in offsets.iter_mut().enumerate() {
@@ -125,17 +134,69 @@ impl<'a> Tokenizer<'a> {
                 extra: bytes.len() - at,
             });
         }
-        for (i, id) in sorted.iter_mut().enumerate() {
-            *id = i as u32;
-        }
+        let offsets = &*offsets;
         let entry = |id: u32| entry_piece(bytes, offsets, id);
-        sorted.sort_unstable_by(|&a, &b| entry(a).cmp(entry(b)).then(a.cmp(&b)));
+        sort_ids(sorted, |a, b| entry(a).cmp(entry(b)));
         Ok(Tokenizer {
-            bytes,
+            store: Store::Llama2c(bytes),
             max_token_length,
             max_piece_len,
             offsets,
             sorted,
+            bos: BOS,
+            eos: EOS,
+            add_bos: true,
+            byte_base: Some(BYTE_TOKEN_OFFSET),
+        })
+    }
+
+    /// The vocabulary in a GGUF file's metadata (`tokenizer.ggml.model = "llama"`), read in
+    /// place, with its sorted lookup index in `index` ([`Tokenizer::index_len`] of the token
+    /// count). The vocabulary size is the number of pieces.
+    ///
+    /// Refused: another tokenizer model (such as `gpt2` byte-level BPE), a missing or
+    /// mistyped token or score array, score or token-type arrays of another length than the
+    /// tokens, BOS or EOS ids outside the vocabulary, a mistyped `add_bos_token`.
+    ///
+    /// Byte fallback uses ids 3..=258 when they are the byte tokens `<0x00>`..`<0xFF>` (typed
+    /// as bytes, if the file has token types), as llama.cpp's converters write them;
+    /// otherwise the token spelled `<0xHH>` is looked up for each byte.
+    pub fn from_gguf(file: &Gguf<'a>, index: &'a mut [u32]) -> Result<Self> {
+        let metadata = gguf::read(file)?;
+        let vocab = metadata.vocab;
+        let vocab_size = metadata.vocab_size;
+        if u32::try_from(vocab_size).is_err() {
+            return Err(Error::SizeOverflow);
+        }
+        let (offsets, sorted) = split_index(index, vocab_size)?;
+        let max_piece_len = gguf::index(&vocab, offsets)?;
+        let offsets = &*offsets;
+        sort_ids(sorted, |a, b| {
+            let (a, b) = (vocab.text(offsets, a), vocab.text(offsets, b));
+            cmp_runs(a.chunks(), b.chunks())
+        });
+        let mut tokenizer = Tokenizer {
+            store: Store::Gguf(vocab),
+            max_token_length: max_piece_len,
+            max_piece_len,
+            offsets,
+            sorted,
+            bos: vocab.bos,
+            eos: vocab.eos,
+            add_bos: metadata.add_bos,
+            byte_base: None,
+        };
+        if tokenizer.has_llama2c_byte_tokens(&vocab) {
+            tokenizer.byte_base = Some(BYTE_TOKEN_OFFSET);
+        }
+        Ok(tokenizer)
+    }
+
+    /// Whether ids 3..=258 are the byte tokens `<0x00>`..`<0xFF>` in order.
+    fn has_llama2c_byte_tokens(&self, vocab: &gguf::Vocab<'_>) -> bool {
+        (0..=255u8).all(|byte| {
+            let id = BYTE_TOKEN_OFFSET + u32::from(byte);
+            self.piece(id) == Some(&byte_piece(byte)[..]) && vocab.typed_byte(id)
         })
     }
 
@@ -144,40 +205,105 @@ impl<'a> Tokenizer<'a> {
         self.offsets.len()
     }
 
-    /// The longest token in bytes, as the file's header declares it. A file can declare
-    /// more than it holds, so bounds use [`Tokenizer::max_piece_len`].
+    /// The beginning-of-sequence id: 1 for a `tokenizer.bin`, what a GGUF file says.
+    pub fn bos(&self) -> u32 {
+        self.bos
+    }
+
+    /// The end-of-sequence id: 2 for a `tokenizer.bin`, what a GGUF file says.
+    pub fn eos(&self) -> u32 {
+        self.eos
+    }
+
+    /// Whether prompts should start with BOS: a GGUF file's `add_bos_token` (default
+    /// true); always true for a `tokenizer.bin`.
+    pub fn add_bos(&self) -> bool {
+        self.add_bos
+    }
+
+    /// Whether the vocabulary comes from a GGUF file (pieces spell a space `▁`).
+    pub fn is_gguf(&self) -> bool {
+        matches!(self.store, Store::Gguf(_))
+    }
+
+    /// The longest token in bytes, as a `tokenizer.bin`'s header declares it (what a
+    /// `tokenizer.bin` written from this vocabulary declares: for a GGUF vocabulary, the
+    /// measured [`Tokenizer::max_piece_len`]). A file can declare more than it holds, so
+    /// bounds use [`Tokenizer::max_piece_len`].
     pub fn max_token_length(&self) -> usize {
         self.max_token_length
     }
 
-    /// The length in bytes of the longest piece in the vocabulary, measured when the file
-    /// was parsed (at most [`Tokenizer::max_token_length`]).
+    /// The length in bytes of the longest piece's text ([`Tokenizer::piece_text`]),
+    /// measured when the file was parsed (at most [`Tokenizer::max_token_length`]).
     pub fn max_piece_len(&self) -> usize {
         self.max_piece_len
     }
 
-    /// The bytes of token `id`, or `None` if it is out of range.
+    /// The bytes of token `id` as the file stores them (a GGUF piece spells a space `▁`),
+    /// or `None` if it is out of range. [`Tokenizer::piece_text`] gives its text.
     pub fn piece(&self, id: u32) -> Option<&'a [u8]> {
         self.offsets.get(id as usize)?;
-        Some(entry_piece(self.bytes, self.offsets, id))
+        Some(match self.store {
+            Store::Llama2c(bytes) => entry_piece(bytes, self.offsets, id),
+            Store::Gguf(vocab) => vocab.piece(self.offsets, id),
+        })
+    }
+
+    /// The text of token `id` as llama2.c's `tokenizer.bin` spells it (a space is `' '`, BOS
+    /// and EOS are `"\n<s>\n"` and `"\n</s>\n"` for the Llama vocabulary), or `None` if it
+    /// is out of range. With [`Tokenizer::score`] and [`Tokenizer::max_token_length`] this
+    /// is what a `tokenizer.bin` holds, whichever file the vocabulary comes from.
+    pub fn piece_text(&self, id: u32) -> Option<PieceText<'a>> {
+        self.offsets.get(id as usize)?;
+        Some(match self.store {
+            Store::Llama2c(bytes) => PieceText::plain(entry_piece(bytes, self.offsets, id)),
+            Store::Gguf(vocab) => vocab.text(self.offsets, id),
+        })
     }
 
     /// The merge score of token `id` (higher merges first), or `None` if it is out of range.
     pub fn score(&self, id: u32) -> Option<f32> {
         let at = *self.offsets.get(id as usize)? as usize;
-        // `at + 8 <= bytes.len()`: `new` checked every entry's header.
-        let word = self.bytes.get(at..at.checked_add(4)?)?;
-        Some(f32::from_bits(le_u32(word)))
+        match self.store {
+            Store::Llama2c(bytes) => {
+                // `at + 8 <= bytes.len()`: `new` checked every entry's header.
+                let word = bytes.get(at..at.checked_add(4)?)?;
+                Some(f32::from_bits(le_u32(word)))
+            }
+            Store::Gguf(vocab) => vocab.score(id),
+        }
     }
 
-    /// The id of the token whose bytes are `head` followed by `tail`, lowest id first.
+    /// The id of the token whose text ([`Tokenizer::piece_text`]) is `head` followed by
+    /// `tail`, lowest id first.
     pub fn lookup(&self, head: &[u8], tail: &[u8]) -> Option<u32> {
-        let entry = |id: u32| entry_piece(self.bytes, self.offsets, id);
+        match self.store {
+            Store::Llama2c(bytes) => self.lookup_llama2c(bytes, head, tail),
+            Store::Gguf(vocab) => self.lookup_text(&vocab, [head, tail].into_iter()),
+        }
+    }
+
+    /// The lowest id whose piece is `head ++ tail`, in a `tokenizer.bin`.
+    fn lookup_llama2c(&self, bytes: &[u8], head: &[u8], tail: &[u8]) -> Option<u32> {
+        let entry = |id: u32| entry_piece(bytes, self.offsets, id);
         let first = self
             .sorted
             .partition_point(|&id| cmp_concat(entry(id), head, tail) == Ordering::Less);
         let &id = self.sorted.get(first)?;
         (cmp_concat(entry(id), head, tail) == Ordering::Equal).then_some(id)
+    }
+
+    /// The lowest id whose text is `query` (given as runs of bytes), in a GGUF vocabulary.
+    fn lookup_text<'q>(
+        &self,
+        vocab: &gguf::Vocab<'a>,
+        query: impl Iterator<Item = &'q [u8]> + Clone,
+    ) -> Option<u32> {
+        let cmp = |id: u32| cmp_runs(vocab.text(self.offsets, id).chunks(), query.clone());
+        let first = self.sorted.partition_point(|&id| cmp(id) == Ordering::Less);
+        let &id = self.sorted.get(first)?;
+        (cmp(id) == Ordering::Equal).then_some(id)
     }
 
     /// Encodes `text` into `out` the way llama2.c does and returns the number of tokens,
@@ -190,7 +316,7 @@ impl<'a> Tokenizer<'a> {
     /// past the tokens is scratch for the merges, which take `O(n log n)` time for `n` bytes.
     pub fn encode(&self, text: &[u8], bos: bool, eos: bool, out: &mut [u32]) -> Result<usize> {
         // A vocabulary too small to hold BOS or EOS cannot mark them.
-        for (wanted, id) in [(bos, BOS), (eos, EOS)] {
+        for (wanted, id) in [(bos, self.bos), (eos, self.eos)] {
             if wanted && id as usize >= self.vocab_size() {
                 return Err(Error::TokenOutOfRange {
                     token: id,
@@ -214,7 +340,7 @@ impl<'a> Tokenizer<'a> {
         let symbols = tokens.out.get_mut(..tokens.len).unwrap_or_default();
         tokens.len = merge::merge(self, symbols, scratch).ok_or(too_small)?;
         if eos {
-            tokens.push(EOS)?;
+            tokens.push(self.eos)?;
         }
         Ok(tokens.len)
     }
@@ -222,7 +348,7 @@ impl<'a> Tokenizer<'a> {
     /// The symbols the merges start from: BOS if `bos`, the dummy prefix, the characters.
     fn push_symbols(&self, text: &[u8], bos: bool, tokens: &mut TokenBuf<'_>) -> Result<()> {
         if bos {
-            tokens.push(BOS)?;
+            tokens.push(self.bos)?;
         }
         if !text.is_empty() {
             // Models without a space token get no dummy prefix (the reference would
@@ -252,13 +378,7 @@ impl<'a> Tokenizer<'a> {
                 Some(id) => tokens.push(id)?,
                 None => {
                     for &b in char_bytes.iter() {
-                        let id = usize::from(b) + BYTE_TOKEN_OFFSET;
-                        if id >= self.vocab_size() {
-                            return Err(Error::VocabularyTooSmall {
-                                vocab_size: self.vocab_size(),
-                            });
-                        }
-                        tokens.push(id as u32)?;
+                        tokens.push(self.byte_token(b)?)?;
                     }
                 }
             }
@@ -267,21 +387,42 @@ impl<'a> Tokenizer<'a> {
         Ok(())
     }
 
+    /// The byte-fallback token of `byte`.
+    fn byte_token(&self, byte: u8) -> Result<u32> {
+        match self.byte_base {
+            Some(base) => {
+                let id = base + u32::from(byte);
+                if id as usize >= self.vocab_size() {
+                    return Err(Error::VocabularyTooSmall {
+                        vocab_size: self.vocab_size(),
+                    });
+                }
+                Ok(id)
+            }
+            None => self
+                .lookup(&byte_piece(byte), b"")
+                .ok_or(Error::NoByteToken { byte }),
+        }
+    }
+
     /// What token `token` prints as after `prev`: a leading space is dropped after BOS, and
-    /// `<0xHH>` pieces are raw bytes.
+    /// `<0xHH>` pieces are raw bytes. Both kinds of vocabulary give the same text for the
+    /// same piece; a GGUF piece whose stored bytes differ from its text comes as
+    /// [`Piece::Spelled`].
     pub fn decode(&self, prev: u32, token: u32) -> Result<Piece<'a>> {
-        let mut piece = self.piece(token).ok_or(Error::TokenOutOfRange {
+        let mut text = self.piece_text(token).ok_or(Error::TokenOutOfRange {
             token,
             vocab_size: self.vocab_size(),
         })?;
-        if prev == BOS {
-            if let [b' ', rest @ ..] = piece {
-                piece = rest;
-            }
+        if prev == self.bos {
+            text = text.without_leading_space();
         }
-        Ok(match parse_byte_piece(piece) {
-            Some(byte) => Piece::Byte(byte),
-            None => Piece::Text(piece),
+        Ok(match text.as_plain() {
+            Some(bytes) => match parse_byte_piece(bytes) {
+                Some(byte) => Piece::Byte(byte),
+                None => Piece::Text(bytes),
+            },
+            None => Piece::Spelled(text),
         })
     }
 }
@@ -289,13 +430,64 @@ impl<'a> Tokenizer<'a> {
 /// Merging asks the vocabulary for the token of a pair and its score.
 impl merge::Vocabulary for Tokenizer<'_> {
     fn pair(&self, left: u32, right: u32) -> Option<u32> {
-        self.lookup(self.piece(left)?, self.piece(right)?)
+        match self.store {
+            Store::Llama2c(bytes) => {
+                self.offsets.get(left.max(right) as usize)?;
+                let piece = |id: u32| entry_piece(bytes, self.offsets, id);
+                self.lookup_llama2c(bytes, piece(left), piece(right))
+            }
+            Store::Gguf(vocab) => {
+                let (left, right) = (self.piece_text(left)?, self.piece_text(right)?);
+                // The pair's text spelled out once rather than at every step of the search
+                // (pairs too long for the buffer, which real vocabularies lack, are not).
+                let mut buf = [0u8; PAIR_BUFFER];
+                match spell_pair(left, right, &mut buf) {
+                    Some(text) => self.lookup_text(&vocab, core::iter::once(text)),
+                    None => self.lookup_text(&vocab, left.chunks().chain(right.chunks())),
+                }
+            }
+        }
     }
 
     fn score(&self, id: u32) -> f32 {
         // Ids come from `pair`, so always in range; NaN would never be chosen.
         Tokenizer::score(self, id).unwrap_or(f32::NAN)
     }
+}
+
+/// The text of `left` followed by `right`, in `buf` if it fits.
+fn spell_pair<'b>(
+    left: PieceText<'_>,
+    right: PieceText<'_>,
+    buf: &'b mut [u8],
+) -> Option<&'b [u8]> {
+    let n = left.copy_to(buf)?.len();
+    let m = right.copy_to(buf.get_mut(n..)?)?.len();
+    buf.get(..n + m)
+}
+
+/// Checks the index buffer and splits it into the offsets and the sorted ids.
+fn split_index(index: &mut [u32], vocab_size: usize) -> Result<(&mut [u32], &mut [u32])> {
+    let needed = Tokenizer::index_len(vocab_size).ok_or(Error::SizeOverflow)?;
+    if index.len() < needed {
+        return Err(Error::BufferTooSmall {
+            buffer: Buffer::TokenizerIndex,
+            needed,
+            actual: index.len(),
+        });
+    }
+    // `index` holds at least `2 * vocab_size` elements (checked above).
+    let (offsets, rest) = index.split_at_mut(vocab_size);
+    let (sorted, _) = rest.split_at_mut(vocab_size);
+    Ok((offsets, sorted))
+}
+
+/// Fills `sorted` with the ids `0..len` ordered by `cmp`, ties by id.
+fn sort_ids(sorted: &mut [u32], cmp: impl Fn(u32, u32) -> Ordering) {
+    for (i, id) in sorted.iter_mut().enumerate() {
+        *id = i as u32;
+    }
+    sorted.sort_unstable_by(|&a, &b| cmp(a, b).then(a.cmp(&b)));
 }
 
 /// The output tokens of an encoding, bounded by the caller's buffer.
@@ -352,6 +544,13 @@ fn cmp_concat(piece: &[u8], head: &[u8], tail: &[u8]) -> Ordering {
         Ordering::Equal => piece_tail.cmp(tail),
         other => other,
     }
+}
+
+/// The piece `<0xHH>` of byte-fallback token `byte`, as sentencepiece spells it.
+fn byte_piece(byte: u8) -> [u8; 6] {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let digit = |nibble: u8| HEX.get(usize::from(nibble)).copied().unwrap_or(b'0');
+    [b'<', b'0', b'x', digit(byte >> 4), digit(byte & 0xF), b'>']
 }
 
 /// `Some(b)` for a piece spelled `<0xHH>`.
@@ -562,10 +761,14 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Vec<u8> {
+        fixture_file(&format!("models/{name}"))
+    }
+
+    fn fixture_file(relative: &str) -> Vec<u8> {
         let dir = std::env::var("LLAMA2_FIXTURES").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fixtures").into()
         });
-        let path = format!("{dir}/models/{name}");
+        let path = format!("{dir}/{relative}");
         std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
     }
 
@@ -634,6 +837,42 @@ mod tests {
                     out[..n],
                     encode_quadratic(&t, text, bos, eos),
                     "{name}: {text:?} (bos {bos}, eos {eos})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "reads fixture files, which Miri's isolation forbids")]
+    fn gguf_vocabularies_encode_every_text_as_their_tokenizer_bin() {
+        let pairs = [
+            ("tok512.bin", "gguf/stories260K.gguf", 512, 1200),
+            ("tokenizer.bin", "gguf/synth_32k-Q8_0.gguf", 32000, 600),
+        ];
+        for (bin_name, gguf_name, vocab, count) in pairs {
+            let bin = fixture(bin_name);
+            let mut bin_index = vec![0; Tokenizer::index_len(vocab).unwrap()];
+            let b = Tokenizer::new(&bin, vocab, &mut bin_index).unwrap();
+            let file = fixture_file(gguf_name);
+            let gguf = Gguf::parse(&file).unwrap();
+            let mut index = vec![0; Tokenizer::index_len(vocab).unwrap()];
+            let g = Tokenizer::from_gguf(&gguf, &mut index).unwrap();
+            // Texts that spell BOS/EOS pieces and the space mark, then the adversarial ones.
+            let mut texts: Vec<Vec<u8>> =
+                ["<s>", "</s> <s>", "\n<s>\n", "\u{2581}a \u{2581}", "<0x41>"]
+                    .map(|t| t.as_bytes().to_vec())
+                    .into();
+            texts.extend(adversarial_texts(vocab as u64 + 1, count, 300));
+            for (i, text) in texts.iter().enumerate() {
+                let (bos, eos) = (i % 3 != 1, i % 4 == 0);
+                let mut out = vec![0; prompt_buffer_len(text.len()).unwrap()];
+                let n = g.encode(text, bos, eos, &mut out).unwrap();
+                let mut expected = vec![0; prompt_buffer_len(text.len()).unwrap()];
+                let m = b.encode(text, bos, eos, &mut expected).unwrap();
+                assert_eq!(
+                    out[..n],
+                    expected[..m],
+                    "{gguf_name}: {text:?} (bos {bos}, eos {eos})"
                 );
             }
         }

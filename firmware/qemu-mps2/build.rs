@@ -2,8 +2,9 @@
 //!
 //! - Finds the model and tokenizer to embed in flash, reads them with llama2-core's own
 //!   parser (so a bad file fails the build with the engine's error) and writes
-//!   `$OUT_DIR/config.rs`: the model's `Config` and the context length as constants, which
-//!   size the firmware's `static` buffers.
+//!   `$OUT_DIR/config.rs`: the model's `Config`, the context length and the length of a GGUF
+//!   model's layer table as constants, which size the firmware's `static` buffers. The
+//!   model is a llama2.c or a GGUF file, told apart by its first bytes, as the engine does.
 //! - Puts `memory.x` on the linker's search path and passes cortex-m-rt's `-Tlink.x`.
 //!
 //! Settings (environment variables; relative paths are taken from this crate's directory):
@@ -11,7 +12,7 @@
 //! | variable | meaning | default |
 //! |---|---|---|
 //! | `LLAMA2_FIRMWARE_MODEL` | model file | `$LLAMA2_FIXTURES/models/stories260K.bin` |
-//! | `LLAMA2_FIRMWARE_TOKENIZER` | tokenizer file | `$LLAMA2_FIXTURES/models/tok512.bin` |
+//! | `LLAMA2_FIRMWARE_TOKENIZER` | tokenizer file | a GGUF model's own; else `$LLAMA2_FIXTURES/models/tok512.bin` |
 //! | `LLAMA2_FIRMWARE_CONTEXT` | positions the KV cache holds | 200 (the story's steps) |
 //! | `LLAMA2_FIXTURES` | fixture directory | `../../../shared/fixtures` |
 
@@ -19,7 +20,8 @@ use std::env;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use llama2_core::{AlignedBytes, Model, Tokenizer};
+use llama2_core::gguf::is_gguf;
+use llama2_core::{AlignedBytes, Gguf, LayerWeights, Model, Tokenizer};
 
 /// Positions kept by default: the 200 steps of the example's story.
 const DEFAULT_CONTEXT: usize = 200;
@@ -41,25 +43,45 @@ fn run() -> Result<(), String> {
     let model_path = setting("LLAMA2_FIRMWARE_MODEL")
         .map(|path| crate_dir.join(path))
         .unwrap_or_else(|| fixtures.join("models/stories260K.bin"));
-    let tokenizer_path = setting("LLAMA2_FIRMWARE_TOKENIZER")
-        .map(|path| crate_dir.join(path))
-        .unwrap_or_else(|| fixtures.join("models/tok512.bin"));
     // `a/b/../c` to `a/c`, for readable messages (a missing file is reported by `read`).
     let model_path = fs::canonicalize(&model_path).unwrap_or(model_path);
-    let tokenizer_path = fs::canonicalize(&tokenizer_path).unwrap_or(tokenizer_path);
 
     // The files as the engine will see them: parsed and checked now, so that a wrong file
     // fails here and not on the board.
     let model_bytes = read(&model_path)?;
     let aligned = AlignedBytes::new(&model_bytes);
     let model_view = aligned.bytes();
-    let model =
-        Model::from_bytes(model_view).map_err(|e| format!("{}: {e}", model_path.display()))?;
+    let in_model = |e| format!("{}: {e}", model_path.display());
+    // A GGUF model's per-layer views go in a table of `n_layers` entries (none for a
+    // llama2.c file): the firmware's table is a `static` of this length.
+    let layer_table_len = Model::layer_table_len(model_view).map_err(in_model)?;
+    let mut layer_table = vec![LayerWeights::EMPTY; layer_table_len];
+    let model = Model::parse(model_view, &mut layer_table).map_err(in_model)?;
     let config = model.config;
-    let tokenizer_bytes = read(&tokenizer_path)?;
+
+    // The tokenizer: the file named, else a GGUF model's own vocabulary (nothing more to
+    // embed), else the llama2.c default.
+    let tokenizer_path = match setting("LLAMA2_FIRMWARE_TOKENIZER") {
+        Some(path) => Some(crate_dir.join(path)),
+        None if is_gguf(&model_bytes) => None,
+        None => Some(fixtures.join("models/tok512.bin")),
+    }
+    .map(|path| fs::canonicalize(&path).unwrap_or(path));
     let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap_or(0)];
-    Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)
-        .map_err(|e| format!("{}: {e}", tokenizer_path.display()))?;
+    let tokenizer_file = match &tokenizer_path {
+        Some(path) => {
+            let bytes = read(path)?;
+            Tokenizer::new(&bytes, config.vocab_size, &mut index)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            // An `Option<&[u8]>` expression for config.rs: the file, in flash.
+            format!("Some(include_bytes!({:?}))", path.display().to_string())
+        }
+        None => {
+            let file = Gguf::parse(model_view).map_err(in_model)?;
+            Tokenizer::from_gguf(&file, &mut index).map_err(in_model)?;
+            "None".to_string()
+        }
+    };
 
     let context = match setting("LLAMA2_FIRMWARE_CONTEXT") {
         None => DEFAULT_CONTEXT.min(config.seq_len),
@@ -90,7 +112,14 @@ fn run() -> Result<(), String> {
          }};\n\
          \n\
          /// Positions the KV cache holds (`LLAMA2_FIRMWARE_CONTEXT`).\n\
-         pub const CONTEXT: usize = {context};\n",
+         pub const CONTEXT: usize = {context};\n\
+         \n\
+         /// Entries of the layer table a GGUF model needs (its `n_layers`; 0 for a llama2.c\n\
+         /// file, whose layers are stacked in place).\n\
+         pub const LAYER_TABLE_LEN: usize = {layer_table_len};\n\
+         \n\
+         /// The tokenizer file in flash, or `None` for the vocabulary inside a GGUF model.\n\
+         pub static TOKENIZER_FILE: Option<&[u8]> = {tokenizer_file};\n",
         model = model_path.display(),
         format = model.format,
         dim = config.dim,
@@ -109,10 +138,6 @@ fn run() -> Result<(), String> {
         "cargo:rustc-env=LLAMA2_FIRMWARE_MODEL_FILE={}",
         model_path.display()
     );
-    println!(
-        "cargo:rustc-env=LLAMA2_FIRMWARE_TOKENIZER_FILE={}",
-        tokenizer_path.display()
-    );
 
     // cortex-m-rt's link.x includes memory.x from the search path.
     write(
@@ -130,7 +155,11 @@ fn run() -> Result<(), String> {
     ] {
         println!("cargo:rerun-if-env-changed={var}");
     }
-    for path in [&model_path, &tokenizer_path, &crate_dir.join("memory.x")] {
+    let memory_x = crate_dir.join("memory.x");
+    for path in [Some(&model_path), tokenizer_path.as_ref(), Some(&memory_x)]
+        .into_iter()
+        .flatten()
+    {
         println!("cargo:rerun-if-changed={}", path.display());
     }
     println!("cargo:rerun-if-changed=build.rs");

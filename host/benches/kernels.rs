@@ -3,6 +3,8 @@
 
 use divan::{black_box, Bencher};
 use llama2_cli::synthetic::random_values;
+use llama2_core::gguf::GgmlType;
+use llama2_core::quant::{self, GgmlMatrix};
 use llama2_core::{Kernels, Q8Matrix, Q8Vector};
 
 fn main() {
@@ -85,4 +87,88 @@ fn q8_matvec_768x288_g32(bencher: Bencher, name: &str) {
 #[divan::bench(args = KERNELS)]
 fn q8_matvec_768x768_g64(bencher: Bencher, name: &str) {
     q8_matvec(bencher, name, 768, 768, 64);
+}
+
+/// The ggml weight types with SIMD products, each with and without them.
+const GGML_CASES: &[&str] = &[
+    "f16/scalar",
+    "f16/detected",
+    "q8_0/scalar",
+    "q8_0/detected",
+    "q4_0/scalar",
+    "q4_0/detected",
+    "q4_k/scalar",
+    "q4_k/detected",
+    "q6_k/scalar",
+    "q6_k/detected",
+];
+
+/// `rows × cols` random weights of `ty`: random bytes, with every block's f16 scales set to
+/// 1/16 (so no block holds infinities or NaNs).
+fn ggml_weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
+    let block = ty.block().expect("a sized type");
+    let bytes: Vec<u8> = random_values(8)
+        .take(rows * cols / block.elements * block.bytes)
+        .map(|v| ((v + 0.5) * 256.0) as u8)
+        .collect();
+    let scale = 0x2C00u16.to_le_bytes(); // f16 1/16
+    let scales: &[usize] = match ty {
+        GgmlType::F16 => {
+            // Clear the top exponent bit of every value: |w| < 2, all finite.
+            return bytes
+                .chunks_exact(2)
+                .flat_map(|b| (u16::from_le_bytes([b[0], b[1]]) & 0xBFFF).to_le_bytes())
+                .collect();
+        }
+        GgmlType::Q4_K => &[0, 2],
+        GgmlType::Q6_K => &[208],
+        _ => &[0],
+    };
+    let mut bytes = bytes;
+    for b in bytes.chunks_exact_mut(block.bytes) {
+        for &at in scales {
+            b[at..at + 2].copy_from_slice(&scale);
+        }
+    }
+    bytes
+}
+
+/// A ggml matrix-vector product of `rows × cols`, input preparation (quantization) included.
+fn ggml_matvec(bencher: Bencher, case: &str, rows: usize, cols: usize) {
+    let (ty, name) = case.split_once('/').expect("type/kernels");
+    let ty = match ty {
+        "f16" => GgmlType::F16,
+        "q8_0" => GgmlType::Q8_0,
+        "q4_0" => GgmlType::Q4_0,
+        "q4_k" => GgmlType::Q4_K,
+        _ => GgmlType::Q6_K,
+    };
+    let k = kernels(name);
+    let data = ggml_weights(ty, rows, cols);
+    let w = GgmlMatrix {
+        ty,
+        data: &data,
+        cols,
+    };
+    let x = values(cols, 9);
+    let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
+    let mut out = vec![0.0f32; rows];
+    bencher
+        .counter(divan::counter::ItemsCount::new(rows * cols))
+        .bench_local(|| {
+            let input = quant::prepare(k, ty, black_box(&x), &mut qv, &mut qs);
+            quant::matmul(k, black_box(&mut out), &w, &input, 1);
+        });
+}
+
+/// stories110M's `wq` shape: 768 × 768.
+#[divan::bench(args = GGML_CASES)]
+fn ggml_matvec_768x768(bencher: Bencher, case: &str) {
+    ggml_matvec(bencher, case, 768, 768);
+}
+
+/// 288 rows of 768 (stories15M's `w2` shape).
+#[divan::bench(args = GGML_CASES)]
+fn ggml_matvec_288x768(bencher: Bencher, case: &str) {
+    ggml_matvec(bencher, case, 288, 768);
 }

@@ -5,15 +5,16 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use llama2_core::{argmax, AlignedBytes, Batch, Model, Parallel, State};
+use llama2_core::{argmax, AlignedBytes, Batch, LayerWeights, Model, Parallel, State};
 
 use crate::args::EngineArgs;
+use crate::convert::OutType;
 use crate::error::CliError;
 use crate::generate::zeroed;
 use crate::load::MappedFile;
 use crate::pool::ThreadPool;
 use crate::stdio;
-use crate::synthetic::{quantized, random_f32_model, Shape};
+use crate::synthetic::{quantized, random_f32_model, random_gguf, Shape};
 
 /// Element type of a synthetic benchmark model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -22,12 +23,19 @@ pub enum Dtype {
     F32,
     /// Q8_0 (llama2.c version 2).
     Q8,
+    /// GGUF with Q4_0 matrices (rows must be multiples of 32: not 260K).
+    #[value(name = "q4_0")]
+    Q4_0,
+    /// GGUF with Q4_K matrices (rows must be multiples of 256: 110M only).
+    #[value(name = "q4_k")]
+    Q4K,
 }
 
 /// `llama2 bench`'s flags.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Model file to measure (or use --shape for random weights made in memory).
+    /// Model file to measure: llama2.c or GGUF (or use --shape for random weights made in
+    /// memory).
     #[arg(required_unless_present = "shape", conflicts_with = "shape")]
     pub model: Option<PathBuf>,
     /// A published model shape with random weights, made in memory (no download).
@@ -70,7 +78,12 @@ impl Source {
 /// Runs `llama2 bench`: times the runs and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     let (source, label) = load(args)?;
-    let model = Model::from_bytes(source.bytes()).map_err(|e| CliError::usage(&label, e))?;
+    let bytes = source.bytes();
+    let mut layers = vec![
+        LayerWeights::EMPTY;
+        Model::layer_table_len(bytes).map_err(|e| CliError::usage(&label, e))?
+    ];
+    let model = Model::parse(bytes, &mut layers).map_err(|e| CliError::usage(&label, e))?;
     let config = model.config;
     let counts = "--prompt-tokens/--gen-tokens/--runs";
     let positions = args
@@ -152,6 +165,21 @@ fn load(args: &BenchArgs) -> Result<(Source, String), CliError> {
                 Model::from_bytes(fp32.bytes()).map_err(|e| CliError::usage("--shape", e))?;
             let q8 = quantized(&model).map_err(|e| CliError::usage("--shape", e))?;
             Ok((Source::Memory(q8), format!("random {name} q8")))
+        }
+        Dtype::Q4_0 | Dtype::Q4K => {
+            let (ty, label) = match args.dtype {
+                Dtype::Q4_0 => (OutType::Q4_0, "q4_0"),
+                _ => (OutType::Q4K, "q4_k"),
+            };
+            let model =
+                Model::from_bytes(fp32.bytes()).map_err(|e| CliError::usage("--shape", e))?;
+            let gguf = random_gguf(&model, ty).map_err(|e| {
+                CliError::usage(format!("--dtype {label}"), format!("the {name} shape: {e}"))
+            })?;
+            Ok((
+                Source::Memory(gguf),
+                format!("random {name} {label} (GGUF)"),
+            ))
         }
     }
 }

@@ -35,6 +35,8 @@ pub enum Command {
     },
     /// Measure prompt-processing and generation speed against the memory bandwidth.
     Bench(crate::bench::BenchArgs),
+    /// Convert a model between the llama2.c formats and GGUF (either direction).
+    Convert(crate::convert::ConvertArgs),
     /// Quantize an fp32 model (v0 or v1) to Q8_0 (version 2), as llama2.c's export does.
     Quantize {
         /// fp32 model to read.

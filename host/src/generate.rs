@@ -11,7 +11,7 @@ use llama2_core::{
 
 use crate::cli::{Mode, RunArgs};
 use crate::error::{path_of, CliError};
-use crate::load::{read_tokenizer, tokenizer_path, MappedFile, StopIfCutShort};
+use crate::load::{MappedFile, StopIfCutShort, TokenizerSource};
 use crate::pool::ThreadPool;
 use crate::stdio;
 
@@ -30,15 +30,13 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
     let model = model_file.model(&mut layers)?;
     let config = model.config;
 
-    let tokenizer_path = tokenizer_path(args.tokenizer.as_deref(), model_path)?;
-    let tokenizer_bytes = read_tokenizer(&tokenizer_path)?;
+    let tokenizer_source = TokenizerSource::find(args.tokenizer.as_deref(), &model_file)?;
     let mut index = zeroed(
         Tokenizer::index_len(config.vocab_size),
         "the tokenizer index",
     )
     .map_err(|e| CliError::file(model_path, e))?;
-    let tokenizer = Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)
-        .map_err(|e| CliError::file(&tokenizer_path, e))?;
+    let tokenizer = tokenizer_source.open(&model_file, config.vocab_size, &mut index)?;
 
     // The KV cache holds what the run can use: the steps asked for, unless a context is given
     // or the window slides. (A file's seq_len alone may be huge at no cost in file size.)

@@ -8,6 +8,7 @@ pub mod atomic_write;
 pub mod bench;
 pub mod chat;
 pub mod cli;
+pub mod convert;
 pub mod error;
 pub mod generate;
 pub mod info;
@@ -61,6 +62,7 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
     let result = match cli.command {
         Some(Command::Info { model }) => info::run(&model),
         Some(Command::Bench(args)) => bench::run(&args),
+        Some(Command::Convert(args)) => convert::run(&args),
         Some(Command::Quantize {
             input,
             output,

@@ -6,7 +6,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use llama2_core::{LayerWeights, Model};
+use llama2_core::gguf::{self, Gguf};
+use llama2_core::{LayerWeights, Model, Tokenizer};
 use memmap2::Mmap;
 
 use crate::error::CliError;
@@ -198,6 +199,51 @@ fn special_kind(kind: &std::fs::FileType) -> &'static str {
     }
     let _ = kind;
     "a special file"
+}
+
+/// Where a run's tokenizer comes from.
+#[derive(Debug)]
+pub enum TokenizerSource {
+    /// A llama2.c `tokenizer.bin`, read into memory.
+    File {
+        /// Where it was read from, for messages.
+        path: PathBuf,
+        /// Its bytes.
+        bytes: Vec<u8>,
+    },
+    /// The vocabulary in a GGUF model's metadata.
+    Model,
+}
+
+impl TokenizerSource {
+    /// The tokenizer given with `-z`; else a GGUF model's own; else `tokenizer.bin` beside
+    /// the model, else in the working directory.
+    pub fn find(given: Option<&Path>, model: &MappedFile) -> Result<Self, CliError> {
+        if given.is_none() && gguf::is_gguf(model.bytes()) {
+            return Ok(TokenizerSource::Model);
+        }
+        let path = tokenizer_path(given, &model.path)?;
+        let bytes = read_tokenizer(&path)?;
+        Ok(TokenizerSource::File { path, bytes })
+    }
+
+    /// Opens the tokenizer for a model of `vocab_size` tokens, its index in `index`
+    /// (`Tokenizer::index_len(vocab_size)` entries).
+    pub fn open<'t>(
+        &'t self,
+        model: &'t MappedFile,
+        vocab_size: usize,
+        index: &'t mut [u32],
+    ) -> Result<Tokenizer<'t>, CliError> {
+        match self {
+            TokenizerSource::File { path, bytes } => {
+                Tokenizer::new(bytes, vocab_size, index).map_err(|e| CliError::file(path, e))
+            }
+            TokenizerSource::Model => Gguf::parse(model.bytes())
+                .and_then(|file| Tokenizer::from_gguf(&file, index))
+                .map_err(|e| CliError::file(&model.path, e)),
+        }
+    }
 }
 
 /// The tokenizer to use: the one given, else `tokenizer.bin` beside the model, else in the

@@ -3,6 +3,7 @@
 
 use llama2_core::{AlignedBytes, Config, Format, Header, Model};
 
+use crate::convert::{write_gguf, GgufError, OutType, Vocabulary};
 use crate::quantize::{auto_group, write_v2};
 
 /// The shapes of the TinyStories checkpoints llama2.c publishes.
@@ -77,5 +78,18 @@ pub fn quantized(model: &Model<'_>) -> std::io::Result<AlignedBytes> {
     let group = auto_group(&model.config).unwrap_or(1);
     let mut bytes = Vec::new();
     write_v2(model, group, &mut bytes, false)?;
+    Ok(AlignedBytes::new(&bytes))
+}
+
+/// The GGUF form of a model with matrices of type `ty` (norms F32), as `llama2 convert`
+/// writes it, with a stand-in vocabulary; fails with the writer's message (a row that is
+/// not a whole number of the type's blocks).
+pub fn random_gguf(model: &Model<'_>, ty: OutType) -> Result<AlignedBytes, String> {
+    let vocabulary = Vocabulary::placeholder(model.config.vocab_size);
+    let mut bytes = Vec::new();
+    write_gguf(model, &vocabulary, ty, &mut bytes).map_err(|e| match e {
+        GgufError::Model(e) => e.to_string(),
+        GgufError::Write(e) => match e {},
+    })?;
     Ok(AlignedBytes::new(&bytes))
 }

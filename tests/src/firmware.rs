@@ -18,11 +18,12 @@ use crate::{cargo_artifacts, cargo_command, read_file, workspace_root};
 pub const QEMU_TIMEOUT: Duration = Duration::from_secs(300);
 const QEMU: &str = "qemu-system-arm";
 
-/// Builds the firmware (release) for `model` and `tokenizer` and a KV cache of `context`
-/// positions and returns the path
-/// of a copy of its ELF. Builds share one target directory, so that the dependencies are
-/// compiled once, and take turns: only the firmware crate itself differs by context.
-pub fn build_firmware(model: &Path, tokenizer: &Path, context: usize) -> PathBuf {
+/// Builds the firmware (release) for `model` (a llama2.c or GGUF file), `tokenizer` (`None`:
+/// the GGUF model's own vocabulary) and a KV cache of `context` positions, and returns the
+/// path of a copy of its ELF. Builds share one target directory, so that the dependencies
+/// are compiled once, and take turns: only the firmware crate itself differs by model and
+/// context.
+pub fn build_firmware(model: &Path, tokenizer: Option<&Path>, context: usize) -> PathBuf {
     static BUILD: Mutex<()> = Mutex::new(());
     let _turn = BUILD
         .lock()
@@ -40,18 +41,19 @@ pub fn build_firmware(model: &Path, tokenizer: &Path, context: usize) -> PathBuf
         .args(["build", "--release", "--target-dir"])
         .arg(&target_dir)
         .env("LLAMA2_FIRMWARE_MODEL", absolute(model.to_path_buf()))
-        .env(
-            "LLAMA2_FIRMWARE_TOKENIZER",
-            absolute(tokenizer.to_path_buf()),
-        )
         .env("LLAMA2_FIRMWARE_CONTEXT", context.to_string());
+    match tokenizer {
+        Some(path) => command.env("LLAMA2_FIRMWARE_TOKENIZER", absolute(path.to_path_buf())),
+        None => command.env_remove("LLAMA2_FIRMWARE_TOKENIZER"),
+    };
     let built = cargo_artifacts(command, "the firmware")
         .iter()
         .filter(|message| message["target"]["name"] == "llama2-firmware")
         .find_map(|message| message["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no llama2-firmware executable"));
-    // The next build overwrites `built`.
-    let elf = target_dir.join(format!("llama2-firmware-context-{context}.elf"));
+    // The next build overwrites `built`; tests may still be running a copy made before.
+    let name = model.file_stem().unwrap_or_default().to_string_lossy();
+    let elf = target_dir.join(format!("llama2-firmware-{name}-context-{context}.elf"));
     fs::copy(&built, &elf)
         .unwrap_or_else(|e| panic!("cannot copy {} to {}: {e}", built.display(), elf.display()));
     elf

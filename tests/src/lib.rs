@@ -63,9 +63,14 @@ pub fn fixture(relative: &str) -> PathBuf {
     path
 }
 
-/// The path of a model or tokenizer file in `models/`, by file name.
+/// The path of a model or tokenizer file by file name: in `gguf/` for a `.gguf` name, else
+/// in `models/`.
 pub fn model_file(name: &str) -> PathBuf {
-    fixture(&format!("models/{name}"))
+    if name.ends_with(".gguf") {
+        fixture(&format!("gguf/{name}"))
+    } else {
+        fixture(&format!("models/{name}"))
+    }
 }
 
 /// The bytes of a fixture file; panics naming the path if it cannot be read.
@@ -124,12 +129,14 @@ pub struct Tolerance {
     pub argmax_agreement: Option<f32>,
 }
 
-/// One line of `golden/logits.jsonl`.
+/// One line of `golden/logits.jsonl` or `golden/gguf_logits.jsonl` (which names the f32
+/// file `logits` and needs no tokenizer).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogitsCase {
     pub name: String,
     pub model: String,
-    pub tokenizer: String,
+    #[serde(default)]
+    pub tokenizer: Option<String>,
     /// Teacher-forced tokens: `tokens[pos]` is fed at `pos`.
     pub tokens: Vec<u32>,
     /// Number of rows in `file`.
@@ -137,6 +144,7 @@ pub struct LogitsCase {
     pub vocab_size: usize,
     /// Path of the raw little-endian `[positions][vocab_size]` f32 file, relative to
     /// `golden/`.
+    #[serde(alias = "logits")]
     pub file: String,
     pub tolerance: Tolerance,
 }
@@ -231,7 +239,7 @@ pub fn inexact_fp32_generate_cases() -> Vec<GenerateCase> {
 /// Model bytes in aligned storage, as [`llama2_core::Model::from_bytes`] requires.
 pub use llama2_core::AlignedBytes;
 
-/// A model file from `models/`, read into aligned storage.
+/// A model file (see [`model_file`]), read into aligned storage.
 pub fn load_model(name: &str) -> AlignedBytes {
     AlignedBytes::new(&read_file(&model_file(name)))
 }

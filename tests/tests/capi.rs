@@ -52,23 +52,47 @@ fn header_is_up_to_date() {
     );
 }
 
+/// The model files a golden case runs on: its own llama2.c model and tokenizer, or a GGUF
+/// conversion of its model with the tokenizer inside (no `-z`).
+#[derive(Clone, Copy)]
+enum Files<'a> {
+    Case,
+    Gguf(&'a str),
+}
+
+/// The GGUF conversions of stories260K (the same f32 weights and vocabulary): the
+/// `stories260K.bin` cases must print the same stories on them.
+const STORIES260K_GGUF: [&str; 2] = ["stories260K.gguf", "stories260K-tied.gguf"];
+
 /// The command line of a golden case for the C examples, which take llama2.c's flags:
-/// `MODEL -z TOKENIZER ARGS...`.
-fn case_args(case: &GenerateCase) -> Vec<OsString> {
-    let mut args = vec![
-        model_file(&case.model).into_os_string(),
-        "-z".into(),
-        model_file(&case.tokenizer).into_os_string(),
-    ];
+/// `MODEL -z TOKENIZER ARGS...`, or `GGUF_MODEL ARGS...`.
+fn case_args(case: &GenerateCase, files: Files<'_>) -> Vec<OsString> {
+    let mut args = match files {
+        Files::Case => vec![
+            model_file(&case.model).into_os_string(),
+            "-z".into(),
+            model_file(&case.tokenizer).into_os_string(),
+        ],
+        Files::Gguf(model) => vec![model_file(model).into_os_string()],
+    };
     args.extend(case.args.iter().map(Into::into));
     args
 }
 
-/// Why `output` of `case` is not the golden story, if it is not.
-fn story_mismatch(program: &str, case: &GenerateCase, output: &Output) -> Option<String> {
+/// Why `output` of `case` (run on `files`) is not the golden story, if it is not.
+fn story_mismatch(
+    program: &str,
+    case: &GenerateCase,
+    files: Files<'_>,
+    output: &Output,
+) -> Option<String> {
+    let model = match files {
+        Files::Case => &case.model,
+        Files::Gguf(model) => model,
+    };
     if !output.status.success() {
         return Some(format!(
-            "{program} {}: exited with {}: {}",
+            "{program} {} ({model}): exited with {}: {}",
             case.name,
             output.status,
             String::from_utf8_lossy(&output.stderr)
@@ -76,25 +100,36 @@ fn story_mismatch(program: &str, case: &GenerateCase, output: &Output) -> Option
     }
     (output.stdout != case.stdout.as_bytes()).then(|| {
         format!(
-            "{program} {} ({} {:?}): stdout differs: {}",
+            "{program} {} ({model} {:?}): stdout differs: {}",
             case.name,
-            case.model,
             case.args,
             first_difference(case.stdout.as_bytes(), &output.stdout)
         )
     })
 }
 
-/// Runs the C example `source` on every case and fails with the list of mismatches.
-fn check_stories(source: &str, cases: &[GenerateCase]) {
+/// Runs the C example `source` on every case, on `files`, and fails with the list of
+/// mismatches.
+fn check_stories(source: &str, cases: &[GenerateCase], files: Files<'_>) {
     assert!(!cases.is_empty(), "no generate.jsonl case selected");
     let dir = TempDir::new("capi-stories");
     let program = compile_example(source, dir.path());
     let failures: Vec<String> = cases
         .iter()
-        .filter_map(|case| story_mismatch(source, case, &run(&program, &case_args(case))))
+        .filter_map(|case| {
+            let output = run(&program, &case_args(case, files));
+            story_mismatch(source, case, files, &output)
+        })
         .collect();
     assert_all_pass(&format!("{source} cases"), &failures, cases.len());
+}
+
+/// The exact golden cases on `stories260K.bin`, which its GGUF conversions must print too.
+fn stories260k_cases() -> Vec<GenerateCase> {
+    exact_generate_cases()
+        .into_iter()
+        .filter(|case| case.model == "stories260K.bin")
+        .collect()
 }
 
 /// The golden case called `name`.
@@ -130,7 +165,18 @@ fn assert_valgrind_clean(program: &str, output: &Output) {
 /// default; the CLI and library tests cover them.
 #[test]
 fn generate_c_prints_the_golden_stories() {
-    check_stories("generate.c", &exact_generate_cases());
+    check_stories("generate.c", &exact_generate_cases(), Files::Case);
+}
+
+/// `generate.c` on the GGUF conversions of stories260K, with no `-z` (the tokenizer from the
+/// model file, `llama2_tokenizer_open_model()`), prints every exact `stories260K.bin` story
+/// byte for byte.
+#[test]
+fn generate_c_prints_the_golden_stories_from_gguf_models() {
+    let cases = stories260k_cases();
+    for model in STORIES260K_GGUF {
+        check_stories("generate.c", &cases, Files::Gguf(model));
+    }
 }
 
 /// `loop.c` (its own loop of encode, forward, sample and decode, in static buffers sized for
@@ -141,21 +187,33 @@ fn loop_c_prints_the_golden_stories() {
         .into_iter()
         .filter(|case| case.tokenizer == "tok512.bin")
         .collect();
-    check_stories("loop.c", &cases);
+    check_stories("loop.c", &cases, Files::Case);
+    // Its layer table and the GGUF vocabulary's BOS (`llama2_tokenizer_vocab()`).
+    check_stories(
+        "loop.c",
+        &stories260k_cases(),
+        Files::Gguf(STORIES260K_GGUF[0]),
+    );
 }
 
 /// `generate.c` under valgrind's memcheck: no invalid access, no uninitialised read, no
 /// leak of any kind, and still the golden story; greedy, and top-p (which sorts in the
-/// sampler's scratch buffer).
+/// sampler's scratch buffer); and greedy from the GGUF model (its layer table and the
+/// tokenizer inside it).
 #[test]
 fn generate_c_is_clean_under_valgrind() {
     let dir = TempDir::new("capi-valgrind");
     let program = compile_example("generate.c", dir.path());
-    for name in ["260k-greedy-prompt", "260k-topp-doc-seed"] {
+    let runs = [
+        ("260k-greedy-prompt", Files::Case),
+        ("260k-topp-doc-seed", Files::Case),
+        ("260k-greedy-prompt", Files::Gguf(STORIES260K_GGUF[0])),
+    ];
+    for (name, files) in runs {
         let case = golden_case(name);
-        let output = run_valgrind(&program, &case_args(&case));
+        let output = run_valgrind(&program, &case_args(&case, files));
         assert_valgrind_clean("generate.c", &output);
-        if let Some(mismatch) = story_mismatch("generate.c (valgrind)", &case, &output) {
+        if let Some(mismatch) = story_mismatch("generate.c (valgrind)", &case, files, &output) {
             panic!("{mismatch}");
         }
     }
@@ -174,6 +232,7 @@ fn errors_c_gets_an_error_code_for_every_misuse() {
         model_file("stories260K.bin"),
         model_file("tok512.bin"),
         model_file("synth_mqa_unshared.bin"),
+        model_file("stories260K.gguf"),
     ];
     let output = run(&program, &args);
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -188,7 +247,7 @@ fn errors_c_gets_an_error_code_for_every_misuse() {
     assert_valgrind_clean("errors.c", &output);
 }
 
-/// The C program of `capi/README.md` (its only C code block) compiles and
+/// The C program of `capi/README.md` (its first C code block) compiles and
 /// prints the story it promises: the golden greedy story of "Once upon a time".
 #[test]
 fn readme_program_prints_the_golden_story() {
@@ -206,7 +265,8 @@ fn readme_program_prints_the_golden_story() {
         &exe,
         &[model_file("stories260K.bin"), model_file("tok512.bin")],
     );
-    if let Some(mismatch) = story_mismatch("capi/README.md's program", &case, &output) {
+    if let Some(mismatch) = story_mismatch("capi/README.md's program", &case, Files::Case, &output)
+    {
         panic!("{mismatch}");
     }
 }

@@ -20,14 +20,23 @@ const SCALAR_TWO_THREADS_BATCHED: &[&str] =
 /// Runs every case as `llama2 MODEL -z TOKENIZER ARGS... ENGINE...` and fails with the list
 /// of those whose exit status is not 0 or whose stdout differs from the golden text.
 fn check_cases(cases: &[GenerateCase], engine: &[&str]) {
+    check_cases_on(cases, None, engine);
+}
+
+/// As [`check_cases`]; with `gguf`, every case runs on that GGUF model instead, with no
+/// `-z` (the tokenizer inside the file).
+fn check_cases_on(cases: &[GenerateCase], gguf: Option<&str>, engine: &[&str]) {
     assert!(!cases.is_empty(), "no generate.jsonl case selected");
     let mut failures = Vec::new();
     for case in cases {
-        let mut args = vec![
-            model_file(&case.model).into_os_string(),
-            "-z".into(),
-            model_file(&case.tokenizer).into_os_string(),
-        ];
+        let mut args = match gguf {
+            Some(model) => vec![model_file(model).into_os_string()],
+            None => vec![
+                model_file(&case.model).into_os_string(),
+                "-z".into(),
+                model_file(&case.tokenizer).into_os_string(),
+            ],
+        };
         args.extend(case.args.iter().map(Into::into));
         args.extend(engine.iter().map(Into::into));
         let output = run_llama2(&args);
@@ -41,7 +50,7 @@ fn check_cases(cases: &[GenerateCase], engine: &[&str]) {
             failures.push(format!(
                 "{} ({} {:?} {engine:?}): stdout differs: {}",
                 case.name,
-                case.model,
+                gguf.unwrap_or(&case.model),
                 case.args,
                 first_difference(case.stdout.as_bytes(), &output.stdout)
             ));
@@ -65,6 +74,30 @@ fn exact_cases_match_with_simd_kernels() {
 #[test]
 fn exact_cases_match_with_two_threads_and_batched_prompts() {
     check_cases(&exact_generate_cases(), SIMD_TWO_THREADS_BATCHED);
+}
+
+/// Every case on `stories260K.bin` (exact or not).
+fn stories260k_cases() -> Vec<GenerateCase> {
+    let cases: Vec<GenerateCase> = read_jsonl::<GenerateCase>("generate.jsonl")
+        .into_iter()
+        .filter(|c| c.model == "stories260K.bin")
+        .collect();
+    assert!(cases.len() >= 5, "{} stories260K.bin cases", cases.len());
+    cases
+}
+
+/// The GGUF conversions of stories260K hold the same f32 weights: with the tokenizer inside
+/// the file, every stories260K.bin case gives the same stdout, byte for byte. On the scalar
+/// path every sum is the reference's, so inexact cases match too; the SIMD kernels, threads
+/// and batching must match on the exact ones.
+#[test]
+fn stories260k_gguf_gives_every_stories260k_bin_story_without_a_tokenizer_file() {
+    let cases = stories260k_cases();
+    let exact: Vec<GenerateCase> = cases.iter().filter(|c| c.exact).cloned().collect();
+    for model in ["stories260K.gguf", "stories260K-tied.gguf"] {
+        check_cases_on(&cases, Some(model), SCALAR_SERIAL);
+        check_cases_on(&exact, Some(model), SIMD_TWO_THREADS_BATCHED);
+    }
 }
 
 /// `exact: false` on fp32 models: a different float summation order may legitimately flip

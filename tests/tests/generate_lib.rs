@@ -1,29 +1,69 @@
-//! `golden/generate.jsonl` through the library's `Generator`: the tokens and the text.
+//! `golden/generate.jsonl` through the library's `Generator`: the tokens and the text, with
+//! the cases' tokenizer files and with the same vocabularies read from GGUF metadata.
 
 use llama2_core::{
-    prompt_buffer_len, Batch, Generator, Model, ProbIndex, Sampler, Serial, State, Strategy,
-    Tokenizer, BOS,
+    gguf::Gguf, prompt_buffer_len, Batch, Generator, Model, ProbIndex, Sampler, Serial, State,
+    Strategy, Tokenizer, BOS,
 };
 use llama2_tests::{
     assert_all_pass, exact_generate_cases, first_difference, inexact_fp32_generate_cases,
-    load_model, model_file, read_file, GenerateCase, RunSettings,
+    load_model, model_file, read_file, read_fixture, GenerateCase, RunSettings,
 };
+
+/// Where the tokenizer comes from.
+#[derive(Clone, Copy)]
+enum Vocabulary {
+    /// The case's llama2.c tokenizer file.
+    File,
+    /// The GGUF fixture holding the same vocabulary in its metadata.
+    Gguf,
+}
+
+/// The GGUF fixture with the vocabulary of llama2.c tokenizer file `name`.
+fn gguf_vocabulary(name: &str) -> &'static str {
+    match name {
+        "tok512.bin" => "gguf/stories260K.gguf",
+        "tokenizer.bin" => "gguf/synth_32k-Q8_0.gguf",
+        other => panic!("no GGUF fixture holds the vocabulary of {other}"),
+    }
+}
 
 /// Runs `case` with `llama2_core::Generator` (context = the model's `seq_len`, as the CLI),
 /// the prompt in batches of `batch` tokens if given, and returns the whole token sequence
 /// as the golden file spells it (BOS, every chosen token, BOS again if generation stopped
 /// on it) and the text written.
-fn generate(case: &GenerateCase, batch: Option<usize>) -> (Vec<u32>, Vec<u8>) {
+fn generate(
+    case: &GenerateCase,
+    batch: Option<usize>,
+    vocabulary: Vocabulary,
+) -> (Vec<u32>, Vec<u8>) {
     let settings = RunSettings::parse(&case.args);
     let model_bytes = load_model(&case.model);
     let model = Model::from_bytes(model_bytes.bytes())
         .unwrap_or_else(|e| panic!("{}: {}: {e}", case.name, case.model));
     let config = model.config;
 
-    let tokenizer_bytes = read_file(&model_file(&case.tokenizer));
     let mut index = vec![0u32; Tokenizer::index_len(config.vocab_size).unwrap()];
-    let tokenizer = Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index)
-        .unwrap_or_else(|e| panic!("{}: {}: {e}", case.name, case.tokenizer));
+    let (tokenizer_name, tokenizer_bytes) = match vocabulary {
+        Vocabulary::File => (
+            case.tokenizer.as_str(),
+            read_file(&model_file(&case.tokenizer)),
+        ),
+        Vocabulary::Gguf => {
+            let name = gguf_vocabulary(&case.tokenizer);
+            (name, read_fixture(name))
+        }
+    };
+    let gguf;
+    let tokenizer = match vocabulary {
+        Vocabulary::File => Tokenizer::new(&tokenizer_bytes, config.vocab_size, &mut index),
+        Vocabulary::Gguf => {
+            gguf = Gguf::parse(&tokenizer_bytes)
+                .unwrap_or_else(|e| panic!("{}: {tokenizer_name}: {e}", case.name));
+            Tokenizer::from_gguf(&gguf, &mut index)
+        }
+    }
+    .unwrap_or_else(|e| panic!("{}: {tokenizer_name}: {e}", case.name));
 
     let context = config.seq_len;
     let mut activations = vec![0f32; State::len_for(&config, context).unwrap()];
@@ -80,11 +120,11 @@ fn generate(case: &GenerateCase, batch: Option<usize>) -> (Vec<u32>, Vec<u8>) {
 }
 
 /// Fails with the list of cases whose tokens or text differ from the golden ones.
-fn check_cases(cases: &[GenerateCase], batch: Option<usize>) {
+fn check_cases(cases: &[GenerateCase], batch: Option<usize>, vocabulary: Vocabulary) {
     assert!(!cases.is_empty(), "no generate.jsonl case selected");
     let mut failures = Vec::new();
     for case in cases {
-        let (tokens, text) = generate(case, batch);
+        let (tokens, text) = generate(case, batch, vocabulary);
         if tokens != case.tokens {
             let at = tokens
                 .iter()
@@ -114,13 +154,20 @@ fn check_cases(cases: &[GenerateCase], batch: Option<usize>) {
 /// `exact: true`: every build of ours must reproduce these.
 #[test]
 fn exact_cases_match_tokens_and_text() {
-    check_cases(&exact_generate_cases(), None);
+    check_cases(&exact_generate_cases(), None, Vocabulary::File);
+}
+
+/// The same tokens and text with the vocabulary read from GGUF metadata (no tokenizer
+/// file): its BOS, EOS and byte pieces, spelled the sentencepiece way, print the same.
+#[test]
+fn exact_cases_match_with_the_gguf_vocabulary() {
+    check_cases(&exact_generate_cases(), None, Vocabulary::Gguf);
 }
 
 /// Batched prompt processing must not change a single token.
 #[test]
 fn exact_cases_match_with_batched_prompts() {
-    check_cases(&exact_generate_cases(), Some(3));
+    check_cases(&exact_generate_cases(), Some(3), Vocabulary::File);
 }
 
 /// `exact: false` on fp32 models: they match on the scalar path, which sums like the
@@ -128,5 +175,5 @@ fn exact_cases_match_with_batched_prompts() {
 /// this test alone should be relaxed, saying why (as in generate_cli.rs).
 #[test]
 fn inexact_cases_match_on_the_scalar_path() {
-    check_cases(&inexact_fp32_generate_cases(), None);
+    check_cases(&inexact_fp32_generate_cases(), None, Vocabulary::File);
 }

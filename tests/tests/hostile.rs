@@ -7,7 +7,7 @@
 //! Each table row is a name, the input and the expected error; every row runs and the test
 //! lists all rows that failed.
 
-use llama2_core::gguf::{GgmlType, GgufName, ValueType};
+use llama2_core::gguf::{GgmlType, Gguf, GgufName, Value, ValueType};
 use llama2_core::{
     prompt_buffer_len, Batch, Buffer, Error, Generator, LayerWeights, Model, ProbIndex, Sampler,
     Serial, State, Strategy, Tokenizer, MAGIC,
@@ -1006,6 +1006,287 @@ fn malformed_tokenizer_files() {
         ),
     ];
     check_table("tokenizer file", rows);
+}
+
+/// A GGUF metadata entry: key, value type id, encoded value.
+type Entry = (String, u32, Vec<u8>);
+
+/// The GGUF encoding of `value` (type id, bytes).
+fn encode_value(value: Value<'_>) -> (u32, Vec<u8>) {
+    let bytes = match value {
+        Value::U8(v) => vec![v],
+        Value::I8(v) => v.to_le_bytes().to_vec(),
+        Value::U16(v) => v.to_le_bytes().to_vec(),
+        Value::I16(v) => v.to_le_bytes().to_vec(),
+        Value::U32(v) => v.to_le_bytes().to_vec(),
+        Value::I32(v) => v.to_le_bytes().to_vec(),
+        Value::F32(v) => v.to_le_bytes().to_vec(),
+        Value::Bool(v) => vec![u8::from(v)],
+        Value::String(s) => [&(s.len() as u64).to_le_bytes()[..], s].concat(),
+        Value::Array(a) => [
+            &a.elem_type().id().to_le_bytes()[..],
+            &(a.len() as u64).to_le_bytes(),
+            a.element_bytes(),
+        ]
+        .concat(),
+        Value::U64(v) => v.to_le_bytes().to_vec(),
+        Value::I64(v) => v.to_le_bytes().to_vec(),
+        Value::F64(v) => v.to_le_bytes().to_vec(),
+    };
+    (value.value_type().id(), bytes)
+}
+
+/// The metadata of stories260K.gguf (its tokenizer: tok512's vocabulary), as entries.
+fn stories_metadata() -> Vec<Entry> {
+    let bytes = read_fixture("gguf/stories260K.gguf");
+    let file = Gguf::parse(&bytes).unwrap();
+    file.metadata_entries()
+        .map(|(key, value)| {
+            let (ty, encoded) = encode_value(value);
+            (key.to_string(), ty, encoded)
+        })
+        .collect()
+}
+
+/// A GGUF file (version 3, no tensors) holding `entries`.
+fn metadata_file(entries: &[Entry]) -> Vec<u8> {
+    let mut out = b"GGUF".to_vec();
+    out.extend(3u32.to_le_bytes());
+    out.extend(0u64.to_le_bytes());
+    out.extend((entries.len() as u64).to_le_bytes());
+    for (key, ty, value) in entries {
+        out.extend((key.len() as u64).to_le_bytes());
+        out.extend(key.as_bytes());
+        out.extend(ty.to_le_bytes());
+        out.extend(value);
+    }
+    out
+}
+
+/// stories260K.gguf's metadata with `key` removed (`None`) or set to `(type id, value)`.
+fn gguf_with(key: &str, value: Option<(u32, Vec<u8>)>) -> Vec<u8> {
+    let mut entries = stories_metadata();
+    entries.retain(|(k, _, _)| k != key);
+    if let Some((ty, bytes)) = value {
+        entries.push((key.to_string(), ty, bytes));
+    }
+    metadata_file(&entries)
+}
+
+/// An array value: element type id, count, encoded elements.
+fn gguf_array(elem: ValueType, count: usize, elements: &[u8]) -> (u32, Vec<u8>) {
+    let header = [&elem.id().to_le_bytes()[..], &(count as u64).to_le_bytes()].concat();
+    (ValueType::Array.id(), [&header[..], elements].concat())
+}
+
+/// The elements of stories260K.gguf's array `key`.
+fn stories_elements(key: &str) -> Vec<u8> {
+    let bytes = read_fixture("gguf/stories260K.gguf");
+    let file = Gguf::parse(&bytes).unwrap();
+    file.metadata(key)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .element_bytes()
+        .to_vec()
+}
+
+/// Reads the tokenizer of a GGUF file's metadata (index for 512 tokens).
+fn gguf_tokenizer(bytes: &[u8]) -> Result<(), Error> {
+    let file = Gguf::parse(bytes)?;
+    let mut index = vec![0u32; 2 * VOCAB];
+    Tokenizer::from_gguf(&file, &mut index).map(|_| ())
+}
+
+#[test]
+fn malformed_gguf_tokenizers() {
+    const MODEL: &str = "tokenizer.ggml.model";
+    const TOKENS: &str = "tokenizer.ggml.tokens";
+    const SCORES: &str = "tokenizer.ggml.scores";
+    const TYPES: &str = "tokenizer.ggml.token_type";
+    const BOS: &str = "tokenizer.ggml.bos_token_id";
+    const EOS: &str = "tokenizer.ggml.eos_token_id";
+    const ADD_BOS: &str = "tokenizer.ggml.add_bos_token";
+    let string = |s: &[u8]| {
+        (
+            ValueType::String.id(),
+            [&(s.len() as u64).to_le_bytes()[..], s].concat(),
+        )
+    };
+    let scores = stories_elements(SCORES);
+    let types = stories_elements(TYPES);
+    let wrong = |key, expected, found| Error::GgufWrongType {
+        key,
+        expected,
+        found,
+    };
+    let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
+        (
+            "tokenizer model gpt2 (byte-level BPE)",
+            gguf_tokenizer(&gguf_with(MODEL, Some(string(b"gpt2")))),
+            Error::GgufTokenizerUnsupported {
+                model: GgufName::new("gpt2"),
+            },
+        ),
+        (
+            "no tokenizer model",
+            gguf_tokenizer(&gguf_with(MODEL, None)),
+            Error::GgufTokenizerKeyMissing { key: MODEL },
+        ),
+        (
+            "tokenizer model a u32",
+            gguf_tokenizer(&gguf_with(MODEL, Some((4, 1u32.to_le_bytes().to_vec())))),
+            wrong(MODEL, ValueType::String, ValueType::U32),
+        ),
+        (
+            "no tokens",
+            gguf_tokenizer(&gguf_with(TOKENS, None)),
+            Error::GgufTokenizerKeyMissing { key: TOKENS },
+        ),
+        (
+            "tokens a string, not an array",
+            gguf_tokenizer(&gguf_with(TOKENS, Some(string(b"<unk>")))),
+            wrong(TOKENS, ValueType::Array, ValueType::String),
+        ),
+        (
+            "tokens an array of f32 (the scores' bytes)",
+            gguf_tokenizer(&gguf_with(
+                TOKENS,
+                Some(gguf_array(ValueType::F32, VOCAB, &scores)),
+            )),
+            Error::GgufTokenizerElementType {
+                key: TOKENS,
+                expected: ValueType::String,
+                found: ValueType::F32,
+            },
+        ),
+        (
+            "no scores",
+            gguf_tokenizer(&gguf_with(SCORES, None)),
+            Error::GgufTokenizerKeyMissing { key: SCORES },
+        ),
+        (
+            "scores an array of i32",
+            gguf_tokenizer(&gguf_with(
+                SCORES,
+                Some(gguf_array(ValueType::I32, VOCAB, &scores)),
+            )),
+            Error::GgufTokenizerElementType {
+                key: SCORES,
+                expected: ValueType::F32,
+                found: ValueType::I32,
+            },
+        ),
+        (
+            "one score short",
+            gguf_tokenizer(&gguf_with(
+                SCORES,
+                Some(gguf_array(ValueType::F32, VOCAB - 1, &scores[4..])),
+            )),
+            Error::GgufTokenizerLengthMismatch {
+                key: SCORES,
+                len: VOCAB - 1,
+                tokens: VOCAB,
+            },
+        ),
+        (
+            "one token type too many",
+            gguf_tokenizer(&gguf_with(
+                TYPES,
+                Some(gguf_array(
+                    ValueType::I32,
+                    VOCAB + 1,
+                    &[&types[..], &[1, 0, 0, 0]].concat(),
+                )),
+            )),
+            Error::GgufTokenizerLengthMismatch {
+                key: TYPES,
+                len: VOCAB + 1,
+                tokens: VOCAB,
+            },
+        ),
+        (
+            "token types an array of u8",
+            gguf_tokenizer(&gguf_with(
+                TYPES,
+                Some(gguf_array(ValueType::U8, VOCAB, &[1; VOCAB])),
+            )),
+            Error::GgufTokenizerElementType {
+                key: TYPES,
+                expected: ValueType::I32,
+                found: ValueType::U8,
+            },
+        ),
+        (
+            "BOS id 512, past the vocabulary",
+            gguf_tokenizer(&gguf_with(BOS, Some((4, 512u32.to_le_bytes().to_vec())))),
+            Error::GgufTokenizerIdOutOfRange {
+                key: BOS,
+                id: 512,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "EOS id -1 (an i32)",
+            gguf_tokenizer(&gguf_with(EOS, Some((5, (-1i32).to_le_bytes().to_vec())))),
+            Error::GgufTokenizerIdOutOfRange {
+                key: EOS,
+                id: -1,
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "EOS id u64::MAX",
+            gguf_tokenizer(&gguf_with(EOS, Some((10, u64::MAX.to_le_bytes().to_vec())))),
+            Error::GgufTokenizerIdOutOfRange {
+                key: EOS,
+                id: u64::MAX.into(),
+                vocab_size: VOCAB,
+            },
+        ),
+        (
+            "BOS id a string",
+            gguf_tokenizer(&gguf_with(BOS, Some(string(b"1")))),
+            wrong(BOS, ValueType::U32, ValueType::String),
+        ),
+        (
+            "add_bos_token a u8",
+            gguf_tokenizer(&gguf_with(ADD_BOS, Some((0, vec![1])))),
+            wrong(ADD_BOS, ValueType::Bool, ValueType::U8),
+        ),
+        (
+            "index buffer one short",
+            {
+                let bytes = gguf_with(ADD_BOS, None);
+                let file = Gguf::parse(&bytes).unwrap();
+                let mut index = vec![0u32; 2 * VOCAB - 1];
+                Tokenizer::from_gguf(&file, &mut index).map(|_| ())
+            },
+            Error::BufferTooSmall {
+                buffer: Buffer::TokenizerIndex,
+                needed: 2 * VOCAB,
+                actual: 2 * VOCAB - 1,
+            },
+        ),
+        (
+            "byte token <0xF0> renamed <0xf0>: encoding 🦙 (F0 9F A6 99) misses it",
+            {
+                let mut tokens = stories_elements(TOKENS);
+                let at = tokens.windows(6).position(|w| w == b"<0xF0>").unwrap();
+                tokens[at + 4] = b'f';
+                let bytes = gguf_with(TOKENS, Some(gguf_array(ValueType::String, VOCAB, &tokens)));
+                let file = Gguf::parse(&bytes).unwrap();
+                let mut index = vec![0u32; 2 * VOCAB];
+                let t = Tokenizer::from_gguf(&file, &mut index).unwrap();
+                let mut out = vec![0; prompt_buffer_len(4).unwrap()];
+                t.encode("🦙".as_bytes(), true, false, &mut out).map(|_| ())
+            },
+            Error::NoByteToken { byte: 0xF0 },
+        ),
+    ];
+    // The rows are the fixture's metadata with one change: unchanged, it reads.
+    assert_eq!(gguf_tokenizer(&metadata_file(&stories_metadata())), Ok(()));
+    check_table("GGUF tokenizer", rows);
 }
 
 /// Settings and ids from the caller: temperature, top-p, context, tokens, positions.

@@ -1,7 +1,9 @@
-//! `golden/logits.jsonl`: teacher-forced logits of `Model::forward` against the reference.
+//! `golden/logits.jsonl` and `golden/gguf_logits.jsonl`: teacher-forced logits of
+//! `Model::forward` against the reference, for the llama2.c models and for GGUF files of
+//! every weight type.
 
 use llama2_cli::pool::ThreadPool;
-use llama2_core::{argmax, Kernels, Model, Parallel, Serial, State};
+use llama2_core::{argmax, Kernels, LayerWeights, Model, Parallel, Serial, State};
 use llama2_tests::{load_model, read_f32_golden, read_jsonl, LogitsCase};
 
 /// How far one entry's logits are from the golden ones.
@@ -16,11 +18,15 @@ struct Errors {
     argmax_agreement: f32,
 }
 
-/// Feeds `tokens[pos]` at every `pos` of `case` with `kernels` on `parallel` and measures
-/// the logits against the golden rows.
+/// Feeds `tokens[pos]` at every `pos` of `case` to the model file `case.model` with
+/// `kernels` on `parallel` and measures the logits against the golden rows.
 fn measure(case: &LogitsCase, kernels: Kernels, parallel: &impl Parallel) -> Errors {
     let model_bytes = load_model(&case.model);
-    let model = Model::from_bytes(model_bytes.bytes())
+    let bytes = model_bytes.bytes();
+    let table_len = Model::layer_table_len(bytes)
+        .unwrap_or_else(|e| panic!("{}: {}: {e}", case.name, case.model));
+    let mut layers = vec![LayerWeights::EMPTY; table_len];
+    let model = Model::parse(bytes, &mut layers)
         .unwrap_or_else(|e| panic!("{}: {}: {e}", case.name, case.model));
     let config = model.config;
     assert_eq!(
@@ -71,13 +77,14 @@ fn measure(case: &LogitsCase, kernels: Kernels, parallel: &impl Parallel) -> Err
     errors
 }
 
-/// Checks every entry, fp32 and Q8_0, with `kernels` on `parallel` against every bound
-/// its `tolerance` gives: `max_abs` (all entries), and `mean_abs` and `argmax_agreement`
-/// (Q8_0 entries).
-fn check_all(kernels: Kernels, parallel: &impl Parallel, label: &str) {
+/// Checks every case with `kernels` on `parallel` against every bound its `tolerance`
+/// gives: `max_abs` (all entries), `mean_abs` (quantized entries) and `argmax_agreement`
+/// (llama2.c Q8_0 entries).
+fn check_all(cases: &[LogitsCase], kernels: Kernels, parallel: &impl Parallel, label: &str) {
     let mut checked = 0;
     let mut failures = Vec::new();
-    for case in read_jsonl::<LogitsCase>("logits.jsonl") {
+    for case in cases {
+        let case = case.clone();
         let errors = measure(&case, kernels, parallel);
         let bounds = case.tolerance;
         eprintln!(
@@ -114,13 +121,41 @@ fn check_all(kernels: Kernels, parallel: &impl Parallel, label: &str) {
         }
         checked += 1;
     }
-    assert!(checked > 0, "no logits.jsonl case selected");
+    assert!(checked > 0, "no logits case selected");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn llama2c_cases() -> Vec<LogitsCase> {
+    read_jsonl("logits.jsonl")
+}
+
+/// Every `gguf_logits.jsonl` case (one per weight type), and the `260k-fp32` case of
+/// `logits.jsonl` on the two GGUF conversions of stories260K (same weights, so the same
+/// logits within that case's tolerance).
+fn gguf_cases() -> Vec<LogitsCase> {
+    let mut cases: Vec<LogitsCase> = read_jsonl("gguf_logits.jsonl");
+    assert!(
+        cases.len() >= 12,
+        "gguf_logits.jsonl has {} cases",
+        cases.len()
+    );
+    let fp32 = llama2c_cases()
+        .into_iter()
+        .find(|c| c.name == "260k-fp32")
+        .expect("logits.jsonl has the 260k-fp32 case");
+    for model in ["stories260K.gguf", "stories260K-tied.gguf"] {
+        cases.push(LogitsCase {
+            name: format!("260k-fp32 on {model}"),
+            model: model.to_string(),
+            ..fp32.clone()
+        });
+    }
+    cases
 }
 
 #[test]
 fn logits_match_the_reference_on_the_scalar_path() {
-    check_all(Kernels::scalar(), &Serial, "scalar");
+    check_all(&llama2c_cases(), Kernels::scalar(), &Serial, "scalar");
 }
 
 /// The kernels the CLI picks on this machine (AVX2+FMA here), on two threads.
@@ -128,5 +163,32 @@ fn logits_match_the_reference_on_the_scalar_path() {
 fn logits_match_the_reference_with_the_detected_kernels_and_threads() {
     let kernels = Kernels::detect();
     let pool = ThreadPool::new(2).expect("two threads");
-    check_all(kernels, &pool, kernels.name());
+    check_all(&llama2c_cases(), kernels, &pool, kernels.name());
+}
+
+#[test]
+fn gguf_logits_match_the_reference_on_the_scalar_path_at_one_and_two_threads() {
+    let cases = gguf_cases();
+    check_all(&cases, Kernels::scalar(), &Serial, "scalar, 1 thread");
+    let pool = ThreadPool::new(2).expect("two threads");
+    check_all(&cases, Kernels::scalar(), &pool, "scalar, 2 threads");
+}
+
+#[test]
+fn gguf_logits_match_the_reference_with_the_detected_kernels_at_one_and_two_threads() {
+    let cases = gguf_cases();
+    let kernels = Kernels::detect();
+    check_all(
+        &cases,
+        kernels,
+        &Serial,
+        &format!("{}, 1 thread", kernels.name()),
+    );
+    let pool = ThreadPool::new(2).expect("two threads");
+    check_all(
+        &cases,
+        kernels,
+        &pool,
+        &format!("{}, 2 threads", kernels.name()),
+    );
 }

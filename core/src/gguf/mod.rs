@@ -32,6 +32,7 @@ mod name;
 mod reader;
 mod tensor;
 mod value;
+pub mod write;
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -1,5 +1,5 @@
-//! Unit tests on GGUF files built byte by byte by [`Builder`], independently of the parser.
-//! The builder is also used by the model loader's tests (`gguf_llama`).
+//! Unit tests on GGUF files built byte by byte by [`Builder`], independently of the parser
+//! (the builder and its encoders are shared with the tokenizer's and the model loader's tests).
 
 use std::string::ToString;
 use std::vec::Vec;
@@ -7,10 +7,10 @@ use std::vec::Vec;
 use super::*;
 
 // GGUF value type ids, as the specification numbers them.
-pub(crate) const U8: u32 = 0;
-pub(crate) const I8: u32 = 1;
+const U8: u32 = 0;
+const I8: u32 = 1;
 pub(crate) const U16: u32 = 2;
-pub(crate) const I16: u32 = 3;
+const I16: u32 = 3;
 pub(crate) const U32: u32 = 4;
 pub(crate) const I32: u32 = 5;
 pub(crate) const F32: u32 = 6;
@@ -18,14 +18,14 @@ pub(crate) const BOOL: u32 = 7;
 pub(crate) const STRING: u32 = 8;
 pub(crate) const ARRAY: u32 = 9;
 pub(crate) const U64: u32 = 10;
-pub(crate) const I64: u32 = 11;
+const I64: u32 = 11;
 pub(crate) const F64: u32 = 12;
 
 // ggml type ids used below.
 pub(crate) const T_F32: u32 = 0;
 pub(crate) const T_Q8_0: u32 = 8;
-pub(crate) const T_Q4_K: u32 = 12;
-pub(crate) const T_IQ2_XXS: u32 = 16;
+const T_Q4_K: u32 = 12;
+const T_IQ2_XXS: u32 = 16;
 
 /// A GGUF string: u64 length, then the bytes.
 pub(crate) fn string(s: &[u8]) -> Vec<u8> {
@@ -85,7 +85,7 @@ impl Builder {
     }
 
     /// A tensor info with explicit dims, type and offset (no data).
-    pub(crate) fn info(mut self, name: &[u8], dims: &[u64], type_id: u32, offset: u64) -> Builder {
+    fn info(mut self, name: &[u8], dims: &[u64], type_id: u32, offset: u64) -> Builder {
         self.infos.extend(string(name));
         self.infos.extend((dims.len() as u32).to_le_bytes());
         for d in dims {
@@ -112,7 +112,7 @@ impl Builder {
     }
 
     /// An f32 tensor holding `values`.
-    pub(crate) fn f32_tensor(self, name: &str, dims: &[u64], values: &[f32]) -> Builder {
+    fn f32_tensor(self, name: &str, dims: &[u64], values: &[f32]) -> Builder {
         let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
         self.tensor(name, dims, T_F32, &bytes)
     }
@@ -928,6 +928,35 @@ fn every_error_message_names_its_subject() {
             },
             "output.weight and x overlap",
         ),
+        (
+            Error::GgufTensorDataMismatch {
+                tensor: t,
+                expected: 8,
+                given: 4,
+            },
+            "4 bytes for tensor output.weight, which takes 8",
+        ),
+        (
+            Error::GgufTensorDataMismatch {
+                tensor: t,
+                expected: 0,
+                given: 3,
+            },
+            "3 bytes of tensor data after the last tensor output.weight",
+        ),
+        (
+            Error::QuantizeUnsupportedType {
+                ggml_type: GgmlType::Q5_K,
+            },
+            "cannot encode ggml type Q5_K",
+        ),
+        (
+            Error::QuantizeNotWholeBlocks {
+                ggml_type: GgmlType::Q4_K,
+                values: 300,
+            },
+            "300 values are not a whole number of Q4_K blocks of 256",
+        ),
     ];
     for (error, expected) in cases {
         let message = error.to_string();
@@ -970,4 +999,48 @@ fn most_entries_parse() {
         g.tensor("blk.4095.weight").unwrap().data,
         4095f32.to_le_bytes()
     );
+}
+
+/// The writer (`gguf::write`) lays a valid file out byte for byte as the independent
+/// `Builder` does, but for the padding it adds after the last tensor (as gguf-py does).
+#[test]
+fn the_writer_writes_what_the_builder_builds() {
+    use super::write::{GgufWriter, MetaArray, MetaValue, TensorSpec};
+    let pieces = ["<unk>", "▁a", ""];
+    let piece_bytes: Vec<u8> = pieces.iter().flat_map(|p| string(p.as_bytes())).collect();
+    let f32s: Vec<u8> = [0.5f32, -1.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let q8 = [7u8; 34];
+    let built = Builder::new()
+        .kv(b"general.architecture", STRING, &string(b"llama"))
+        .alignment(64)
+        .kv(b"n", I64, &(-3i64).to_le_bytes())
+        .kv(b"ok", BOOL, &[1])
+        .kv(b"tokens", ARRAY, &array(STRING, 3, &piece_bytes))
+        .kv(b"scores", ARRAY, &array(F32, 2, &f32s))
+        .f32_tensor("norm", &[2], &[0.5, -1.0])
+        .tensor("q", &[32, 1], T_Q8_0, &q8)
+        .build();
+    let metadata = [
+        ("general.architecture", MetaValue::String("llama")),
+        (ALIGNMENT_KEY, MetaValue::U32(64)),
+        ("n", MetaValue::I64(-3)),
+        ("ok", MetaValue::Bool(true)),
+        ("tokens", MetaValue::Array(MetaArray::String(&pieces))),
+        ("scores", MetaValue::Array(MetaArray::F32(&[0.5, -1.0]))),
+    ];
+    let tensors = [
+        TensorSpec::new("norm", GgmlType::F32, &[2]),
+        TensorSpec::new("q", GgmlType::Q8_0, &[32, 1]),
+    ];
+    let mut written = Vec::new();
+    let mut writer = GgufWriter::new(&mut written, &metadata, &tensors).unwrap();
+    writer.data(&f32s).unwrap();
+    writer.data(&q8).unwrap();
+    writer.finish().unwrap();
+    assert_eq!(written.len(), built.len().next_multiple_of(64));
+    assert_eq!(written[..built.len()], built[..]);
+    assert!(written[built.len()..].iter().all(|&b| b == 0));
 }

@@ -178,6 +178,12 @@ impl<'a> Value<'a> {
         }
     }
 
+    /// Any integer value as an `i128`, which holds every one of them exactly (for messages
+    /// that must show an out-of-range value as the file has it, negative or huge).
+    pub fn as_i128(&self) -> Option<i128> {
+        self.integer()
+    }
+
     /// Any integer value as an `i128`, which holds every one of them exactly.
     fn integer(&self) -> Option<i128> {
         Some(match *self {
@@ -321,6 +327,14 @@ impl<'a> Array<'a> {
     /// Whether the array has no elements.
     pub const fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// The elements as the file encodes them, back to back: for numbers and booleans
+    /// [`Array::len`] fixed-size little-endian values, for strings each string's `u64`
+    /// length then its bytes. A tokenizer indexes a vocabulary by offsets into these bytes
+    /// instead of walking the array for every lookup.
+    pub const fn element_bytes(&self) -> &'a [u8] {
+        self.bytes
     }
 
     /// Element `index`. Constant time for numbers and booleans; strings have no fixed size,

@@ -8,7 +8,8 @@ use super::Kernels;
 
 impl Kernels {
     /// The fastest kernels the running processor supports: on x86_64, AVX2+FMA with
-    /// AVX512-VNNI for the Q8 dot products, or AVX2+FMA alone, checked at run time;
+    /// AVX512-VNNI for the Q8 dot products, or AVX2+FMA alone, and F16C for the F16 weight
+    /// products where present, checked at run time;
     /// elsewhere [`Kernels::native`].
     pub fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
@@ -17,11 +18,22 @@ impl Kernels {
                 && std::is_x86_feature_detected!("avx512vl")
             {
                 // SAFETY: AVX2, FMA, AVX512-VNNI and AVX512-VL were just detected.
-                return unsafe { Kernels::avx512_vnni_unchecked() };
+                return with_f16c(unsafe { Kernels::avx512_vnni_unchecked() });
             }
             // SAFETY: AVX2 and FMA were just detected on this processor.
-            return unsafe { Kernels::avx2_fma_unchecked() };
+            return with_f16c(unsafe { Kernels::avx2_fma_unchecked() });
         }
         Kernels::native()
+    }
+}
+
+/// `kernels` with F16C conversions if the processor has F16C.
+#[cfg(target_arch = "x86_64")]
+fn with_f16c(kernels: Kernels) -> Kernels {
+    if std::is_x86_feature_detected!("f16c") {
+        // SAFETY: F16C was just detected.
+        unsafe { kernels.with_f16c_unchecked() }
+    } else {
+        kernels
     }
 }

@@ -11,21 +11,32 @@
 //! `std` feature) or the build enables the features at compile time.
 #![allow(unsafe_code)]
 
+use crate::gguf::GgmlType;
 use crate::weights::Q8Matrix;
 
 #[cfg(feature = "std")]
 mod detect;
 #[cfg(target_arch = "aarch64")]
 mod neon;
+#[cfg(target_arch = "aarch64")]
+mod neon_ggml;
 mod scalar;
 #[cfg(target_arch = "x86_64")]
 mod x86;
+#[cfg(target_arch = "x86_64")]
+mod x86_ggml;
 
 /// Which implementation of the inner loops to run. Construct with [`Kernels::scalar`],
 /// [`Kernels::native`], `Kernels::detect` (feature `std`: what the running CPU supports) or,
 /// on x86_64, [`Kernels::avx2_fma_unchecked`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kernels(Kind);
+pub struct Kernels(Kind, F16c);
+
+/// Whether the x86 F16 products may convert with F16C's `vcvtph2ps` (every AVX2 processor
+/// has it, but it stays a separate promise so that AVX2+FMA alone keeps meaning what it
+/// did, and so that Miri, which cannot run F16C, still checks the portable conversion).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct F16c(bool);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -48,22 +59,22 @@ impl Default for Kernels {
 impl Kernels {
     /// The reference loops, summing in llama2.c's order.
     pub const fn scalar() -> Kernels {
-        Kernels(Kind::Scalar)
+        Kernels(Kind::Scalar, F16c(false))
     }
 
     /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA on
     /// x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
     pub const fn native() -> Kernels {
         #[cfg(target_arch = "aarch64")]
-        return Kernels(Kind::Neon);
+        return Kernels(Kind::Neon, F16c(false));
         #[cfg(all(
             target_arch = "x86_64",
             target_feature = "avx2",
             target_feature = "fma"
         ))]
-        return Kernels(Kind::Avx2Fma);
+        return Kernels(Kind::Avx2Fma, F16c(cfg!(target_feature = "f16c")));
         #[allow(unreachable_code)]
-        Kernels(Kind::Scalar)
+        Kernels(Kind::Scalar, F16c(false))
     }
 
     /// AVX2+FMA kernels.
@@ -73,7 +84,7 @@ impl Kernels {
     /// `is_x86_feature_detected!`); on one that does not, using them is undefined behaviour.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx2_fma_unchecked() -> Kernels {
-        Kernels(Kind::Avx2Fma)
+        Kernels(Kind::Avx2Fma, F16c(false))
     }
 
     /// AVX2+FMA kernels whose Q8 dot products use AVX512-VNNI (`vpdpbusd`) on 256-bit
@@ -83,7 +94,21 @@ impl Kernels {
     /// The processor must support AVX2, FMA, AVX512-VNNI and AVX512-VL.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx512_vnni_unchecked() -> Kernels {
-        Kernels(Kind::Avx512Vnni)
+        Kernels(Kind::Avx512Vnni, F16c(false))
+    }
+
+    /// These kernels with F16C conversions in the ggml products (F16 weights, block scales; no change for
+    /// scalar or NEON kernels; results are bit-identical either way, the conversions being
+    /// exact).
+    ///
+    /// # Safety
+    /// The processor must support F16C.
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn with_f16c_unchecked(self) -> Kernels {
+        match self.0 {
+            Kind::Avx2Fma | Kind::Avx512Vnni => Kernels(self.0, F16c(true)),
+            _ => self,
+        }
     }
 
     /// A short name for reports: `scalar`, `avx2+fma` or `neon`.
@@ -202,17 +227,125 @@ impl Kernels {
     }
 }
 
+/// An input vector quantized for the SIMD ggml block products: int8 values in groups of
+/// 32 (`values[i] · scales[i / 32]` approximates the input), with each group's integer sum
+/// (exact in f32) for the types whose blocks have minimums.
+#[derive(Debug, Clone, Copy)]
+pub struct Q8Blocks<'a> {
+    /// The int8 values, a multiple of 32 of them.
+    pub values: &'a [i8],
+    /// One scale per 32 values.
+    pub scales: &'a [f32],
+    /// `Σ values` of each group of 32.
+    pub sums: &'a [f32],
+}
+
+/// What a ggml weight type's product takes as input under given [`Kernels`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GgmlInput {
+    /// No SIMD product: the scalar path decodes each block to f32 and takes its dot product
+    /// with the f32 input (the reference).
+    Decoded,
+    /// A SIMD product over the f32 input ([`Kernels::ggml_dot_f32`]).
+    F32,
+    /// A SIMD product over the input quantized to [`Q8Blocks`] ([`Kernels::ggml_dot_q8`]).
+    Q8,
+}
+
+impl Kernels {
+    /// Which input the product of a `ty` row takes: the SIMD kernels cover F16 (f32 input)
+    /// and Q8_0, Q4_0, Q4_K, Q6_K (quantized input); everything else, and every type under
+    /// [`Kernels::scalar`], takes the decoding reference path.
+    pub fn ggml_input(&self, ty: GgmlType) -> GgmlInput {
+        if self.0 == Kind::Scalar {
+            return GgmlInput::Decoded;
+        }
+        match ty {
+            GgmlType::F16 => GgmlInput::F32,
+            GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_K | GgmlType::Q6_K => GgmlInput::Q8,
+            _ => GgmlInput::Decoded,
+        }
+    }
+
+    /// One row of `ty` blocks (`row`, whole blocks) times the f32 vector `x`, for the types
+    /// [`Kernels::ggml_input`] maps to `GgmlInput::F32` (the f32 input); 0 for any other.
+    #[inline]
+    pub fn ggml_dot_f32(&self, ty: GgmlType, row: &[u8], x: &[f32]) -> f32 {
+        match (self.0, ty) {
+            // SAFETY: this variant exists only where AVX2 and FMA are available (see `dot`).
+            #[cfg(target_arch = "x86_64")]
+            (Kind::Avx2Fma | Kind::Avx512Vnni, GgmlType::F16) => unsafe {
+                if self.1 .0 {
+                    // SAFETY: F16C too, as `with_f16c_unchecked`'s caller promised.
+                    x86_ggml::f16_dot_f16c(row, x)
+                } else {
+                    x86_ggml::f16_dot(row, x)
+                }
+            },
+            #[cfg(target_arch = "aarch64")]
+            (Kind::Neon, GgmlType::F16) => neon_ggml::f16_dot(row, x),
+            _ => {
+                let _ = (row, x);
+                0.0
+            }
+        }
+    }
+
+    /// One row of `ty` blocks (`row`, whole blocks) times the quantized vector `x`, for the
+    /// types [`Kernels::ggml_input`] maps to `GgmlInput::Q8` (int8 blocks); 0 for any other. Blocks and
+    /// groups past the shorter of the two are left out.
+    #[inline]
+    pub fn ggml_dot_q8(&self, ty: GgmlType, row: &[u8], x: Q8Blocks<'_>) -> f32 {
+        match self.0 {
+            // SAFETY: as in `ggml_dot_f32`.
+            // With F16C as `with_f16c_unchecked`'s caller promised.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe {
+                match (ty, self.1 .0) {
+                    (GgmlType::Q8_0, false) => x86_ggml::q8_0_dot(row, x),
+                    (GgmlType::Q8_0, true) => x86_ggml::q8_0_dot_f16c(row, x),
+                    (GgmlType::Q4_0, false) => x86_ggml::q4_0_dot(row, x),
+                    (GgmlType::Q4_0, true) => x86_ggml::q4_0_dot_f16c(row, x),
+                    (GgmlType::Q4_K, false) => x86_ggml::q4_k_dot(row, x),
+                    (GgmlType::Q4_K, true) => x86_ggml::q4_k_dot_f16c(row, x),
+                    (GgmlType::Q6_K, false) => x86_ggml::q6_k_dot(row, x),
+                    (GgmlType::Q6_K, true) => x86_ggml::q6_k_dot_f16c(row, x),
+                    _ => 0.0,
+                }
+            },
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => match ty {
+                GgmlType::Q8_0 => neon_ggml::q8_0_dot(row, x),
+                GgmlType::Q4_0 => neon_ggml::q4_0_dot(row, x),
+                GgmlType::Q4_K => neon_ggml::q4_k_dot(row, x),
+                GgmlType::Q6_K => neon_ggml::q6_k_dot(row, x),
+                _ => 0.0,
+            },
+            _ => {
+                let _ = (ty, row, x);
+                0.0
+            }
+        }
+    }
+}
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::vec::Vec;
 
-    fn all() -> Vec<Kernels> {
+    /// Every kernel variant this processor can run (the scalar reference first).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    pub(crate) fn all() -> Vec<Kernels> {
         let mut kernels = std::vec![Kernels::scalar(), Kernels::native()];
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the features were just detected.
             kernels.push(unsafe { Kernels::avx2_fma_unchecked() });
+            if std::is_x86_feature_detected!("f16c") {
+                // SAFETY: as above.
+                kernels.push(unsafe { Kernels::avx2_fma_unchecked().with_f16c_unchecked() });
+            }
             if std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl")
             {
@@ -289,5 +422,21 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The ggml block products (SIMD where this processor has them) against the decoding
+    /// reference, on one or two blocks per row (small enough for Miri).
+    #[test]
+    fn ggml_products_agree_with_the_decoding_reference() {
+        crate::quant::tests::check_products(
+            &[
+                (GgmlType::F16, &[40]),
+                (GgmlType::Q8_0, &[64]),
+                (GgmlType::Q4_0, &[64]),
+                (GgmlType::Q4_K, &[256]),
+                (GgmlType::Q6_K, &[256]),
+            ],
+            2,
+        );
     }
 }

@@ -44,7 +44,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
 }
 
 #[target_feature(enable = "avx2,fma")]
-fn horizontal_sum_ps(v: __m256) -> f32 {
+pub(super) fn horizontal_sum_ps(v: __m256) -> f32 {
     let pair = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     let quad = _mm_add_ps(pair, _mm_movehl_ps(pair, pair));
     let single = _mm_add_ss(quad, _mm_shuffle_ps(quad, quad, 1));

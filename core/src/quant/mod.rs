@@ -2,16 +2,26 @@
 //! blocks to `f32`, and matrix-vector products over them.
 //!
 //! A row of a [`GgmlMatrix`] is a whole number of blocks; each type's block layout is
-//! ggml's (`ggml-common.h`). The scalar products decode one block at a time into a small
-//! stack buffer and take its dot product with the input, so nothing table-sized is needed.
+//! ggml's (`ggml-common.h`). The scalar products (the reference, and the path of every type
+//! without SIMD kernels) decode one block at a time into a small stack buffer and take its
+//! dot product with the f32 input, so nothing table-sized is needed. The SIMD products
+//! ([`Kernels::ggml_input`] says which) read F16 rows against the f32 input and the
+//! Q8_0/Q4_0/Q4_K/Q6_K rows against the input quantized once per product ([`prepare`]).
 #![cfg_attr(not(test), deny(clippy::indexing_slicing))]
 
 mod decode;
+pub mod encode;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use decode::dequantize;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+pub(crate) use decode::k_scale_min;
+#[cfg(target_arch = "aarch64")]
+pub(crate) use decode::q6_k_place;
 
 use crate::gguf::GgmlType;
-use crate::kernels::Kernels;
+use crate::kernels::{GgmlInput, Kernels, Q8Blocks};
 
 /// The most values one block decodes to (the K-quants' super-blocks).
 pub(crate) const MAX_BLOCK: usize = 256;
@@ -66,6 +76,95 @@ impl<'a> GgmlMatrix<'a> {
     pub fn dequantize_row(&self, row: usize, out: &mut [f32]) {
         let bytes = self.rows_slice(row, 1).data;
         dequantize(self.ty, bytes, out);
+    }
+}
+
+/// Values per group of a quantized input (int8 blocks of this many values, one scale each).
+pub const INPUT_GROUP: usize = 32;
+
+/// The input of a product over a [`GgmlMatrix`], as its kernels read it.
+#[derive(Debug, Clone, Copy)]
+pub enum Input<'a> {
+    /// The f32 inputs `[batch][cols]`.
+    F32(&'a [f32]),
+    /// The inputs quantized in groups of [`INPUT_GROUP`], one after another.
+    Q8(Q8Blocks<'a>),
+}
+
+/// Prepares the inputs `x = [batch][cols]` of a product over `ty` rows under `k`: for the
+/// quantized SIMD products it quantizes them into `values` (`x.len()` of them) and `scales`
+/// (`2 · x.len() / 32`: the scales, then the group sums), symmetric to ±127 per 32 values
+/// like the Q8 models' inputs; otherwise it passes `x` through. Buffers too short for the
+/// quantized form make it fall back to the f32 reference path.
+pub fn prepare<'s>(
+    k: Kernels,
+    ty: GgmlType,
+    x: &'s [f32],
+    values: &'s mut [i8],
+    scales: &'s mut [f32],
+) -> Input<'s> {
+    let groups = x.len() / INPUT_GROUP;
+    let quantized = k.ggml_input(ty) == GgmlInput::Q8 && x.len().is_multiple_of(INPUT_GROUP);
+    let (Some(values), Some(scales)) = (values.get_mut(..x.len()), scales.get_mut(..2 * groups))
+    else {
+        return Input::F32(x);
+    };
+    if !quantized {
+        return Input::F32(x);
+    }
+    let (scales, sums) = scales.split_at_mut(groups);
+    crate::math::quantize(x, INPUT_GROUP, values, scales);
+    for (sum, group) in sums.iter_mut().zip(values.chunks_exact(INPUT_GROUP)) {
+        *sum = group.iter().map(|&v| i32::from(v)).sum::<i32>() as f32;
+    }
+    Input::Q8(Q8Blocks {
+        values,
+        scales,
+        sums,
+    })
+}
+
+/// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs, each row read once for
+/// all of them; every output is computed as for its input alone, whatever the batch and
+/// whichever rows `w` holds, so batching and the thread split never change results. `x`
+/// must come from [`prepare`] with the same `k` and `w.ty` (a quantized input for a type
+/// whose kernels take f32 gives zeros).
+pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, batch: usize) {
+    let row_bytes = w.row_bytes();
+    if row_bytes == 0 || batch == 0 {
+        return;
+    }
+    let rows = out
+        .chunks_exact_mut(batch)
+        .zip(w.data.chunks_exact(row_bytes));
+    match *x {
+        Input::F32(x) if k.ggml_input(w.ty) == GgmlInput::F32 => {
+            for (outs, row) in rows {
+                for (o, x) in outs.iter_mut().zip(x.chunks_exact(w.cols)) {
+                    *o = k.ggml_dot_f32(w.ty, row, x);
+                }
+            }
+        }
+        Input::F32(x) => matmul_scalar(k, out, w, x, batch),
+        Input::Q8(x) => {
+            let groups = w.cols / INPUT_GROUP;
+            let inputs = || {
+                let values = x.values.chunks_exact(w.cols);
+                let scales = x.scales.chunks_exact(groups);
+                let sums = x.sums.chunks_exact(groups);
+                values.zip(scales).zip(sums)
+            };
+            for (outs, row) in rows {
+                for (o, ((values, scales), sums)) in outs.iter_mut().zip(inputs()) {
+                    let input = Q8Blocks {
+                        values,
+                        scales,
+                        sums,
+                    };
+                    *o = k.ggml_dot_q8(w.ty, row, input);
+                }
+            }
+        }
     }
 }
 

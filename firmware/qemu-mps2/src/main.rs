@@ -1,10 +1,11 @@
 //! llama2-core on bare metal: tells the greedy stories260K story on QEMU's mps2-an386
 //! (Cortex-M4F), exactly as `llama2 stories260K.bin -z tok512.bin -t 0 -n 200 -i "Once
-//! upon a time"` prints it on a PC.
+//! upon a time"` (or `llama2 stories260K.gguf -t 0 ...`) prints it on a PC.
 //!
-//! No heap and no allocator: the model and tokenizer are `include_bytes!` in flash, and
-//! every working buffer is a `static` whose length comes from llama2-core's `const fn`s
-//! and the model's config, which build.rs reads at build time. The story goes to UART0;
+//! No heap and no allocator: the model (a llama2.c or GGUF file) and the tokenizer file (if
+//! the model has no vocabulary inside) are `include_bytes!` in flash, and every working
+//! buffer is a `static` whose length comes from llama2-core's `const fn`s and the model's
+//! config, which build.rs reads at build time. The story goes to UART0;
 //! the exit status (and a one-line summary on stderr) goes to the host by semihosting.
 #![no_std]
 #![no_main]
@@ -18,18 +19,19 @@ use cortex_m_rt::{entry, exception, ExceptionFrame};
 use cortex_m_semihosting::{debug, hio};
 use embedded_io::Write;
 use llama2_core::{
-    prompt_buffer_len, Aligned, Config, GenerateError, Generator, Model, ProbIndex, Sampler,
-    Serial, State, Strategy, Summary, Tokenizer,
+    prompt_buffer_len, Aligned, Config, GenerateError, Generator, Gguf, LayerWeights, Model,
+    ProbIndex, Sampler, Serial, State, Strategy, Summary, Tokenizer,
 };
 
 use uart::CmsdkUart;
 
-/// `CONFIG` (the model's `Config`) and `CONTEXT`, written by build.rs.
+/// `CONFIG` (the model's `Config`), `CONTEXT`, `LAYER_TABLE_LEN` and `TOKENIZER_FILE`,
+/// written by build.rs.
 mod build_config {
     use llama2_core::Config;
     include!(concat!(env!("OUT_DIR"), "/config.rs"));
 }
-use build_config::{CONFIG, CONTEXT};
+use build_config::{CONFIG, CONTEXT, LAYER_TABLE_LEN, TOKENIZER_FILE};
 
 /// The story: `-i "Once upon a time" -n 200 -t 0`. Steps count the prompt and stop at the
 /// context, as on the host.
@@ -52,13 +54,14 @@ const NO_CANDIDATE: ProbIndex = ProbIndex {
 /// `Generator::generate` encodes the prompt here (the tokens and the encoder's scratch).
 const PROMPT_TOKENS_LEN: usize = prompt_buffer_len(PROMPT.len()).expect("prompt too long");
 
-/// The model and tokenizer files, in flash (paths chosen by build.rs); the model aligned, as
-/// `Model::from_bytes` views the weights in place.
+/// The model file, in flash (path chosen by build.rs), aligned, as `Model::parse` views the
+/// weights in place. The tokenizer file, if any, is build.rs's `TOKENIZER_FILE`.
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(env!("LLAMA2_FIRMWARE_MODEL_FILE")));
-static TOKENIZER: &[u8] = include_bytes!(env!("LLAMA2_FIRMWARE_TOKENIZER_FILE"));
 
 /// The working memory of one generation, every part a `static` in RAM.
 struct Buffers {
+    /// A GGUF model's per-layer views (empty for a llama2.c model).
+    layers: &'static mut [LayerWeights<'static>],
     state: &'static mut [f32],
     tokenizer_index: &'static mut [u32],
     sampler_scratch: &'static mut [ProbIndex],
@@ -70,6 +73,8 @@ fn main() -> ! {
     // cortex-m-rt turns these `static mut`s into `&'static mut` references that only this
     // (once-run) function holds, so using them needs no `unsafe`. Zero-initialised, they
     // live in .bss and cost no flash.
+    static mut LAYERS: [LayerWeights<'static>; LAYER_TABLE_LEN] =
+        [LayerWeights::EMPTY; LAYER_TABLE_LEN];
     static mut STATE: [f32; STATE_LEN] = [0.0; STATE_LEN];
     static mut TOKENIZER_INDEX: [u32; INDEX_LEN] = [0; INDEX_LEN];
     static mut SAMPLER_SCRATCH: [ProbIndex; SCRATCH_LEN] = [NO_CANDIDATE; SCRATCH_LEN];
@@ -79,6 +84,7 @@ fn main() -> ! {
     // only user (the panic and fault handlers take it over only when this code has stopped).
     let mut uart = unsafe { CmsdkUart::new(uart::UART0_BASE, uart::BAUDDIV_115200) };
     let buffers = Buffers {
+        layers: LAYERS,
         state: STATE,
         tokenizer_index: TOKENIZER_INDEX,
         sampler_scratch: SAMPLER_SCRATCH,
@@ -105,14 +111,17 @@ fn tell_story(
     out: &mut impl Write<Error = Infallible>,
     buffers: Buffers,
 ) -> Result<Summary, Failure> {
-    let model = Model::from_bytes(&MODEL.0)?;
+    let model = Model::parse(&MODEL.0, buffers.layers)?;
     if model.config != CONFIG {
         return Err(Failure::ConfigMismatch {
             built: CONFIG,
             found: model.config,
         });
     }
-    let tokenizer = Tokenizer::new(TOKENIZER, CONFIG.vocab_size, buffers.tokenizer_index)?;
+    let tokenizer = match TOKENIZER_FILE {
+        Some(file) => Tokenizer::new(file, CONFIG.vocab_size, buffers.tokenizer_index)?,
+        None => Tokenizer::from_gguf(&Gguf::parse(&MODEL.0)?, buffers.tokenizer_index)?,
+    };
     let mut state = State::new(&CONFIG, CONTEXT, buffers.state)?;
     let mut sampler = Sampler::new(STRATEGY, SEED, CONFIG.vocab_size, buffers.sampler_scratch)?;
     let mut generator = Generator {

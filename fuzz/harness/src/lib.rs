@@ -9,7 +9,8 @@
 
 use std::sync::OnceLock;
 
-use llama2_core::gguf::{Gguf, Value, ValueType, MAX_DIMS};
+use llama2_core::gguf::write::{GgufWriter, MetaArray, MetaValue, TensorSpec};
+use llama2_core::gguf::{GgmlType, Gguf, Value, ValueType, MAX_DIMS};
 use llama2_core::{
     prompt_buffer_len, AlignedBytes, Batch, Buffer, Config, Error, Format, Header, Kernels,
     LayerWeights, Matrix, Model, Piece, ProbIndex, Q8Matrix, Sampler, Serial, State, Strategy,
@@ -290,6 +291,7 @@ fn check_encode(t: &Tokenizer<'_>, text: &[u8], bos: bool, eos: bool, short: boo
             match t.decode(prev, token).unwrap() {
                 Piece::Text(bytes) => decoded.extend_from_slice(bytes),
                 Piece::Byte(b) => decoded.push(b),
+                Piece::Spelled(text) => decoded.extend(text.bytes()),
             }
             prev = token;
         }
@@ -410,6 +412,8 @@ pub fn gguf_parse(data: &[u8]) {
         }
     }
 
+    check_gguf_tokenizer(&file, data);
+
     let tensors: Vec<_> = file.tensors().collect();
     assert_eq!(tensors.len(), file.tensor_count());
     let base = data.as_ptr() as usize;
@@ -446,6 +450,47 @@ pub fn gguf_parse(data: &[u8]) {
     }
 }
 
+/// A file whose metadata holds a llama vocabulary gives a tokenizer whose every piece is
+/// found again by its text and decodes, and that encodes (the start of) the input.
+fn check_gguf_tokenizer(file: &Gguf<'_>, data: &[u8]) {
+    let tokens = file.metadata("tokenizer.ggml.tokens");
+    let vocab = tokens.and_then(|v| v.as_array()).map_or(0, |a| a.len());
+    let mut index = vec![0u32; Tokenizer::index_len(vocab).unwrap()];
+    let t = match Tokenizer::from_gguf(file, &mut index) {
+        Ok(t) => t,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    assert_eq!(t.vocab_size(), vocab);
+    assert!(t.max_piece_len() <= t.max_token_length());
+    for id in 0..vocab as u32 {
+        let text: Vec<u8> = t.piece_text(id).expect("in range").bytes().collect();
+        assert!(text.len() <= t.max_piece_len());
+        let found = t.lookup(&text, b"").expect("every text can be looked up");
+        assert!(found <= id, "the lowest id of equal texts is found");
+        assert!(t
+            .piece_text(found)
+            .unwrap()
+            .bytes()
+            .eq(text.iter().copied()));
+        t.decode(t.bos(), id).expect("in range");
+    }
+    let text = &data[..data.len().min(64)];
+    let mut out = vec![0u32; prompt_buffer_len(text.len()).unwrap()];
+    if let Ok(n) = t.encode(text, true, true, &mut out) {
+        let mut decoder = TextDecoder::new();
+        for pair in out[..n].windows(2) {
+            decoder.push(
+                t.decode(pair[0], pair[1])
+                    .expect("encoded ids are in range"),
+                |_| {},
+            );
+        }
+    }
+}
+
 /// Equal values, floats compared by their bits (a NaN read twice is the same value).
 fn same_value(a: Value<'_>, b: Value<'_>) -> bool {
     match (a, b) {
@@ -475,139 +520,82 @@ fn check_array(array: llama2_core::gguf::Array<'_>) {
     assert_eq!(array.i32s().map(|s| s.count()).unwrap_or(n), n);
 }
 
-/// Writes GGUF files for the seeds: metadata entries with encoded values, then tensors.
-#[derive(Default)]
-pub struct GgufWriter {
-    pub version: u32,
-    metadata: Vec<u8>,
-    metadata_count: u64,
-    infos: Vec<u8>,
-    tensor_count: u64,
-    data: Vec<u8>,
-    alignment: usize,
-}
-
-impl GgufWriter {
-    pub fn new(version: u32) -> GgufWriter {
-        GgufWriter {
-            version,
-            alignment: 32,
-            ..GgufWriter::default()
-        }
-    }
-
-    /// A GGUF string.
-    pub fn string(s: &[u8]) -> Vec<u8> {
-        let mut out = (s.len() as u64).to_le_bytes().to_vec();
-        out.extend_from_slice(s);
-        out
-    }
-
-    /// A metadata entry of value type `type_id` with the encoded `value`.
-    pub fn kv(&mut self, key: &str, type_id: u32, value: &[u8]) -> &mut Self {
-        self.metadata.extend(Self::string(key.as_bytes()));
-        self.metadata.extend(type_id.to_le_bytes());
-        self.metadata.extend_from_slice(value);
-        self.metadata_count += 1;
-        if key == "general.alignment" {
-            self.alignment = u32::from_le_bytes(value[..4].try_into().unwrap()) as usize;
-        }
-        self
-    }
-
-    /// A tensor of ggml type `type_id` whose `bytes` go at the next aligned offset.
-    pub fn tensor(&mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> &mut Self {
-        let offset = self.data.len().next_multiple_of(self.alignment);
-        self.data.resize(offset, 0);
-        self.data.extend_from_slice(bytes);
-        self.infos.extend(Self::string(name.as_bytes()));
-        self.infos.extend((dims.len() as u32).to_le_bytes());
-        for d in dims {
-            self.infos.extend(d.to_le_bytes());
-        }
-        self.infos.extend(type_id.to_le_bytes());
-        self.infos.extend((offset as u64).to_le_bytes());
-        self.tensor_count += 1;
-        self
-    }
-
-    pub fn bytes(&self) -> Vec<u8> {
-        let mut out = b"GGUF".to_vec();
-        out.extend(self.version.to_le_bytes());
-        out.extend(self.tensor_count.to_le_bytes());
-        out.extend(self.metadata_count.to_le_bytes());
-        out.extend_from_slice(&self.metadata);
-        out.extend_from_slice(&self.infos);
-        if !self.data.is_empty() {
-            out.resize(out.len().next_multiple_of(self.alignment), 0);
-            out.extend_from_slice(&self.data);
-        }
-        out
-    }
+/// A GGUF file written by the core's writer (the one writer of GGUF bytes): `data` holds
+/// the tensors' bytes, one after the other.
+fn gguf_file(
+    metadata: &[(&str, MetaValue<'_>)],
+    tensors: &[TensorSpec<'_>],
+    data: &[u8],
+) -> Vec<u8> {
+    let mut file = Vec::new();
+    let mut writer = GgufWriter::new(&mut file, metadata, tensors).expect("a valid seed");
+    writer.data(data).expect("the seed's data fits its tensors");
+    writer.finish().expect("every tensor has its bytes");
+    file
 }
 
 /// Small GGUF seeds: a bare header; every value type with arrays and two tensors; a
-/// tiny llama-shaped file with a vocabulary; a K-quant tensor at alignment 64 (version 2).
+/// tiny llama-shaped file with a vocabulary; K-quant tensors at alignment 64, as version 2
+/// (the writer writes version 3, the same layout).
 fn gguf_seeds() -> Vec<(String, Vec<u8>)> {
-    let s = GgufWriter::string;
-    let array = |elem: u32, count: u64, elems: &[u8]| {
-        let mut out = elem.to_le_bytes().to_vec();
-        out.extend(count.to_le_bytes());
-        out.extend_from_slice(elems);
-        out
-    };
-    let mut seeds = vec![("header".to_string(), GgufWriter::new(3).bytes())];
+    use MetaArray as A;
+    use MetaValue as M;
+    let mut seeds = vec![("header".to_string(), gguf_file(&[], &[], &[]))];
 
-    let mut w = GgufWriter::new(3);
-    w.kv("u8", 0, &[7])
-        .kv("i8", 1, &[0xfe])
-        .kv("u16", 2, &513u16.to_le_bytes())
-        .kv("i16", 3, &(-2i16).to_le_bytes())
-        .kv("u32", 4, &70000u32.to_le_bytes())
-        .kv("i32", 5, &(-70000i32).to_le_bytes())
-        .kv("f32", 6, &0.5f32.to_le_bytes())
-        .kv("bool", 7, &[1])
-        .kv("string", 8, &s("text ▁".as_bytes()))
-        .kv("u64", 10, &(1u64 << 33).to_le_bytes())
-        .kv("i64", 11, &(-1i64).to_le_bytes())
-        .kv("f64", 12, &2.5f64.to_le_bytes())
-        .kv("bools", 9, &array(7, 3, &[0, 1, 0]))
-        .kv(
-            "i32s",
-            9,
-            &array(5, 2, &[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]),
-        )
-        .kv("strings", 9, &array(8, 2, &[s(b"a"), s(b"")].concat()))
-        .tensor("f32", &[4, 2], 0, &[0x3f; 32])
-        .tensor("q8_0", &[32], 8, &[1; 34]);
-    seeds.push(("values".to_string(), w.bytes()));
+    let metadata = [
+        ("u8", M::U8(7)),
+        ("i8", M::I8(-2)),
+        ("u16", M::U16(513)),
+        ("i16", M::I16(-2)),
+        ("u32", M::U32(70000)),
+        ("i32", M::I32(-70000)),
+        ("f32", M::F32(0.5)),
+        ("bool", M::Bool(true)),
+        ("string", M::String("text ▁")),
+        ("u64", M::U64(1 << 33)),
+        ("i64", M::I64(-1)),
+        ("f64", M::F64(2.5)),
+        ("bools", M::Array(A::Bool(&[false, true, false]))),
+        ("i32s", M::Array(A::I32(&[1, -1]))),
+        ("strings", M::Array(A::String(&["a", ""]))),
+    ];
+    let tensors = [
+        TensorSpec::new("f32", GgmlType::F32, &[4, 2]),
+        TensorSpec::new("q8_0", GgmlType::Q8_0, &[32]),
+    ];
+    let data = [vec![0x3f; 32], vec![1; 34]].concat();
+    seeds.push(("values".to_string(), gguf_file(&metadata, &tensors, &data)));
 
-    let pieces: Vec<u8> = ["<unk>", "<s>", "</s>", "▁a", "b"]
-        .iter()
-        .flat_map(|p| s(p.as_bytes()))
-        .collect();
-    let scores: Vec<u8> = [0f32, 0.0, 0.0, -1.0, -2.0]
-        .iter()
-        .flat_map(|v| v.to_le_bytes())
-        .collect();
-    let mut w = GgufWriter::new(3);
-    w.kv("general.architecture", 8, &s(b"llama"))
-        .kv("llama.embedding_length", 4, &4u32.to_le_bytes())
-        .kv("llama.block_count", 4, &1u32.to_le_bytes())
-        .kv("tokenizer.ggml.model", 8, &s(b"llama"))
-        .kv("tokenizer.ggml.tokens", 9, &array(8, 5, &pieces))
-        .kv("tokenizer.ggml.scores", 9, &array(6, 5, &scores))
-        .tensor("token_embd.weight", &[4, 5], 0, &[0; 80])
-        .tensor("output_norm.weight", &[4], 0, &[0; 16])
-        .tensor("blk.0.attn_q.weight", &[4, 4], 1, &[0; 32]);
-    seeds.push(("llama".to_string(), w.bytes()));
+    let pieces = ["<unk>", "<s>", "</s>", "▁a", "b"];
+    let metadata = [
+        ("general.architecture", M::String("llama")),
+        ("llama.embedding_length", M::U32(4)),
+        ("llama.block_count", M::U32(1)),
+        ("tokenizer.ggml.model", M::String("llama")),
+        ("tokenizer.ggml.tokens", M::Array(A::String(&pieces))),
+        (
+            "tokenizer.ggml.scores",
+            M::Array(A::F32(&[0.0, 0.0, 0.0, -1.0, -2.0])),
+        ),
+    ];
+    let tensors = [
+        TensorSpec::new("token_embd.weight", GgmlType::F32, &[4, 5]),
+        TensorSpec::new("output_norm.weight", GgmlType::F32, &[4]),
+        TensorSpec::new("blk.0.attn_q.weight", GgmlType::F16, &[4, 4]),
+    ];
+    let data = vec![0; 80 + 16 + 32];
+    seeds.push(("llama".to_string(), gguf_file(&metadata, &tensors, &data)));
 
-    let mut w = GgufWriter::new(2);
-    w.kv("general.alignment", 4, &64u32.to_le_bytes())
-        .tensor("q4_k", &[256], 12, &[2; 144])
-        .tensor("bf16", &[3], 30, &[0; 6])
-        .tensor("q6_k", &[256, 1], 14, &[3; 210]);
-    seeds.push(("kquants_align64".to_string(), w.bytes()));
+    let metadata = [("general.alignment", M::U32(64))];
+    let tensors = [
+        TensorSpec::new("q4_k", GgmlType::Q4_K, &[256]),
+        TensorSpec::new("bf16", GgmlType::BF16, &[3]),
+        TensorSpec::new("q6_k", GgmlType::Q6_K, &[256, 1]),
+    ];
+    let data = [vec![2; 144], vec![0; 6], vec![3; 210]].concat();
+    let mut file = gguf_file(&metadata, &tensors, &data);
+    file[4..8].copy_from_slice(&2u32.to_le_bytes());
+    seeds.push(("kquants_align64".to_string(), file));
     seeds
 }
 
@@ -691,6 +679,16 @@ pub fn gguf_model(data: &[u8]) {
         }
     );
 
+    // The vocabulary size is the token list's length; the tokenizer built from the same
+    // metadata (if it is a valid one) agrees and encodes and decodes a short text.
+    let gguf = Gguf::parse(file.bytes()).expect("parsed as a model");
+    let tokens = gguf.metadata("tokenizer.ggml.tokens");
+    assert_eq!(
+        tokens.and_then(|v| v.as_array()).map(|a| a.len()),
+        Some(c.vocab_size)
+    );
+    check_gguf_tokenizer(&gguf, b"Once upon a time, a llama");
+
     // Two positions with the scalar kernels, on models small enough to run quickly: any
     // logits (the weights are the fuzzer's), never a panic.
     let small = c.parameter_count().is_some_and(|n| n <= 1 << 18)
@@ -753,33 +751,29 @@ fn ggml_values(ty: u32, n: usize, counter: &mut u32) -> Vec<u8> {
 /// vocab_size]`, matrices (the embedding included) of ggml type `ty`, norms in F32, the
 /// classifier `output.weight` unless `tied`, tensors in file order unless `reverse`.
 pub fn gguf_model_file(dims: [usize; 6], ty: u32, tied: bool, reverse: bool) -> Vec<u8> {
+    use MetaValue as M;
     let [dim, hidden, layers, heads, kv_heads, vocab] = dims;
     let kv_dim = dim / heads * kv_heads;
-    let s = GgufWriter::string;
-    let u32v = |v: usize| (v as u32).to_le_bytes();
-    let pieces: Vec<u8> = (0..vocab)
-        .flat_map(|i| s(format!("▁t{i}").as_bytes()))
-        .collect();
-    let mut array = 8u32.to_le_bytes().to_vec();
-    array.extend((vocab as u64).to_le_bytes());
-    array.extend(pieces);
-    let mut w = GgufWriter::new(3);
-    w.kv("general.architecture", 8, &s(b"llama"))
-        .kv("llama.embedding_length", 4, &u32v(dim))
-        .kv("llama.feed_forward_length", 4, &u32v(hidden))
-        .kv("llama.block_count", 4, &u32v(layers))
-        .kv("llama.attention.head_count", 4, &u32v(heads))
-        .kv("llama.attention.head_count_kv", 4, &u32v(kv_heads))
-        .kv("llama.context_length", 4, &u32v(4))
-        .kv(
-            "llama.attention.layer_norm_rms_epsilon",
-            6,
-            &1e-5f32.to_le_bytes(),
-        )
-        .kv("llama.rope.freq_base", 6, &10000f32.to_le_bytes())
-        .kv("llama.rope.dimension_count", 4, &u32v(dim / heads))
-        .kv("tokenizer.ggml.model", 8, &s(b"llama"))
-        .kv("tokenizer.ggml.tokens", 9, &array);
+    let u32v = |v: usize| M::U32(v as u32);
+    let pieces: Vec<String> = (0..vocab).map(|i| format!("▁t{i}")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let metadata = [
+        ("general.architecture", M::String("llama")),
+        ("llama.embedding_length", u32v(dim)),
+        ("llama.feed_forward_length", u32v(hidden)),
+        ("llama.block_count", u32v(layers)),
+        ("llama.attention.head_count", u32v(heads)),
+        ("llama.attention.head_count_kv", u32v(kv_heads)),
+        ("llama.context_length", u32v(4)),
+        ("llama.attention.layer_norm_rms_epsilon", M::F32(1e-5)),
+        ("llama.rope.freq_base", M::F32(10000.0)),
+        ("llama.rope.dimension_count", u32v(dim / heads)),
+        ("tokenizer.ggml.model", M::String("llama")),
+        (
+            "tokenizer.ggml.tokens",
+            M::Array(MetaArray::String(&pieces)),
+        ),
+    ];
     // (name, [cols, rows], type)
     let mut tensors: Vec<(String, [usize; 2], u32)> = vec![
         ("token_embd.weight".into(), [dim, vocab], ty),
@@ -806,17 +800,32 @@ pub fn gguf_model_file(dims: [usize; 6], ty: u32, tied: bool, reverse: bool) -> 
     if reverse {
         tensors.reverse();
     }
+    let ggml_type = |t: u32| match t {
+        GGML_F32 => GgmlType::F32,
+        GGML_F16 => GgmlType::F16,
+        _ => GgmlType::Q8_0,
+    };
+    let shapes: Vec<Vec<usize>> = tensors
+        .iter()
+        .map(|(_, [cols, rows], _)| {
+            if *rows == 1 {
+                vec![*cols]
+            } else {
+                vec![*cols, *rows]
+            }
+        })
+        .collect();
+    let specs: Vec<TensorSpec<'_>> = tensors
+        .iter()
+        .zip(&shapes)
+        .map(|((name, _, t), dims)| TensorSpec::new(name, ggml_type(*t), dims))
+        .collect();
     let mut counter = 7;
-    for (name, [cols, rows], t) in tensors {
-        let bytes = ggml_values(t, cols * rows, &mut counter);
-        let shape: &[u64] = if rows == 1 {
-            &[cols as u64]
-        } else {
-            &[cols as u64, rows as u64]
-        };
-        w.tensor(&name, shape, t, &bytes);
+    let mut data = Vec::new();
+    for (_, [cols, rows], t) in &tensors {
+        data.extend(ggml_values(*t, cols * rows, &mut counter));
     }
-    w.bytes()
+    gguf_file(&metadata, &specs, &data)
 }
 
 // ---------------------------------------------------------------------------------------

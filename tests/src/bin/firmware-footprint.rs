@@ -6,20 +6,23 @@
 //! cargo run -p llama2-tests --bin firmware-footprint -- stories260K_q80.bin:128
 //! ```
 //!
-//! Each argument is `MODEL:CONTEXT`, a model file of the fixtures (with `tok512.bin`) and
-//! the KV-cache positions the firmware is built for. Needs what the firmware test needs:
+//! Each argument is `MODEL:CONTEXT`, a model file of the fixtures (a llama2.c file with
+//! `tok512.bin`, a GGUF file with the tokenizer inside it) and the KV-cache positions the
+//! firmware is built for. Needs what the firmware test needs:
 //! the `thumbv7em-none-eabihf` target and `qemu-system-arm` (`scripts/test.sh` installs both).
 
 use llama2_tests::firmware::{build_firmware, run_in_qemu, Footprint};
 use llama2_tests::model_file;
 
 /// The rows of the table in firmware/README.md.
-const README_ROWS: [&str; 5] = [
+const README_ROWS: [&str; 7] = [
     "stories260K.bin:64",
     "stories260K.bin:128",
     "stories260K.bin:200",
     "stories260K.bin:256",
     "stories260K_q80.bin:200",
+    "stories260K.gguf:128",
+    "stories260K.gguf:200",
 ];
 const TOKENIZER: &str = "tok512.bin";
 
@@ -43,7 +46,9 @@ fn main() {
             eprintln!("firmware-footprint: {row}: the context is not a number");
             std::process::exit(2);
         };
-        let elf = build_firmware(&model_file(model), &model_file(TOKENIZER), context);
+        // A GGUF model brings its own tokenizer.
+        let tokenizer = (!model.ends_with(".gguf")).then(|| model_file(TOKENIZER));
+        let elf = build_firmware(&model_file(model), tokenizer.as_deref(), context);
         let footprint = Footprint::of(&elf);
         let run = run_in_qemu(&elf);
         run.assert_success();
