@@ -12,7 +12,7 @@
 #                                          coverage to fuzz/corpus/<target> (kept in git)
 #   scripts/fuzz.sh --cmin [TARGET...]     minimize fuzz/corpus/<target> in place
 #
-# Targets: model_parse tokenizer_parse encode forward_sample gguf_parse. A crash, hang (an input running
+# Targets: model_parse tokenizer_parse encode forward_sample gguf_parse gguf_model. A crash, hang (an input running
 # longer than FUZZ_TIMEOUT, default 60 s: niced runs on a busy machine stall for seconds)
 # or sanitizer report stops that target, saves the input under fuzz/artifacts/<target>/
 # and makes the script exit 1 after the other targets ran. Fix the bug and keep the
@@ -23,7 +23,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 repo_root=$(pwd)
-readonly ALL_TARGETS=(model_parse tokenizer_parse encode forward_sample gguf_parse)
+readonly ALL_TARGETS=(model_parse tokenizer_parse encode forward_sample gguf_parse gguf_model)
 readonly TOOLCHAIN="${FUZZ_TOOLCHAIN:-nightly}"
 
 mode=run

@@ -9,8 +9,8 @@
 #                           20 minutes each on a busy 2-core machine)
 #   scripts/miri.sh ci      the tests of the modules that handle untrusted input and the
 #                           kernels (checkpoint, config, tokenizer, sampler, text, weights,
-#                           kernels, gguf) with the scalar kernels, then the kernel tests with
-#                           AVX2+FMA: about 2 minutes
+#                           kernels, gguf, gguf_llama) with the scalar kernels, then the
+#                           kernel tests with AVX2+FMA: about 2 minutes
 #   scripts/miri.sh scalar|avx2 [FILTER...]   one pass, optionally filtered
 #
 # libm computes sqrtf with inline assembly on x86, which Miri cannot run; its portable
@@ -20,7 +20,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly TOOLCHAIN="${MIRI_TOOLCHAIN:-nightly}"
-readonly INPUT_MODULES=(checkpoint:: config:: tokenizer:: sampler:: text:: weights:: kernels:: gguf::)
+readonly INPUT_MODULES=(checkpoint:: config:: tokenizer:: sampler:: text:: weights:: kernels:: gguf:: gguf_llama::)
 mode="${1:-all}"
 case "$mode" in
 all | ci | scalar | avx2) shift || true ;;

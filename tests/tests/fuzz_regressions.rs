@@ -5,17 +5,19 @@
 
 use std::path::Path;
 
+use llama2_core::gguf::GgmlType;
 use llama2_tests::workspace_root;
 
 /// A target's name (its directory under `fuzz/corpus`) and body.
 type Target = (&'static str, fn(&[u8]));
 
-const TARGETS: [Target; 5] = [
+const TARGETS: [Target; 6] = [
     ("model_parse", llama2_fuzz_harness::model_parse),
     ("tokenizer_parse", llama2_fuzz_harness::tokenizer_parse),
     ("encode", llama2_fuzz_harness::encode),
     ("forward_sample", llama2_fuzz_harness::forward_sample),
     ("gguf_parse", llama2_fuzz_harness::gguf_parse),
+    ("gguf_model", llama2_fuzz_harness::gguf_model),
 ];
 
 /// The files of `dir`, sorted; none if it does not exist.
@@ -74,4 +76,43 @@ fn forward_sample_corpus() {
 #[test]
 fn gguf_parse_corpus() {
     replay(TARGETS[4].0, TARGETS[4].1);
+}
+
+#[test]
+fn gguf_model_corpus() {
+    replay(TARGETS[5].0, TARGETS[5].1);
+}
+
+/// The `gguf_model` seeds are models that parse and run (else the target would start from
+/// nothing but errors): each parses with a table of `layer_table_len` entries.
+#[test]
+fn gguf_model_seeds_are_valid_models() {
+    let seeds: Vec<_> = llama2_fuzz_harness::seeds()
+        .into_iter()
+        .filter(|(target, _, _)| *target == "gguf_model")
+        .collect();
+    assert_eq!(seeds.len(), 6, "F32, F16 and Q8_0, tied and untied");
+    for (_, name, bytes) in seeds {
+        let file = llama2_core::AlignedBytes::new(&bytes);
+        let layers = llama2_core::Model::layer_table_len(file.bytes()).unwrap();
+        let mut table = vec![llama2_core::LayerWeights::EMPTY; layers];
+        let model = llama2_core::Model::parse(file.bytes(), &mut table)
+            .unwrap_or_else(|e| panic!("seed {name}: {e}"));
+        assert_eq!(
+            model.config.shared_classifier,
+            name.ends_with("_tied"),
+            "{name}"
+        );
+        let wq = model.weights.layer(&model.config, 0).wq;
+        let ty = match wq {
+            llama2_core::Matrix::F32 { .. } => "f32",
+            llama2_core::Matrix::Ggml(m) if m.ty == GgmlType::F16 => "f16",
+            llama2_core::Matrix::Ggml(m) if m.ty == GgmlType::Q8_0 => "q8_0",
+            other => panic!("seed {name}: {other:?}"),
+        };
+        assert!(
+            name.starts_with(&format!("{ty}_")),
+            "seed {name} holds {ty}"
+        );
+    }
 }

@@ -2,16 +2,20 @@
 //! each with the exact `llama2_core::Error` it must produce (docs/SECURITY.md).
 //!
 //! The malformed files are the fixtures mutated in memory: `stories260K.bin` (v0),
-//! `stories260K_v1.bin`, `stories260K_q80.bin` (v2, group size 4) and `tok512.bin`.
+//! `stories260K_v1.bin`, `stories260K_q80.bin` (v2, group size 4), `tok512.bin` and
+//! `gguf/stories260K.gguf`.
 //! Each table row is a name, the input and the expected error; every row runs and the test
 //! lists all rows that failed.
 
-use llama2_core::gguf::{Gguf, GgufName, Value, ValueType};
+use llama2_core::gguf::{GgmlType, Gguf, GgufName, Value, ValueType};
 use llama2_core::{
-    prompt_buffer_len, Batch, Buffer, Error, Generator, Model, ProbIndex, Sampler, Serial, State,
-    Strategy, Tokenizer, MAGIC,
+    prompt_buffer_len, Batch, Buffer, Error, Generator, LayerWeights, Model, ProbIndex, Sampler,
+    Serial, State, Strategy, Tokenizer, MAGIC,
 };
-use llama2_tests::{assert_all_pass, read_fixture, read_jsonl, AlignedBytes, GenerateCase};
+use llama2_tests::{
+    assert_all_pass, model_file, read_fixture, read_jsonl, run_llama2, AlignedBytes, GenerateCase,
+    TempDir,
+};
 
 /// stories260K: dim, hidden_dim, n_layers, n_heads, n_kv_heads, vocab_size, seq_len.
 const RAW: [i32; 7] = [64, 172, 5, 8, 4, 512, 512];
@@ -499,6 +503,366 @@ fn malformed_model_files() {
         ),
     ];
     check_table("model file", rows);
+}
+
+// ---------------------------------------------------------------------------------------
+// GGUF models: stories260K.gguf (written by llama.cpp's tools, every tensor F32) edited in
+// place, each row breaking what the llama loader checks (the container's own checks are
+// core/src/gguf/tests.rs's).
+// ---------------------------------------------------------------------------------------
+
+fn gguf() -> Vec<u8> {
+    read_fixture("gguf/stories260K.gguf")
+}
+
+/// The offset of the first occurrence of the GGUF string `text` (u64 length, then bytes).
+fn gguf_string_at(bytes: &[u8], text: &str) -> usize {
+    let mut needle = (text.len() as u64).to_le_bytes().to_vec();
+    needle.extend_from_slice(text.as_bytes());
+    bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap_or_else(|| panic!("{text:?} is in the file"))
+}
+
+/// `bytes` with the GGUF string `from` (a key, a string value or a tensor name) spelled `to`.
+/// A different length shifts what follows: pair it with another change of the opposite
+/// length so the data section stays where the tensor offsets expect it.
+fn gguf_respell(mut bytes: Vec<u8>, from: &str, to: &str) -> Vec<u8> {
+    let at = gguf_string_at(&bytes, from);
+    let mut replacement = (to.len() as u64).to_le_bytes().to_vec();
+    replacement.extend_from_slice(to.as_bytes());
+    bytes.splice(at..at + 8 + from.len(), replacement);
+    bytes
+}
+
+/// `bytes` with the value of metadata `key` replaced by `value` (its type id first, then the
+/// value: the same size as the old one).
+fn gguf_set(mut bytes: Vec<u8>, key: &str, type_id: u32, value: &[u8]) -> Vec<u8> {
+    let at = gguf_string_at(&bytes, key) + 8 + key.len();
+    bytes[at..at + 4].copy_from_slice(&type_id.to_le_bytes());
+    bytes[at + 4..at + 4 + value.len()].copy_from_slice(value);
+    bytes
+}
+
+fn gguf_set_u32(bytes: Vec<u8>, key: &str, value: u32) -> Vec<u8> {
+    gguf_set(bytes, key, 4, &value.to_le_bytes())
+}
+
+/// `bytes` with the ggml type id of tensor `name` set to `type_id`.
+fn gguf_tensor_type(mut bytes: Vec<u8>, name: &str, type_id: u32) -> Vec<u8> {
+    let at = gguf_string_at(&bytes, name) + 8 + name.len();
+    let n_dims = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+    let ty = at + 4 + 8 * n_dims;
+    bytes[ty..ty + 4].copy_from_slice(&type_id.to_le_bytes());
+    bytes
+}
+
+/// Parses GGUF model bytes from 4-byte aligned storage with a layer table of
+/// `Model::layer_table_len` entries, less `short`.
+fn parse_gguf_short(bytes: &[u8], short: usize) -> Result<(), Error> {
+    let aligned = AlignedBytes::new(bytes);
+    let layers = Model::layer_table_len(aligned.bytes())?;
+    let mut table = vec![LayerWeights::EMPTY; layers - short];
+    Model::parse(aligned.bytes(), &mut table).map(|_| ())
+}
+
+fn parse_gguf(bytes: &[u8]) -> Result<(), Error> {
+    parse_gguf_short(bytes, 0)
+}
+
+#[test]
+fn the_gguf_fixtures_parse() {
+    for (name, shared) in [("stories260K.gguf", false), ("stories260K-tied.gguf", true)] {
+        let bytes = AlignedBytes::new(&read_fixture(&format!("gguf/{name}")));
+        assert_eq!(Model::layer_table_len(bytes.bytes()), Ok(5), "{name}");
+        let mut table = [LayerWeights::EMPTY; 5];
+        let model = Model::parse(bytes.bytes(), &mut table).unwrap();
+        assert_eq!(model.config.shared_classifier, shared, "{name}");
+        assert_eq!(model.config.vocab_size, VOCAB);
+    }
+}
+
+#[test]
+fn malformed_gguf_models() {
+    // general.name ("llama") takes up the length a respelled key or tensor name loses.
+    let name_plus = |mut bytes: Vec<u8>, extra: usize| {
+        // The value after the key and its type id: u64 length 5, "llama".
+        let at = gguf_string_at(&bytes, "general.name") + 8 + "general.name".len() + 4;
+        assert_eq!(&bytes[at..at + 13], b"\x05\0\0\0\0\0\0\0llama");
+        let longer = format!("llama{}", "_".repeat(extra));
+        let mut value = (longer.len() as u64).to_le_bytes().to_vec();
+        value.extend_from_slice(longer.as_bytes());
+        bytes.splice(at..at + 13, value);
+        bytes
+    };
+    let eps = "llama.attention.layer_norm_rms_epsilon";
+    let rows: Vec<(&str, Result<(), Error>, Error)> = vec![
+        // --- architecture and keys
+        (
+            "another architecture",
+            parse_gguf(&gguf_set(
+                gguf(),
+                "general.architecture",
+                8,
+                &[5, 0, 0, 0, 0, 0, 0, 0, b'm', b'a', b'm', b'b', b'a'],
+            )),
+            Error::GgufArchitecture {
+                found: GgufName::new("mamba"),
+            },
+        ),
+        (
+            "no llama.context_length (respelled)",
+            parse_gguf(&gguf_respell(
+                gguf(),
+                "llama.context_length",
+                "llama.context_lengtX",
+            )),
+            Error::GgufMissingKey {
+                key: "llama.context_length",
+            },
+        ),
+        (
+            "no RMSNorm epsilon (respelled)",
+            parse_gguf(&gguf_respell(
+                gguf(),
+                eps,
+                "llama.attention.layer_norm_rms_epsiloX",
+            )),
+            Error::GgufMissingKey { key: eps },
+        ),
+        (
+            "no token list (respelled)",
+            parse_gguf(&gguf_respell(
+                gguf(),
+                "tokenizer.ggml.tokens",
+                "tokenizer.ggml.tokenX",
+            )),
+            Error::GgufMissingKey {
+                key: "tokenizer.ggml.tokens",
+            },
+        ),
+        (
+            "head_count 0",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.attention.head_count", 0)),
+            Error::GgufKeyOutOfRange {
+                key: "llama.attention.head_count",
+                value: 0,
+            },
+        ),
+        (
+            "block_count 0",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.block_count", 0)),
+            Error::GgufKeyOutOfRange {
+                key: "llama.block_count",
+                value: 0,
+            },
+        ),
+        (
+            "head_count as an f32",
+            parse_gguf(&gguf_set(
+                gguf(),
+                "llama.attention.head_count",
+                6,
+                &8f32.to_le_bytes(),
+            )),
+            Error::GgufWrongType {
+                key: "llama.attention.head_count",
+                expected: ValueType::U32,
+                found: ValueType::F32,
+            },
+        ),
+        (
+            "head_count_kv 3 does not divide head_count 8",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.attention.head_count_kv", 3)),
+            Error::KvHeadsDoNotDivideHeads {
+                n_heads: 8,
+                n_kv_heads: 3,
+            },
+        ),
+        (
+            "negative RMSNorm epsilon",
+            parse_gguf(&gguf_set(gguf(), eps, 6, &(-1e-5f32).to_le_bytes())),
+            Error::GgufFloatOutOfRange {
+                key: eps,
+                value: -1e-5,
+            },
+        ),
+        (
+            "NaN RMSNorm epsilon",
+            parse_gguf(&gguf_set(gguf(), eps, 6, &f32::NAN.to_le_bytes())),
+            Error::GgufFloatOutOfRange {
+                key: eps,
+                value: f32::NAN,
+            },
+        ),
+        (
+            "partial rotary (rope.dimension_count 4, head size 8)",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.rope.dimension_count", 4)),
+            Error::GgufPartialRotary {
+                rope_dims: 4,
+                head_size: 8,
+            },
+        ),
+        (
+            "experts (padding_token_id respelled llama.expert_count, value 2^32 - 1)",
+            parse_gguf(&name_plus(
+                gguf_respell(
+                    gguf(),
+                    "tokenizer.ggml.padding_token_id",
+                    "llama.expert_count",
+                ),
+                13,
+            )),
+            Error::GgufUnsupportedFeature {
+                key: "llama.expert_count",
+            },
+        ),
+        (
+            "RoPE scaling (padding_token_id respelled llama.rope.scaling.type)",
+            parse_gguf(&name_plus(
+                gguf_respell(
+                    gguf(),
+                    "tokenizer.ggml.padding_token_id",
+                    "llama.rope.scaling.type",
+                ),
+                8,
+            )),
+            Error::GgufUnsupportedFeature {
+                key: "llama.rope.scaling.type",
+            },
+        ),
+        // --- tensors
+        (
+            "a bias (output.weight respelled output.bias)",
+            parse_gguf(&name_plus(
+                gguf_respell(gguf(), "output.weight", "output.bias"),
+                2,
+            )),
+            Error::GgufUnknownTensor {
+                tensor: GgufName::new("output.bias"),
+            },
+        ),
+        (
+            "a layer past block_count 4",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.block_count", 4)),
+            Error::GgufUnknownTensor {
+                tensor: GgufName::new("blk.4.attn_q.weight"),
+            },
+        ),
+        (
+            "block_count 6: layer 5 is missing",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.block_count", 6)),
+            Error::GgufMissingTensor {
+                tensor: GgufName::new("blk.5.attn_norm.weight"),
+            },
+        ),
+        (
+            "output_norm respelled blk.0.output_norm (no such layer tensor)",
+            parse_gguf(&name_plus(
+                gguf_respell(gguf(), "output_norm.weight", "blk.0.output_norm"),
+                1,
+            )),
+            Error::GgufUnknownTensor {
+                tensor: GgufName::new("blk.0.output_norm"),
+            },
+        ),
+        (
+            "head_count_kv 8: attn_k is too small",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.attention.head_count_kv", 8)),
+            Error::GgufShapeMismatch {
+                tensor: GgufName::new("blk.0.attn_k.weight"),
+                expected: [64, 64],
+                found: [64, 32, 1, 1],
+            },
+        ),
+        (
+            "feed_forward_length 171",
+            parse_gguf(&gguf_set_u32(gguf(), "llama.feed_forward_length", 171)),
+            Error::GgufShapeMismatch {
+                tensor: GgufName::new("blk.0.ffn_gate.weight"),
+                expected: [64, 171],
+                found: [64, 172, 1, 1],
+            },
+        ),
+        (
+            "embedding_length 32",
+            parse_gguf(&gguf_set_u32(
+                gguf_set_u32(gguf(), "llama.embedding_length", 32),
+                "llama.rope.dimension_count",
+                4,
+            )),
+            // Layer tensors are checked as they come, the model-wide ones after the walk.
+            Error::GgufShapeMismatch {
+                tensor: GgufName::new("blk.0.attn_q.weight"),
+                expected: [32, 32],
+                found: [64, 64, 1, 1],
+            },
+        ),
+        (
+            "an F16 norm",
+            parse_gguf(&gguf_tensor_type(gguf(), "blk.2.ffn_norm.weight", 1)),
+            Error::GgufWeightType {
+                tensor: GgufName::new("blk.2.ffn_norm.weight"),
+                ggml_type: GgmlType::F16,
+            },
+        ),
+        (
+            "an I32 matrix",
+            parse_gguf(&gguf_tensor_type(gguf(), "blk.3.attn_v.weight", 26)),
+            Error::GgufWeightType {
+                tensor: GgufName::new("blk.3.attn_v.weight"),
+                ggml_type: GgmlType::I32,
+            },
+        ),
+        // --- the caller's buffers
+        (
+            "layer table one entry short",
+            parse_gguf_short(&gguf(), 1),
+            Error::BufferTooSmall {
+                buffer: Buffer::LayerTable,
+                needed: 5,
+                actual: 4,
+            },
+        ),
+        (
+            "GGUF bytes not 4-byte aligned",
+            {
+                let bytes = gguf();
+                let storage = AlignedBytes::new(&[&[0u8][..], &bytes].concat());
+                Model::parse(&storage.bytes()[1..], &mut [LayerWeights::EMPTY; 5]).map(|_| ())
+            },
+            Error::Misaligned,
+        ),
+    ];
+    check_table("GGUF model", rows);
+}
+
+/// The CLI names the GGUF file and says what is wrong with it, in one line.
+#[test]
+fn a_malformed_gguf_model_fails_the_cli_in_one_line() {
+    let dir = TempDir::new("bad-gguf");
+    let bytes = gguf_set_u32(gguf(), "llama.rope.dimension_count", 4);
+    let path = dir.write("bad.gguf", &bytes);
+    let tokenizer = model_file("tok512.bin");
+    let output = run_llama2(&[
+        path.as_os_str(),
+        "-z".as_ref(),
+        tokenizer.as_os_str(),
+        "-n".as_ref(),
+        "3".as_ref(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    let expected = format!(
+        "llama2: error: {}: {}\n",
+        path.display(),
+        Error::GgufPartialRotary {
+            rope_dims: 4,
+            head_size: 8
+        }
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stderr), expected);
 }
 
 /// Int8 values in stories260K's v2 file: embedding + per layer wq, wk, wv, wo, w1, w2, w3.

@@ -1,5 +1,5 @@
 //! Unit tests on GGUF files built byte by byte by [`Builder`], independently of the parser
-//! (the builder and its encoders are shared with the tokenizer's tests).
+//! (the builder and its encoders are shared with the tokenizer's and the model loader's tests).
 
 use std::string::ToString;
 use std::vec::Vec;
@@ -9,7 +9,7 @@ use super::*;
 // GGUF value type ids, as the specification numbers them.
 const U8: u32 = 0;
 const I8: u32 = 1;
-const U16: u32 = 2;
+pub(crate) const U16: u32 = 2;
 const I16: u32 = 3;
 pub(crate) const U32: u32 = 4;
 pub(crate) const I32: u32 = 5;
@@ -17,13 +17,13 @@ pub(crate) const F32: u32 = 6;
 pub(crate) const BOOL: u32 = 7;
 pub(crate) const STRING: u32 = 8;
 pub(crate) const ARRAY: u32 = 9;
-const U64: u32 = 10;
+pub(crate) const U64: u32 = 10;
 const I64: u32 = 11;
-const F64: u32 = 12;
+pub(crate) const F64: u32 = 12;
 
 // ggml type ids used below.
-const T_F32: u32 = 0;
-const T_Q8_0: u32 = 8;
+pub(crate) const T_F32: u32 = 0;
+pub(crate) const T_Q8_0: u32 = 8;
 const T_Q4_K: u32 = 12;
 const T_IQ2_XXS: u32 = 16;
 
@@ -79,7 +79,7 @@ impl Builder {
     }
 
     /// `general.alignment` as a u32, also used for the padding.
-    fn alignment(mut self, alignment: u32) -> Builder {
+    pub(crate) fn alignment(mut self, alignment: u32) -> Builder {
         self.alignment = alignment as usize;
         self.kv(b"general.alignment", U32, &alignment.to_le_bytes())
     }
@@ -98,7 +98,13 @@ impl Builder {
     }
 
     /// A tensor whose `bytes` go at the next aligned offset of the data section.
-    fn tensor(mut self, name: &str, dims: &[u64], type_id: u32, bytes: &[u8]) -> Builder {
+    pub(crate) fn tensor(
+        mut self,
+        name: &str,
+        dims: &[u64],
+        type_id: u32,
+        bytes: &[u8],
+    ) -> Builder {
         let offset = self.data.len().next_multiple_of(self.alignment);
         self.data.resize(offset, 0);
         self.data.extend_from_slice(bytes);

@@ -13,6 +13,7 @@ fn main() {
         "encode" => llama2_fuzz_harness::encode,
         "forward_sample" => llama2_fuzz_harness::forward_sample,
         "gguf_parse" => llama2_fuzz_harness::gguf_parse,
+        "gguf_model" => llama2_fuzz_harness::gguf_model,
         other => panic!("unknown target {other}"),
     };
     for path in args {

@@ -12,8 +12,9 @@ use std::sync::OnceLock;
 use llama2_core::gguf::write::{GgufWriter, MetaArray, MetaValue, TensorSpec};
 use llama2_core::gguf::{GgmlType, Gguf, Value, ValueType, MAX_DIMS};
 use llama2_core::{
-    prompt_buffer_len, AlignedBytes, Batch, Config, Error, Format, Header, Kernels, Matrix, Model,
-    Piece, ProbIndex, Q8Matrix, Sampler, Serial, State, Strategy, TextDecoder, Tokenizer,
+    prompt_buffer_len, AlignedBytes, Batch, Buffer, Config, Error, Format, Header, Kernels,
+    LayerWeights, Matrix, Model, Piece, ProbIndex, Q8Matrix, Sampler, Serial, State, Strategy,
+    TextDecoder, Tokenizer,
 };
 
 // ---------------------------------------------------------------------------------------
@@ -79,6 +80,11 @@ fn check_views(model: &Model<'_>) {
             assert!(group > 0 && cols % group == 0);
             assert_eq!(values.len(), rows * cols);
             assert_eq!(scales.len(), 4 * rows * (cols / group));
+        }
+        if let Matrix::Ggml(g) = m {
+            let block = g.ty.block().expect("weight types have a block size");
+            assert!(block.elements > 0 && cols.is_multiple_of(block.elements));
+            assert_eq!(g.data.len(), rows * (cols / block.elements) * block.bytes);
         }
     };
     check(w.token_embedding, c.vocab_size, c.dim);
@@ -594,6 +600,235 @@ fn gguf_seeds() -> Vec<(String, Vec<u8>)> {
 }
 
 // ---------------------------------------------------------------------------------------
+// gguf_model
+// ---------------------------------------------------------------------------------------
+
+/// The most layers the `gguf_model` target gives a table for: a file asking for more must
+/// be refused with a table of this size.
+pub const MAX_GGUF_LAYERS: usize = 64;
+
+/// Parses arbitrary bytes as a GGUF model, its layer table sized by
+/// [`Model::layer_table_len`]. A model that parses must need exactly that table (one entry
+/// less is refused), have views of exactly the shapes its config gives, and run two
+/// positions with the scalar kernels; the same bytes one byte off their alignment are
+/// refused.
+pub fn gguf_model(data: &[u8]) {
+    if !data.starts_with(b"GGUF") {
+        assert_eq!(
+            Model::layer_table_len(data),
+            Ok(0),
+            "llama2.c bytes need no table"
+        );
+        return;
+    }
+    let file = AlignedBytes::new(data);
+    let mut shifted = vec![0u32; data.len().div_ceil(4) + 1];
+    let shifted_bytes = &mut bytemuck::cast_slice_mut::<u32, u8>(&mut shifted)[1..];
+    shifted_bytes[..data.len()].copy_from_slice(data);
+    assert_eq!(
+        Model::parse(&shifted_bytes[..data.len()], &mut []).unwrap_err(),
+        Error::Misaligned
+    );
+
+    let layers = match Model::layer_table_len(file.bytes()) {
+        Ok(n) => n,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            // Whatever stops the count stops the parse.
+            let mut table = [LayerWeights::EMPTY; 2];
+            assert!(Model::parse(file.bytes(), &mut table).is_err());
+            return;
+        }
+    };
+    assert!(layers > 0, "a GGUF model has layers");
+    let mut table = vec![LayerWeights::EMPTY; layers.min(MAX_GGUF_LAYERS)];
+    let result = Model::parse(file.bytes(), &mut table);
+    if layers > MAX_GGUF_LAYERS {
+        assert!(
+            result.is_err(),
+            "{layers} layers in a table of {MAX_GGUF_LAYERS}"
+        );
+        return;
+    }
+    let model = match result {
+        Ok(model) => model,
+        Err(e) => {
+            assert!(!e.to_string().is_empty());
+            return;
+        }
+    };
+    let c = model.config;
+    assert_eq!(c.n_layers, layers);
+    assert!(matches!(model.format, Format::Gguf { version: 2 | 3 }));
+    assert!(
+        model.weights.stacks().is_none(),
+        "GGUF layers are in the table"
+    );
+    check_views(&model);
+    assert!(model.numerics.rms_eps.is_finite() && model.numerics.rms_eps >= 0.0);
+    assert!(model.numerics.rope_base.is_finite() && model.numerics.rope_base >= 0.0);
+
+    // One entry short: refused as a too-small table, whatever else the file holds.
+    let mut short = vec![LayerWeights::EMPTY; layers - 1];
+    assert_eq!(
+        Model::parse(file.bytes(), &mut short).unwrap_err(),
+        Error::BufferTooSmall {
+            buffer: Buffer::LayerTable,
+            needed: layers,
+            actual: layers - 1
+        }
+    );
+
+    // The vocabulary size is the token list's length; the tokenizer built from the same
+    // metadata (if it is a valid one) agrees and encodes and decodes a short text.
+    let gguf = Gguf::parse(file.bytes()).expect("parsed as a model");
+    let tokens = gguf.metadata("tokenizer.ggml.tokens");
+    assert_eq!(
+        tokens.and_then(|v| v.as_array()).map(|a| a.len()),
+        Some(c.vocab_size)
+    );
+    check_gguf_tokenizer(&gguf, b"Once upon a time, a llama");
+
+    // Two positions with the scalar kernels, on models small enough to run quickly: any
+    // logits (the weights are the fuzzer's), never a panic.
+    let small = c.parameter_count().is_some_and(|n| n <= 1 << 18)
+        && c.vocab_size <= 1 << 12
+        && c.dim <= 1024
+        && c.hidden_dim <= 1024;
+    if !small {
+        return;
+    }
+    let context = c.seq_len.min(2);
+    let len = State::len_for(&c, context).expect("small shapes fit");
+    let mut buffer = vec![f32::NAN; len];
+    let mut state = State::new(&c, context, &mut buffer).expect("sized by len_for");
+    state.set_kernels(Kernels::scalar());
+    let tokens = [(c.vocab_size - 1) as u32, 0];
+    for (pos, &token) in tokens.iter().enumerate().take(context) {
+        let logits = model
+            .forward(&mut state, token, pos, &Serial)
+            .expect("valid token and position");
+        assert_eq!(logits.len(), c.vocab_size);
+    }
+}
+
+/// ggml type ids of the seeds' tensors.
+const GGML_F32: u32 = 0;
+const GGML_F16: u32 = 1;
+const GGML_Q8_0: u32 = 8;
+
+/// The bytes of `n` values of ggml type `ty` (F32, F16 or Q8_0), from a counter: small
+/// values of both signs.
+fn ggml_values(ty: u32, n: usize, counter: &mut u32) -> Vec<u8> {
+    let mut next = || {
+        *counter = counter.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        *counter >> 8
+    };
+    // An f16 of magnitude 2^-6 to 2^-2: sign, exponent 9..=13, any mantissa.
+    let mut half = || {
+        let r = next();
+        (((r & 1) << 15) | ((9 + (r >> 1) % 5) << 10) | (r >> 4 & 0x3ff)) as u16
+    };
+    match ty {
+        GGML_F32 => (0..n)
+            .flat_map(|_| (f32::from(half() as i16 >> 6) / 4096.0).to_le_bytes())
+            .collect(),
+        GGML_F16 => (0..n).flat_map(|_| half().to_le_bytes()).collect(),
+        GGML_Q8_0 => {
+            assert_eq!(n % 32, 0);
+            let mut out = Vec::new();
+            for _ in 0..n / 32 {
+                out.extend(half().to_le_bytes());
+                out.extend((0..32).map(|_| half() as u8));
+            }
+            out
+        }
+        _ => unreachable!("seed types are F32, F16 and Q8_0"),
+    }
+}
+
+/// A tiny llama GGUF model: `dims = [dim, hidden_dim, n_layers, n_heads, n_kv_heads,
+/// vocab_size]`, matrices (the embedding included) of ggml type `ty`, norms in F32, the
+/// classifier `output.weight` unless `tied`, tensors in file order unless `reverse`.
+pub fn gguf_model_file(dims: [usize; 6], ty: u32, tied: bool, reverse: bool) -> Vec<u8> {
+    use MetaValue as M;
+    let [dim, hidden, layers, heads, kv_heads, vocab] = dims;
+    let kv_dim = dim / heads * kv_heads;
+    let u32v = |v: usize| M::U32(v as u32);
+    let pieces: Vec<String> = (0..vocab).map(|i| format!("▁t{i}")).collect();
+    let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();
+    let metadata = [
+        ("general.architecture", M::String("llama")),
+        ("llama.embedding_length", u32v(dim)),
+        ("llama.feed_forward_length", u32v(hidden)),
+        ("llama.block_count", u32v(layers)),
+        ("llama.attention.head_count", u32v(heads)),
+        ("llama.attention.head_count_kv", u32v(kv_heads)),
+        ("llama.context_length", u32v(4)),
+        ("llama.attention.layer_norm_rms_epsilon", M::F32(1e-5)),
+        ("llama.rope.freq_base", M::F32(10000.0)),
+        ("llama.rope.dimension_count", u32v(dim / heads)),
+        ("tokenizer.ggml.model", M::String("llama")),
+        (
+            "tokenizer.ggml.tokens",
+            M::Array(MetaArray::String(&pieces)),
+        ),
+    ];
+    // (name, [cols, rows], type)
+    let mut tensors: Vec<(String, [usize; 2], u32)> = vec![
+        ("token_embd.weight".into(), [dim, vocab], ty),
+        ("output_norm.weight".into(), [dim, 1], GGML_F32),
+    ];
+    if !tied {
+        tensors.push(("output.weight".into(), [dim, vocab], ty));
+    }
+    for l in 0..layers {
+        for (name, shape, t) in [
+            ("attn_norm", [dim, 1], GGML_F32),
+            ("attn_q", [dim, dim], ty),
+            ("attn_k", [dim, kv_dim], ty),
+            ("attn_v", [dim, kv_dim], ty),
+            ("attn_output", [dim, dim], ty),
+            ("ffn_norm", [dim, 1], GGML_F32),
+            ("ffn_gate", [dim, hidden], ty),
+            ("ffn_up", [dim, hidden], ty),
+            ("ffn_down", [hidden, dim], ty),
+        ] {
+            tensors.push((format!("blk.{l}.{name}.weight"), shape, t));
+        }
+    }
+    if reverse {
+        tensors.reverse();
+    }
+    let ggml_type = |t: u32| match t {
+        GGML_F32 => GgmlType::F32,
+        GGML_F16 => GgmlType::F16,
+        _ => GgmlType::Q8_0,
+    };
+    let shapes: Vec<Vec<usize>> = tensors
+        .iter()
+        .map(|(_, [cols, rows], _)| {
+            if *rows == 1 {
+                vec![*cols]
+            } else {
+                vec![*cols, *rows]
+            }
+        })
+        .collect();
+    let specs: Vec<TensorSpec<'_>> = tensors
+        .iter()
+        .zip(&shapes)
+        .map(|((name, _, t), dims)| TensorSpec::new(name, ggml_type(*t), dims))
+        .collect();
+    let mut counter = 7;
+    let mut data = Vec::new();
+    for (_, [cols, rows], t) in &tensors {
+        data.extend(ggml_values(*t, cols * rows, &mut counter));
+    }
+    gguf_file(&metadata, &specs, &data)
+}
+
+// ---------------------------------------------------------------------------------------
 // forward_sample
 // ---------------------------------------------------------------------------------------
 
@@ -913,6 +1148,17 @@ pub fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
     }
     for (name, bytes) in gguf_seeds() {
         seeds.push(("gguf_parse", name, bytes));
+    }
+    for (name, dims, ty) in [
+        ("f32", [8, 16, 2, 2, 1, 6], GGML_F32),
+        ("f16", [8, 16, 2, 2, 2, 6], GGML_F16),
+        ("q8_0", [32, 32, 1, 4, 2, 4], GGML_Q8_0),
+    ] {
+        for (tied, reverse) in [(true, false), (false, true)] {
+            let file = gguf_model_file(dims, ty, tied, reverse);
+            let name = format!("{name}_{}", if tied { "tied" } else { "untied" });
+            seeds.push(("gguf_model", name, file));
+        }
     }
     seeds
 }
