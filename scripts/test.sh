@@ -59,10 +59,14 @@ fi
 
 # gguf-py, in a virtual environment of its own (no system Python packages are touched).
 readonly GGUF_VENV=target/gguf-py
-if ! "$GGUF_VENV/bin/python" -c 'import gguf' >/dev/null 2>&1; then
-    echo "test.sh: installing gguf-py (pip install gguf) into $GGUF_VENV"
+# Pinned, so that a new release cannot change what the check means without a commit here.
+readonly GGUF_PY_VERSION=0.19.0
+readonly GGUF_PY="gguf==$GGUF_PY_VERSION"
+if ! "$GGUF_VENV/bin/python" -c "import sys, importlib.metadata as m
+sys.exit(m.version('gguf') != '$GGUF_PY_VERSION')" >/dev/null 2>&1; then
+    echo "test.sh: installing gguf-py ($GGUF_PY) into $GGUF_VENV"
     python3 -m venv "$GGUF_VENV"
-    "$GGUF_VENV/bin/python" -m pip install --quiet --disable-pip-version-check gguf
+    "$GGUF_VENV/bin/python" -m pip install --quiet --disable-pip-version-check "$GGUF_PY"
 fi
 export LLAMA2_GGUF_PYTHON="$PWD/$GGUF_VENV/bin/python"
 
