@@ -9,8 +9,9 @@
 #                           20 minutes each on a busy 2-core machine)
 #   scripts/miri.sh ci      the tests of the modules that handle untrusted input and the
 #                           kernels (checkpoint, config, tokenizer, sampler, text, weights,
-#                           kernels, gguf, gguf_llama) with the scalar kernels, then the
-#                           kernel tests with AVX2+FMA: about 2 minutes
+#                           kernels, gguf, gguf_llama, and quant's per-type decoder tests;
+#                           its slow wide-product tests are left to `all`) with the scalar
+#                           kernels, then the kernel tests with AVX2+FMA: about 6 minutes
 #   scripts/miri.sh scalar|avx2 [FILTER...]   one pass, optionally filtered
 #
 # libm computes sqrtf with inline assembly on x86, which Miri cannot run; its portable
@@ -20,7 +21,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 readonly TOOLCHAIN="${MIRI_TOOLCHAIN:-nightly}"
-readonly INPUT_MODULES=(checkpoint:: config:: tokenizer:: sampler:: text:: weights:: kernels:: gguf:: gguf_llama::)
+readonly INPUT_MODULES=(checkpoint:: config:: tokenizer:: sampler:: text:: weights:: kernels:: gguf:: gguf_llama:: quant::tests::q quant::tests::float_types)
 mode="${1:-all}"
 case "$mode" in
 all | ci | scalar | avx2) shift || true ;;
