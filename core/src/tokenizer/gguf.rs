@@ -487,8 +487,10 @@ mod tests {
                 &[BOS_KEY, "-1", "4 tokens"],
             ),
             (
-                Error::GgufTokenizerTooLarge { bytes: 1 << 33 },
-                &["8589934592 bytes", "4 GiB"],
+                Error::GgufTokenizerTooLarge {
+                    bytes: u32::MAX as usize,
+                },
+                &["4294967295 bytes", "4 GiB"],
             ),
             (Error::NoByteToken { byte: 0xF0 }, &["<0xF0>"]),
         ];
