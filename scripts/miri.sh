@@ -11,7 +11,8 @@
 #                           kernels (checkpoint, config, tokenizer, sampler, text, weights,
 #                           kernels, gguf, gguf_llama, and quant's per-type decoder tests;
 #                           its slow wide-product tests are left to `all`) with the scalar
-#                           kernels, then the kernel tests with AVX2+FMA: about 6 minutes
+#                           kernels, then the kernel tests with AVX2+FMA: about 8 minutes
+#                           on a busy 2-core machine
 #   scripts/miri.sh scalar|avx2 [FILTER...]   one pass, optionally filtered
 #
 # libm computes sqrtf with inline assembly on x86, which Miri cannot run; its portable
