@@ -35,22 +35,12 @@ pub unsafe extern "C" fn llama2_tokenizer_open(
     index: *mut u32,
     index_len: usize,
 ) -> llama2_status {
-    guard(|| {
-        // SAFETY: the caller's contract: `tokenizer` is valid for writes.
-        let target = unsafe { Target::new(tokenizer) }?;
-        let bytes = In::new(bytes, len)?;
-        let index = InOut::new(index, index_len)?;
-        let regions = [bytes.region(), index.region()];
-        check_disjoint(&[&[target.region()], &regions])?;
-        // SAFETY: the caller's contract: both buffers are valid, and not otherwise used,
-        // while the tokenizer is; they overlap neither each other nor the handle (checked).
-        let opened = unsafe { Tokenizer::new(kept(bytes), vocab_size, kept_mut(index)) }?;
-        // After `new` the index is only read.
-        let regions = [regions[0], regions[1].read_only()];
-        // SAFETY: the tokenizer borrows exactly `regions`, kept valid by the caller.
-        unsafe { target.install(opened, regions) };
-        Ok(())
-    })
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        open_into(tokenizer, bytes, len, index, index_len, |bytes, index| {
+            Tokenizer::new(bytes, vocab_size, index)
+        })
+    }
 }
 
 /// Opens the tokenizer inside a GGUF model file held in `bytes[0..len]` (the bytes given to
@@ -80,6 +70,28 @@ pub unsafe extern "C" fn llama2_tokenizer_open_model(
     index: *mut u32,
     index_len: usize,
 ) -> llama2_status {
+    // SAFETY: forwarded from the caller.
+    unsafe {
+        open_into(tokenizer, bytes, len, index, index_len, |bytes, index| {
+            Tokenizer::from_gguf(&Gguf::parse(bytes)?, index)
+        })
+    }
+}
+
+/// The body of both `_open` functions: checks the handle and the two buffers (NULL,
+/// alignment, no overlap), opens the tokenizer over them with `open`, and installs it in the
+/// handle, which then borrows the bytes and, read-only once built, the index.
+///
+/// # Safety
+/// As for `llama2_tokenizer_open()`.
+unsafe fn open_into(
+    tokenizer: *mut llama2_tokenizer,
+    bytes: *const u8,
+    len: usize,
+    index: *mut u32,
+    index_len: usize,
+    open: impl FnOnce(&'static [u8], &'static mut [u32]) -> llama2_core::Result<Tokenizer<'static>>,
+) -> llama2_status {
     guard(|| {
         // SAFETY: the caller's contract: `tokenizer` is valid for writes.
         let target = unsafe { Target::new(tokenizer) }?;
@@ -87,10 +99,10 @@ pub unsafe extern "C" fn llama2_tokenizer_open_model(
         let index = InOut::new(index, index_len)?;
         let regions = [bytes.region(), index.region()];
         check_disjoint(&[&[target.region()], &regions])?;
-        // SAFETY: as in `llama2_tokenizer_open`.
-        let (bytes, index) = unsafe { (kept(bytes), kept_mut(index)) };
-        let opened = Tokenizer::from_gguf(&Gguf::parse(bytes)?, index)?;
-        // After `from_gguf` the index is only read.
+        // SAFETY: the caller's contract: both buffers are valid, and not otherwise used,
+        // while the tokenizer is; they overlap neither each other nor the handle (checked).
+        let opened = open(unsafe { kept(bytes) }, unsafe { kept_mut(index) })?;
+        // Once built, the index is only read.
         let regions = [regions[0], regions[1].read_only()];
         // SAFETY: the tokenizer borrows exactly `regions`, kept valid by the caller.
         unsafe { target.install(opened, regions) };
