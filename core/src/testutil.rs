@@ -1,4 +1,4 @@
-//! Builders of small model and tokenizer files for unit tests.
+//! Builders of small model and tokenizer files, and pseudo-random values, for unit tests.
 
 use std::vec::Vec;
 
@@ -72,4 +72,16 @@ pub fn vocab_file(vocab_size: usize) -> Vec<u8> {
     }
     let entries: Vec<(f32, &[u8])> = pieces.iter().map(|(s, p)| (*s, p.as_slice())).collect();
     tokenizer_file(6, &entries)
+}
+
+/// Deterministic pseudo-random values in [-0.5, 0.5) (a linear congruential generator), for
+/// kernel and decoder tests.
+pub fn values(n: usize, seed: u32) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (s >> 8) as f32 / 16_777_216.0 - 0.5
+        })
+        .collect()
 }

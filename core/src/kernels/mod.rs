@@ -332,6 +332,7 @@ impl Kernels {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::testutil::values;
     use std::vec::Vec;
 
     /// Every kernel variant this processor can run (the scalar reference first).
@@ -354,16 +355,6 @@ pub(crate) mod tests {
             }
         }
         kernels
-    }
-
-    fn values(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-                (s >> 8) as f32 / 16_777_216.0 - 0.5
-            })
-            .collect()
     }
 
     #[test]

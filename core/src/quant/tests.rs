@@ -7,6 +7,7 @@ use std::vec::Vec;
 use super::decode::k_scale_min;
 use super::*;
 use crate::kernels::tests::all as all_kernels;
+use crate::testutil::values;
 
 /// The f16 bytes of `v`.
 fn h(v: f32) -> [u8; 2] {
@@ -27,17 +28,6 @@ fn bytes(n: usize, seed: u32) -> Vec<u8> {
         .map(|_| {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
             (s >> 24) as u8
-        })
-        .collect()
-}
-
-/// Deterministic pseudo-random values in [-0.5, 0.5).
-fn values(n: usize, seed: u32) -> Vec<f32> {
-    let mut s = seed;
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
-            (s >> 8) as f32 / 16_777_216.0 - 0.5
         })
         .collect()
 }
