@@ -19,6 +19,9 @@ pub(crate) struct Activations<'b> {
     pub hb: &'b mut [f32],
     /// Feed-forward up projection, `[tokens][hidden_dim]`.
     pub hb2: &'b mut [f32],
+    /// RoPE's rotation of each token's position, `[tokens][head_size]`: `(cos, sin)` of
+    /// every pair of a head, computed once per token instead of once per layer and head.
+    pub rope: &'b mut [f32],
     /// Room the matrix products work in.
     pub scratch: Scratch<'b>,
 }
@@ -43,10 +46,11 @@ const fn widest(config: &Config) -> usize {
 
 /// Lengths, in `f32` elements, of the parts of [`Activations`] for `tokens` tokens, in the
 /// order they are carved.
-pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>; 9] {
+pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>; 10] {
     let n = Some(tokens);
     let dim = mul(n, Some(config.dim));
     let hidden = mul(n, Some(config.hidden_dim));
+    let rope = mul(n, Some(config.head_size()));
     let wide = mul(n, Some(widest(config)));
     let transposed = if tokens > 1 { wide } else { Some(0) };
     let quant_values = match wide {
@@ -60,6 +64,7 @@ pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>;
         dim,
         hidden,
         hidden,
+        rope,
         transposed,
         quant_values,
         wide,
@@ -97,11 +102,12 @@ impl<'b> Activations<'b> {
             q: take(rest, lens[3]),
             hb: take(rest, lens[4]),
             hb2: take(rest, lens[5]),
+            rope: take(rest, lens[6]),
             scratch: Scratch {
-                transposed: take(rest, lens[6]),
+                transposed: take(rest, lens[7]),
                 quant: QuantScratch {
-                    values: bytemuck::cast_slice_mut(take(rest, lens[7])),
-                    scales: take(rest, lens[8]),
+                    values: bytemuck::cast_slice_mut(take(rest, lens[8])),
+                    scales: take(rest, lens[9]),
                 },
             },
         }

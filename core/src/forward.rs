@@ -149,6 +149,10 @@ impl<'r, 'w> Run<'r, 'w> {
         for (x, &token) in a.x.chunks_exact_mut(dim).zip(tokens) {
             self.w.token_embedding.copy_row(token as usize, x);
         }
+        let head_size = self.c.head_size();
+        for (b, rotation) in a.rope.chunks_exact_mut(head_size).enumerate() {
+            rope_rotation(rotation, first_pos + b, self.rope_base);
+        }
         for l in 0..self.c.n_layers {
             let layer = self.w.layer(self.c, l);
             self.attention_block(a, tokens.len(), l, &layer, first_pos, parallel);
@@ -183,16 +187,12 @@ impl<'r, 'w> Run<'r, 'w> {
         proj(&mut self.key_cache[slots.clone()], xb, w.wk);
         proj(&mut self.value_cache[slots.clone()], xb, w.wv);
 
+        let head_size = c.head_size();
         for b in 0..n {
             let pos = first_pos + b;
             let key = &mut self.key_cache[slots.start + b * kv_dim..][..kv_dim];
-            rope(
-                &mut a.q[b * dim..(b + 1) * dim],
-                key,
-                pos,
-                c.head_size(),
-                self.rope_base,
-            );
+            let rotation = &a.rope[b * head_size..(b + 1) * head_size];
+            rope(&mut a.q[b * dim..(b + 1) * dim], key, rotation);
             let cache = Cache {
                 keys: &self.key_cache[layer..layer + self.context * kv_dim],
                 values: &self.value_cache[layer..layer + self.context * kv_dim],
@@ -287,15 +287,28 @@ fn project(
     }
 }
 
-/// Rotary position embedding, computed like the reference: pairs `(i, i+1)` of every head of
-/// the query, and of the key for `i < kv_dim`, rotate by `pos / base^(i % head_size / head_size)`
-/// (`base` is 10000 in llama2.c).
-fn rope(q: &mut [f32], k: &mut [f32], pos: usize, head_size: usize, base: f32) {
-    for i in (0..q.len()).step_by(2) {
-        let head_dim = i % head_size;
+/// The rotation RoPE applies at `pos`, computed like the reference: pair `(i, i+1)` of a
+/// head rotates by `pos / base^(i / head_size)` (`base` is 10000 in llama2.c); `rotation`
+/// (`head_size` floats) gets `(cos, sin)` of each pair's angle. The same for every layer and
+/// head, so computed once per token.
+fn rope_rotation(rotation: &mut [f32], pos: usize, base: f32) {
+    let head_size = rotation.len();
+    for (pair, cos_sin) in rotation.chunks_exact_mut(2).enumerate() {
+        let head_dim = 2 * pair;
         let freq = 1.0 / libm::powf(base, head_dim as f32 / head_size as f32);
         let val = pos as f32 * freq;
-        let (fci, fcr) = (libm::sinf(val), libm::cosf(val));
+        cos_sin[0] = libm::cosf(val);
+        cos_sin[1] = libm::sinf(val);
+    }
+}
+
+/// Rotary position embedding: every head of the query, and of the key for `i < kv_dim`,
+/// rotated pair by pair by `rotation` (from [`rope_rotation`]).
+fn rope(q: &mut [f32], k: &mut [f32], rotation: &[f32]) {
+    let head_size = rotation.len();
+    for i in (0..q.len()).step_by(2) {
+        let head_dim = i % head_size;
+        let (fcr, fci) = (rotation[head_dim], rotation[head_dim + 1]);
         rotate(&mut q[i..i + 2], fcr, fci);
         if i < k.len() {
             rotate(&mut k[i..i + 2], fcr, fci);

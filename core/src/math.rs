@@ -75,11 +75,7 @@ pub fn matmul(
         Matrix::F32 { data, cols } => parallel.for_each_chunk(out, split, &|first, chunk| {
             let first_row = first / batch;
             let rows = &data[first_row * cols..(first_row + chunk.len() / batch) * cols];
-            for (outs, row) in chunk.chunks_exact_mut(batch).zip(rows.chunks_exact(cols)) {
-                for (o, x) in outs.iter_mut().zip(x.chunks_exact(n)) {
-                    *o = k.dot(row, x);
-                }
-            }
+            k.matmul_f32(chunk, rows, x, cols);
         }),
         Matrix::Ggml(w) => {
             // Quantized once for all rows (if the kernels take it so), before the split.

@@ -148,8 +148,9 @@ mod tests {
     #[test]
     fn len_counts_every_part() {
         let c = Config::validated(RAW, true).unwrap();
-        // x, xb, xb2, q: 4*8; hb, hb2: 2*12; att: 4 heads * 10; logits 300; caches 2*(2*10*4)
-        let expected = 4 * 8 + 2 * 12 + 4 * 10 + 300 + 2 * (2 * 10 * 4) + 12 / 4 + 12;
+        // x, xb, xb2, q: 4*8; hb, hb2: 2*12; rope: head size 2; att: 4 heads * 10;
+        // logits 300; caches 2*(2*10*4); quantized input 12/4 + its scales 12
+        let expected = 4 * 8 + 2 * 12 + 2 + 4 * 10 + 300 + 2 * (2 * 10 * 4) + 12 / 4 + 12;
         assert_eq!(State::len_for(&c, 10), Some(expected));
         const STATIC_LEN: Option<usize> = State::len_for(
             &Config {

@@ -36,6 +36,41 @@ fn dot_768(bencher: Bencher, name: &str) {
         .bench(|| k.dot(black_box(&a), black_box(&b)));
 }
 
+/// f32 matrix–matrix product, `rows × cols` weights times `inputs` inputs (`inputs = 1`
+/// is generation's matrix–vector product); items are multiply-adds.
+fn matmul_f32(bencher: Bencher, name: &str, rows: usize, cols: usize, inputs: usize) {
+    let k = kernels(name);
+    let (w, x) = (values(rows * cols, 1), values(inputs * cols, 2));
+    let mut out = vec![0.0f32; rows * inputs];
+    bencher
+        .counter(divan::counter::ItemsCount::new(rows * cols * inputs))
+        .bench_local(|| k.matmul_f32(black_box(&mut out), black_box(&w), black_box(&x), cols));
+}
+
+/// stories15M's `w1` (768 × 288) times a 128-token prompt.
+#[divan::bench(args = KERNELS)]
+fn matmul_f32_768x288_by_128(bencher: Bencher, name: &str) {
+    matmul_f32(bencher, name, 768, 288, 128);
+}
+
+/// stories110M's `wq` (768 × 768) times a 128-token prompt.
+#[divan::bench(args = KERNELS)]
+fn matmul_f32_768x768_by_128(bencher: Bencher, name: &str) {
+    matmul_f32(bencher, name, 768, 768, 128);
+}
+
+/// stories110M's `w2` (768 × 2048) times a 128-token prompt.
+#[divan::bench(args = KERNELS)]
+fn matmul_f32_768x2048_by_128(bencher: Bencher, name: &str) {
+    matmul_f32(bencher, name, 768, 2048, 128);
+}
+
+/// stories110M's `w1` (2048 × 768) times one token (generation), weights in L2.
+#[divan::bench(args = KERNELS)]
+fn matmul_f32_2048x768_by_1(bencher: Bencher, name: &str) {
+    matmul_f32(bencher, name, 2048, 768, 1);
+}
+
 /// Softmax over 256 attention scores.
 #[divan::bench(args = KERNELS)]
 fn softmax_256(bencher: Bencher, name: &str) {

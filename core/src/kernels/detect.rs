@@ -8,16 +8,17 @@ use super::Kernels;
 
 impl Kernels {
     /// The fastest kernels the running processor supports: on x86_64, AVX2+FMA with
-    /// AVX512-VNNI for the Q8 dot products, or AVX2+FMA alone, and F16C for the F16 weight
+    /// AVX-512F for the f32 products and AVX512-VNNI for the Q8 dot products, or AVX2+FMA alone, and F16C for the F16 weight
     /// products where present, checked at run time;
     /// elsewhere [`Kernels::native`].
     pub fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-            if std::is_x86_feature_detected!("avx512vnni")
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl")
             {
-                // SAFETY: AVX2, FMA, AVX512-VNNI and AVX512-VL were just detected.
+                // SAFETY: AVX2, FMA, AVX-512F, AVX512-VNNI and AVX512-VL were just detected.
                 return with_f16c(unsafe { Kernels::avx512_vnni_unchecked() });
             }
             // SAFETY: AVX2 and FMA were just detected on this processor.

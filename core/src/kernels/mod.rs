@@ -21,6 +21,8 @@ mod neon;
 #[cfg(target_arch = "aarch64")]
 mod neon_ggml;
 mod scalar;
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
@@ -87,11 +89,12 @@ impl Kernels {
         Kernels(Kind::Avx2Fma, F16c(false))
     }
 
-    /// AVX2+FMA kernels whose Q8 dot products use AVX512-VNNI (`vpdpbusd`) on 256-bit
-    /// vectors; results are bit-identical to [`Kernels::avx2_fma_unchecked`].
+    /// AVX2+FMA kernels whose f32 products run on AVX-512F's 16-lane vectors and whose Q8
+    /// dot products use AVX512-VNNI (`vpdpbusd`) on 256-bit vectors; Q8 results are
+    /// bit-identical to [`Kernels::avx2_fma_unchecked`].
     ///
     /// # Safety
-    /// The processor must support AVX2, FMA, AVX512-VNNI and AVX512-VL.
+    /// The processor must support AVX2, FMA, AVX-512F, AVX512-VNNI and AVX512-VL.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx512_vnni_unchecked() -> Kernels {
         Kernels(Kind::Avx512Vnni, F16c(false))
@@ -134,9 +137,44 @@ impl Kernels {
             // SAFETY: this variant is only constructed where AVX2 and FMA are available
             // (`native` at compile time, or the caller's promise in `avx2_fma_unchecked`).
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe { x86::dot(a, b) },
+            Kind::Avx2Fma => unsafe { x86::dot(a, b) },
+            // SAFETY: AVX-512F too, as `avx512_vnni_unchecked`'s caller promised.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512Vnni => unsafe { x86::dot_512(a, b) },
             #[cfg(target_arch = "aarch64")]
             Kind::Neon => neon::dot(a, b),
+        }
+    }
+
+    /// `out[r * inputs + t] = dot(rows[r], inputs[t])` for every row of `rows` and every
+    /// input of `inputs` (both `[count][cols]`): a matrix–matrix product (or, with one
+    /// input, matrix–vector) whose every output is bit-identical to [`Kernels::dot`] of
+    /// its row and input, however many rows and inputs there are.
+    ///
+    /// # Panics
+    /// If `out` has room for fewer than rows × inputs results.
+    pub fn matmul_f32(&self, out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize) {
+        if cols == 0 {
+            return out.fill(0.0);
+        }
+        match self.0 {
+            Kind::Scalar => {
+                let n_inputs = inputs.len() / cols;
+                let outs = out.chunks_exact_mut(n_inputs.max(1));
+                for (outs, row) in outs.zip(rows.chunks_exact(cols)) {
+                    for (o, x) in outs.iter_mut().zip(inputs.chunks_exact(cols)) {
+                        *o = scalar::dot(row, x);
+                    }
+                }
+            }
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => unsafe { x86::matmul(out, rows, inputs, cols) },
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512Vnni => unsafe { x86::matmul_512(out, rows, inputs, cols) },
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => neon::matmul(out, rows, inputs, cols),
         }
     }
 
@@ -347,7 +385,8 @@ pub(crate) mod tests {
                 // SAFETY: as above.
                 kernels.push(unsafe { Kernels::avx2_fma_unchecked().with_f16c_unchecked() });
             }
-            if std::is_x86_feature_detected!("avx512vnni")
+            if std::is_x86_feature_detected!("avx512f")
+                && std::is_x86_feature_detected!("avx512vnni")
                 && std::is_x86_feature_detected!("avx512vl")
             {
                 // SAFETY: as above.
@@ -370,6 +409,32 @@ pub(crate) mod tests {
                     "{} n={n}: {got} vs {reference}",
                     k.name()
                 );
+            }
+        }
+    }
+
+    /// Every output of a matrix product equals the lone dot product of its row and input,
+    /// bit for bit, for every tile shape and edge (rows and inputs not multiples of the
+    /// tile, columns not multiples of the vector width).
+    #[test]
+    fn matmul_outputs_are_bit_identical_to_dot() {
+        for (rows, inputs, cols) in [(1, 1, 1), (5, 3, 7), (9, 7, 33), (4, 8, 64), (6, 5, 172)] {
+            let w = values(rows * cols, 21);
+            let x = values(inputs * cols, 22);
+            for k in all() {
+                let mut out = std::vec![f32::NAN; rows * inputs];
+                k.matmul_f32(&mut out, &w, &x, cols);
+                for (r, row) in w.chunks_exact(cols).enumerate() {
+                    for (t, input) in x.chunks_exact(cols).enumerate() {
+                        let alone = k.dot(row, input);
+                        assert_eq!(
+                            out[r * inputs + t].to_bits(),
+                            alone.to_bits(),
+                            "{} {rows}x{cols} by {inputs}: row {r} input {t}",
+                            k.name()
+                        );
+                    }
+                }
             }
         }
     }

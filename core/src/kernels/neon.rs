@@ -3,36 +3,63 @@
 
 use core::arch::aarch64::*;
 
-/// f32 dot product with four 4-lane FMA accumulators.
-pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut i = 0;
-    // SAFETY: NEON is always available on aarch64; every 4-float load is at `i + 4 <= n`
-    // inside both slices.
-    let mut total = unsafe {
-        let mut acc = [vdupq_n_f32(0.0); 4];
-        while i + 16 <= n {
-            for (k, acc) in acc.iter_mut().enumerate() {
-                let x = vld1q_f32(pa.add(i + 4 * k));
-                let y = vld1q_f32(pb.add(i + 4 * k));
-                *acc = vfmaq_f32(*acc, x, y);
-            }
-            i += 16;
-        }
-        while i + 4 <= n {
-            acc[0] = vfmaq_f32(acc[0], vld1q_f32(pa.add(i)), vld1q_f32(pb.add(i)));
-            i += 4;
-        }
-        vaddvq_f32(vaddq_f32(
-            vaddq_f32(acc[0], acc[1]),
-            vaddq_f32(acc[2], acc[3]),
-        ))
-    };
-    for j in i..n {
-        total += a[j] * b[j];
+use super::tile::{self, Lanes};
+
+/// Four f32 lanes.
+#[derive(Clone, Copy)]
+pub(super) struct Q(float32x4_t);
+
+impl Lanes for Q {
+    const WIDTH: usize = 4;
+    #[inline]
+    unsafe fn zero() -> Self {
+        Q(vdupq_n_f32(0.0))
     }
-    total
+    #[inline]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 4 readable floats at `p`.
+        Q(unsafe { vld1q_f32(p) })
+    }
+    #[inline]
+    unsafe fn load_partial(p: *const f32, len: usize) -> Self {
+        let mut lanes = [0.0f32; 4];
+        for (i, lane) in lanes.iter_mut().enumerate().take(len) {
+            // SAFETY: the caller guarantees `len` readable floats at `p`.
+            *lane = unsafe { *p.add(i) };
+        }
+        // SAFETY: `lanes` holds 4 floats.
+        Q(unsafe { vld1q_f32(lanes.as_ptr()) })
+    }
+    #[inline]
+    unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+        Q(vfmaq_f32(acc.0, a.0, b.0))
+    }
+    #[inline]
+    unsafe fn sum(self) -> f32 {
+        let pairs = vpaddq_f32(self.0, self.0);
+        vgetq_lane_f32::<0>(vpaddq_f32(pairs, pairs))
+    }
+    #[inline]
+    unsafe fn sum4(v: [Self; 4]) -> [f32; 4] {
+        // `sum`'s pairwise tree on four vectors at once.
+        let sums = vpaddq_f32(vpaddq_f32(v[0].0, v[1].0), vpaddq_f32(v[2].0, v[3].0));
+        let mut lanes = [0.0f32; 4];
+        // SAFETY: `lanes` holds 4 floats.
+        unsafe { vst1q_f32(lanes.as_mut_ptr(), sums) };
+        lanes
+    }
+}
+
+/// f32 dot product, one output of [`matmul`]'s tiles.
+pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: NEON is always available on aarch64.
+    unsafe { tile::dot::<Q>(a, b) }
+}
+
+/// `out[r * inputs + t] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 4 tiles.
+pub fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize) {
+    // SAFETY: NEON is always available on aarch64.
+    unsafe { tile::matmul::<Q, 4>(out, rows, inputs, cols) }
 }
 
 /// Exact integer dot product of one group of int8 values.

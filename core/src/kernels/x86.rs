@@ -6,41 +6,181 @@
 
 use core::arch::x86_64::*;
 
+use super::tile::{self, Lanes};
 use super::Q8Vector;
 use crate::weights::Q8Matrix;
 
-/// f32 dot product with four 8-lane FMA accumulators.
+/// Eight f32 lanes (AVX2+FMA).
+#[derive(Clone, Copy)]
+pub(super) struct Ymm(__m256);
+
+impl Lanes for Ymm {
+    const WIDTH: usize = 8;
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn zero() -> Self {
+        Ymm(_mm256_setzero_ps())
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 8 readable floats at `p`.
+        Ymm(unsafe { _mm256_loadu_ps(p) })
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn load_partial(p: *const f32, len: usize) -> Self {
+        let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(len as i32), lanes);
+        // SAFETY: the caller guarantees `len` readable floats at `p`; masked-off lanes
+        // are not read.
+        Ymm(unsafe { _mm256_maskload_ps(p, mask) })
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+        Ymm(_mm256_fmadd_ps(a.0, b.0, acc.0))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sum(self) -> f32 {
+        horizontal_sum_ps(self.0)
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn sum4(v: [Self; 4]) -> [f32; 4] {
+        // `horizontal_sum_ps`'s tree on four vectors: lanes l + l+4, then l + l+2, then
+        // l + l+1, two vectors per register.
+        let halves = |a: __m256, b: __m256| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps(a, b, 0x20),
+                _mm256_permute2f128_ps(a, b, 0x31),
+            )
+        };
+        let fold = |s: __m256| {
+            let s = _mm256_add_ps(s, _mm256_permute_ps(s, 0b01_00_11_10));
+            _mm256_add_ps(s, _mm256_permute_ps(s, 0b00_00_00_01))
+        };
+        let ab = fold(halves(v[0].0, v[1].0));
+        let cd = fold(halves(v[2].0, v[3].0));
+        let lane = |s: __m256, high: bool| {
+            let half = if high {
+                _mm256_extractf128_ps(s, 1)
+            } else {
+                _mm256_castps256_ps128(s)
+            };
+            _mm_cvtss_f32(half)
+        };
+        [
+            lane(ab, false),
+            lane(ab, true),
+            lane(cd, false),
+            lane(cd, true),
+        ]
+    }
+}
+
+/// Sixteen f32 lanes (AVX-512F); their sum adds the halves, then sums eight lanes as
+/// [`Ymm`] does.
+#[derive(Clone, Copy)]
+pub(super) struct Zmm(__m512);
+
+impl Lanes for Zmm {
+    const WIDTH: usize = 16;
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn zero() -> Self {
+        Zmm(_mm512_setzero_ps())
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn load(p: *const f32) -> Self {
+        // SAFETY: the caller guarantees 16 readable floats at `p`.
+        Zmm(unsafe { _mm512_loadu_ps(p) })
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn load_partial(p: *const f32, len: usize) -> Self {
+        let mask = ((1u32 << len) - 1) as __mmask16;
+        // SAFETY: the caller guarantees `len < 16` readable floats at `p`; masked-off
+        // lanes are not read.
+        Zmm(unsafe { _mm512_maskz_loadu_ps(mask, p) })
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
+        Zmm(_mm512_fmadd_ps(a.0, b.0, acc.0))
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn sum(self) -> f32 {
+        let low = _mm512_castps512_ps256(self.0);
+        let high = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(self.0), 1));
+        horizontal_sum_ps(_mm256_add_ps(low, high))
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn sum4(v: [Self; 4]) -> [f32; 4] {
+        // `sum`'s tree on four vectors: lanes l + l+8, l + l+4, l + l+2, l + l+1, the
+        // first steps on two vectors per register, the last on all four at once.
+        let halves = |a: __m512, b: __m512| {
+            _mm512_add_ps(
+                _mm512_shuffle_f32x4(a, b, 0b01_00_01_00),
+                _mm512_shuffle_f32x4(a, b, 0b11_10_11_10),
+            )
+        };
+        let (ab, cd) = (halves(v[0].0, v[1].0), halves(v[2].0, v[3].0));
+        let s = _mm512_add_ps(
+            _mm512_shuffle_f32x4(ab, cd, 0b10_00_10_00),
+            _mm512_shuffle_f32x4(ab, cd, 0b11_01_11_01),
+        );
+        let s = _mm512_add_ps(s, _mm512_permute_ps(s, 0b01_00_11_10));
+        let s = _mm512_add_ps(s, _mm512_permute_ps(s, 0b00_00_00_01));
+        let mut lanes = [0.0f32; 16];
+        // SAFETY: `lanes` holds 16 floats.
+        unsafe { _mm512_storeu_ps(lanes.as_mut_ptr(), s) };
+        [lanes[0], lanes[4], lanes[8], lanes[12]]
+    }
+}
+
+/// f32 dot product, one output of [`matmul`]'s tiles.
 ///
 /// # Safety
-/// The CPU must support AVX2 and FMA; `a` and `b` must have the same length.
+/// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let n = a.len().min(b.len());
-    let (pa, pb) = (a.as_ptr(), b.as_ptr());
-    let mut acc = [_mm256_setzero_ps(); 4];
-    let mut i = 0;
-    // SAFETY (all loads below): `i + 32 <= n` or `i + 8 <= n`, so every 8-float load
-    // reads inside both slices; unaligned loads accept any address.
-    while i + 32 <= n {
-        for (k, acc) in acc.iter_mut().enumerate() {
-            let x = unsafe { _mm256_loadu_ps(pa.add(i + 8 * k)) };
-            let y = unsafe { _mm256_loadu_ps(pb.add(i + 8 * k)) };
-            *acc = _mm256_fmadd_ps(x, y, *acc);
-        }
-        i += 32;
-    }
-    while i + 8 <= n {
-        let x = unsafe { _mm256_loadu_ps(pa.add(i)) };
-        let y = unsafe { _mm256_loadu_ps(pb.add(i)) };
-        acc[0] = _mm256_fmadd_ps(x, y, acc[0]);
-        i += 8;
-    }
-    let sum = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-    let mut total = horizontal_sum_ps(sum);
-    for j in i..n {
-        total += a[j] * b[j];
-    }
-    total
+    // SAFETY: the features are enabled here.
+    unsafe { tile::dot::<Ymm>(a, b) }
+}
+
+/// `out[r * inputs + t] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 2 tiles.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize) {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::matmul::<Ymm, 2>(out, rows, inputs, cols) }
+}
+
+/// [`dot`] on 16-lane vectors.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn dot_512(a: &[f32], b: &[f32]) -> f32 {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::dot::<Zmm>(a, b) }
+}
+
+/// [`matmul`] on 16-lane vectors, in 4 × 4 tiles.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn matmul_512(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize) {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::matmul::<Zmm, 4>(out, rows, inputs, cols) }
 }
 
 #[target_feature(enable = "avx2,fma")]
