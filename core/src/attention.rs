@@ -51,9 +51,14 @@ pub(crate) fn attend(
             let h = first / context + i;
             let q = &q[h * head_size..(h + 1) * head_size];
             let scores = &mut scores[..positions];
-            for (t, score) in scores.iter_mut().enumerate() {
-                let key = &cache.keys[slot(t) + kv_offset(h)..][..head_size];
-                *score = k.dot(q, key) / scale;
+            // Oldest first: the ring's slots from the oldest position's to the end, then
+            // from the start (only once the window slides).
+            let keys = &cache.keys[kv_offset(h)..];
+            let (older, newer) = scores.split_at_mut(positions.min(context - oldest % context));
+            k.dot_rows(older, &keys[slot(0)..], kv_dim, q);
+            k.dot_rows(newer, keys, kv_dim, q);
+            for score in scores.iter_mut() {
+                *score /= scale;
             }
             k.softmax(scores);
         }

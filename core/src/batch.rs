@@ -28,6 +28,28 @@ impl<'b> Batch<'b> {
         activations::total(&activations::part_lens(config, capacity))
     }
 
+    /// The capacity that suits the matrix kernels for this model: as many tokens as keep
+    /// the widest input of a matrix product (`[tokens][max(dim, hidden_dim)]` f32) within
+    /// about 1 MiB, so it stays in a core's L2 while each tile of weight rows passes over
+    /// it, clamped to 16..=256 tokens (fewer reuse each weight read too little; more gain
+    /// nothing). A caller with a shorter prompt needs no more than the prompt.
+    pub const fn preferred_capacity(config: &Config) -> usize {
+        const INPUT_BYTES: usize = 1 << 20;
+        let widest = if config.dim > config.hidden_dim {
+            config.dim
+        } else {
+            config.hidden_dim
+        };
+        let tokens = INPUT_BYTES / (4 * widest);
+        if tokens < 16 {
+            16
+        } else if tokens > 256 {
+            256
+        } else {
+            tokens
+        }
+    }
+
     /// Carves a batch of `capacity ≥ 1` tokens out of `buffer`.
     pub fn new(config: &Config, capacity: usize, buffer: &'b mut [f32]) -> Result<Batch<'b>> {
         if capacity == 0 {

@@ -2,13 +2,10 @@
 //! batch size), never what it computes. Both commands flatten [`EngineArgs`].
 
 use clap::Args;
+use llama2_core::{Batch, Config};
 
 use crate::kernels::KernelChoice;
 use crate::stdio::note;
-
-/// Prompt tokens per batch by default: enough to read each weight once for many tokens,
-/// small enough that the batch's vectors stay in cache.
-pub const DEFAULT_BATCH: usize = 16;
 
 /// How the engine runs; none of these change the output.
 #[derive(Debug, Clone, Args)]
@@ -23,12 +20,20 @@ pub struct EngineArgs {
     pub threads: Option<usize>,
 
     /// Prompt tokens run through the model at once; 1 runs them one by one. Never changes
-    /// the output, only the speed.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_BATCH, value_parser = parse_batch)]
-    pub batch_size: usize,
+    /// the output, only the speed [default: what suits the matrix kernels for the model:
+    /// 16 to 256 tokens, as many as keep a product's input within about 1 MiB]
+    #[arg(long, value_name = "N", value_parser = parse_batch)]
+    pub batch_size: Option<usize>,
 }
 
 impl EngineArgs {
+    /// Prompt tokens per batch for a model of `config`: `--batch-size`, else
+    /// [`Batch::preferred_capacity`].
+    pub fn batch_size(&self, config: &Config) -> usize {
+        self.batch_size
+            .unwrap_or_else(|| Batch::preferred_capacity(config))
+    }
+
     /// The threads to run on: the ones asked for, at most the available cores (with a note
     /// on stderr when capped: more threads than cores only take turns, which can make each
     /// token orders of magnitude slower), else the available cores.

@@ -107,7 +107,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         "the KV cache and activations",
     )
     .map_err(|e| CliError::usage(&label, e))?;
-    let capacity = args.engine.batch_size.min(positions);
+    let capacity = args.engine.batch_size(&config).min(positions);
     let mut batch_buffer = zeroed(Batch::len_for(&config, capacity), "the prompt batch")
         .map_err(|e| CliError::usage(&label, e))?;
     let mut batch =
@@ -198,7 +198,7 @@ fn time_run(
         .map(|i| (i.wrapping_mul(2_654_435_761) % vocab) as u32)
         .collect();
     let start = Instant::now();
-    if args.engine.batch_size > 1 {
+    if batch.capacity() > 1 {
         for (i, chunk) in prompt.chunks(batch.capacity()).enumerate() {
             black_box(model.forward_batch(state, batch, chunk, i * batch.capacity(), parallel)?);
         }

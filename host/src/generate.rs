@@ -76,8 +76,8 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         .map_err(|e| CliError::file(model_path, e))?;
 
     // Prompt batches only help generation (chat turns are short and run token by token).
-    let capacity = match args.mode {
-        Mode::Generate if args.engine.batch_size > 1 => args.engine.batch_size.min(context),
+    let capacity = match (args.mode, args.engine.batch_size(&config)) {
+        (Mode::Generate, size) if size > 1 => size.min(context),
         _ => 0,
     };
     let mut batch_buffer: Vec<f32> = match capacity {

@@ -146,6 +146,29 @@ impl Kernels {
         }
     }
 
+    /// `out[r] = dot(rows[r · stride..][..x.len()], x)` for `out.len()` rows `stride` apart
+    /// (one head's keys in the KV cache, say), each bit-identical to [`Kernels::dot`].
+    ///
+    /// # Panics
+    /// If `rows` is too short for `out.len()` rows.
+    pub fn dot_rows(&self, out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
+        match self.0 {
+            Kind::Scalar => {
+                for (r, o) in out.iter_mut().enumerate() {
+                    *o = scalar::dot(&rows[r * stride..][..x.len()], x);
+                }
+            }
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => unsafe { x86::dot_rows(out, rows, stride, x) },
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512Vnni => unsafe { x86::dot_rows_512(out, rows, stride, x) },
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => neon::dot_rows(out, rows, stride, x),
+        }
+    }
+
     /// `out[r * inputs + t] = dot(rows[r], inputs[t])` for every row of `rows` and every
     /// input of `inputs` (both `[count][cols]`): a matrix–matrix product (or, with one
     /// input, matrix–vector) whose every output is bit-identical to [`Kernels::dot`] of
@@ -434,6 +457,22 @@ pub(crate) mod tests {
                             k.name()
                         );
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn strided_rows_are_bit_identical_to_dot() {
+        for (rows, stride, cols) in [(1, 5, 5), (7, 24, 8), (9, 64, 48), (13, 40, 33)] {
+            let data = values((rows - 1) * stride + cols, 23);
+            let x = values(cols, 24);
+            for k in all() {
+                let mut out = std::vec![f32::NAN; rows];
+                k.dot_rows(&mut out, &data, stride, &x);
+                for (r, &got) in out.iter().enumerate() {
+                    let alone = k.dot(&data[r * stride..][..cols], &x);
+                    assert_eq!(got.to_bits(), alone.to_bits(), "{} row {r}", k.name());
                 }
             }
         }

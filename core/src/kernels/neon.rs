@@ -56,6 +56,12 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     unsafe { tile::dot::<Q>(a, b) }
 }
 
+/// `out[r] = rows[r · stride..][..x.len()] · x` (see [`tile::strided_rows_times`]).
+pub fn dot_rows(out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
+    // SAFETY: NEON is always available on aarch64.
+    unsafe { tile::strided_rows_times::<Q>(out, rows, stride, x) }
+}
+
 /// `out[r * inputs + t] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 4 tiles.
 pub fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize) {
     // SAFETY: NEON is always available on aarch64.

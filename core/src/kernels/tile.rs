@@ -42,20 +42,44 @@ pub(super) trait Lanes: Copy {
 /// Rows per tile.
 const ROWS: usize = 4;
 
+/// Vectors of some length `stride` floats apart from `start`.
+#[derive(Clone, Copy)]
+struct Strided {
+    start: *const f32,
+    stride: usize,
+}
+
+impl Strided {
+    /// The vectors from the `first`-th on.
+    ///
+    /// # Safety
+    /// They exist (the offset stays inside the allocation).
+    #[inline(always)]
+    unsafe fn skip(self, first: usize) -> Strided {
+        Strided {
+            // SAFETY: the caller's promise.
+            start: unsafe { self.start.add(first * self.stride) },
+            ..self
+        }
+    }
+}
+
 /// `out[r * out_stride + t] = rows[r] · inputs[t]` for an `R × T` tile.
 ///
 /// # Safety
-/// `R` rows of `cols` floats at `rows`, `T` inputs of `cols` floats at `inputs`, and
-/// outputs `r * out_stride + t` (`r < R`, `t < T`) writable at `out`; `L`'s features
+/// `R` rows of `cols` floats `rows.stride` apart at `rows.start`, `T` inputs likewise,
+/// and outputs `r * out_stride + t` (`r < R`, `t < T`) writable at `out`; `L`'s features
 /// available.
 #[inline(always)]
 unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
-    rows: *const f32,
-    inputs: *const f32,
+    rows: Strided,
+    inputs: Strided,
     cols: usize,
     out: *mut f32,
     out_stride: usize,
 ) {
+    let row = |r: usize| rows.start.add(r * rows.stride);
+    let input = |t: usize| inputs.start.add(t * inputs.stride);
     // SAFETY (whole body): every load reads `WIDTH` floats at `k + WIDTH <= cols` (or the
     // padded tail) inside one of the `R` rows or `T` inputs the caller vouches for; every
     // store is one of the outputs it vouches for.
@@ -64,21 +88,20 @@ unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
         let full = cols - cols % L::WIDTH;
         let mut k = 0;
         while k < full {
-            let x: [L; T] = core::array::from_fn(|t| L::load(inputs.add(t * cols + k)));
-            for r in 0..R {
-                let w = L::load(rows.add(r * cols + k));
-                for t in 0..T {
-                    acc[r][t] = L::mul_add(w, x[t], acc[r][t]);
+            let x: [L; T] = core::array::from_fn(|t| L::load(input(t).add(k)));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let w = L::load(row(r).add(k));
+                for (acc, &x) in acc.iter_mut().zip(&x) {
+                    *acc = L::mul_add(w, x, *acc);
                 }
             }
             k += L::WIDTH;
         }
         if k < cols {
             let len = cols - k;
-            let x: [L; T] =
-                core::array::from_fn(|t| L::load_partial(inputs.add(t * cols + k), len));
+            let x: [L; T] = core::array::from_fn(|t| L::load_partial(input(t).add(k), len));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let w = L::load_partial(rows.add(r * cols + k), len);
+                let w = L::load_partial(row(r).add(k), len);
                 for (acc, &x) in acc.iter_mut().zip(&x) {
                     *acc = L::mul_add(w, x, *acc);
                 }
@@ -112,14 +135,24 @@ unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
 #[inline(always)]
 pub(super) unsafe fn dot<L: Lanes>(a: &[f32], b: &[f32]) -> f32 {
     let cols = a.len().min(b.len());
+    let (a, b) = (
+        Strided {
+            start: a.as_ptr(),
+            stride: 0,
+        },
+        Strided {
+            start: b.as_ptr(),
+            stride: 0,
+        },
+    );
     let mut out = 0.0;
     // SAFETY: one row and one input of `cols` floats, one output.
-    unsafe { tile::<L, 1, 1>(a.as_ptr(), b.as_ptr(), cols, &mut out, 1) };
+    unsafe { tile::<L, 1, 1>(a, b, cols, &mut out, 1) };
     out
 }
 
 /// `out[r * inputs + t] = rows[r] · inputs[t]` for every row of `rows` (`[rows][cols]`) and
-/// every input of `inputs` (`[inputs][cols]`), in tiles of [`ROWS`] rows by `T` inputs.
+/// every input of `inputs` (`[inputs][cols]`).
 ///
 /// # Safety
 /// `L`'s features are available.
@@ -135,41 +168,104 @@ pub(super) unsafe fn matmul<L: Lanes, const T: usize>(
 ) {
     let (n_rows, n_inputs) = (rows.len() / cols, inputs.len() / cols);
     assert!(out.len() >= n_rows * n_inputs, "matmul output too short");
-    let (rows, inputs, out) = (rows.as_ptr(), inputs.as_ptr(), out.as_mut_ptr());
-    // SAFETY (every tile): row `r` and input `t` below are within `n_rows` rows and
-    // `n_inputs` inputs of `cols` floats, and output `r * n_inputs + t` within `out`, as
-    // checked above.
-    let at = |r: usize, t: usize| unsafe {
-        (
-            rows.add(r * cols),
-            inputs.add(t * cols),
-            out.add(r * n_inputs + t),
-        )
+    let rows = Strided {
+        start: rows.as_ptr(),
+        stride: cols,
     };
+    let inputs = Strided {
+        start: inputs.as_ptr(),
+        stride: cols,
+    };
+    // SAFETY: `n_rows` rows and `n_inputs` inputs of `cols` floats, `cols` apart, are in
+    // the slices, and `out` holds their products.
+    unsafe { products::<L, T>(out.as_mut_ptr(), (rows, n_rows), (inputs, n_inputs), cols) }
+}
+
+/// `out[r] = rows[r] · x` for `out.len()` rows of `x.len()` floats, `stride` apart in
+/// `rows` (a head's keys in a KV cache, say).
+///
+/// # Safety
+/// `L`'s features are available.
+///
+/// # Panics
+/// If `rows` is too short for `out.len()` rows.
+#[inline(always)]
+pub(super) unsafe fn strided_rows_times<L: Lanes>(
+    out: &mut [f32],
+    rows: &[f32],
+    stride: usize,
+    x: &[f32],
+) {
+    let (n_rows, cols) = (out.len(), x.len());
+    if n_rows == 0 {
+        return;
+    }
+    assert!(
+        (n_rows - 1) * stride + cols <= rows.len(),
+        "strided rows out of bounds"
+    );
+    let rows = Strided {
+        start: rows.as_ptr(),
+        stride,
+    };
+    let x = Strided {
+        start: x.as_ptr(),
+        stride: 0,
+    };
+    // SAFETY: the rows are inside `rows` (checked just above), `x` holds `cols` floats,
+    // `out` one result per row.
+    unsafe { products::<L, 1>(out.as_mut_ptr(), (rows, n_rows), (x, 1), cols) }
+}
+
+/// `out[r * inputs + t] = rows[r] · inputs[t]` in tiles of [`ROWS`] rows by `T` inputs:
+/// rows outer, so each tile's rows stay in L1 while every input streams past.
+///
+/// # Safety
+/// The rows and inputs (`(vectors, count)`) of `cols` floats exist, `out` has room for
+/// rows × inputs results, and `L`'s features are available.
+#[inline(always)]
+unsafe fn products<L: Lanes, const T: usize>(
+    out: *mut f32,
+    (rows, n_rows): (Strided, usize),
+    (inputs, n_inputs): (Strided, usize),
+    cols: usize,
+) {
+    // The `$r_count × $t_count` tile at row `$r`, input `$t`.
+    macro_rules! tile_at {
+        ($r:expr, $t:expr, $r_count:expr, $t_count:expr) => {
+            // SAFETY: row `$r` and input `$t` start tiles among the `n_rows` rows and
+            // `n_inputs` inputs, whose outputs are inside `out`, as the caller promised.
+            unsafe {
+                tile::<L, $r_count, $t_count>(
+                    rows.skip($r),
+                    inputs.skip($t),
+                    cols,
+                    out.add($r * n_inputs + $t),
+                    n_inputs,
+                )
+            }
+        };
+    }
     let mut r = 0;
     while r + ROWS <= n_rows {
         let mut t = 0;
         while t + T <= n_inputs {
-            let (w, x, o) = at(r, t);
-            unsafe { tile::<L, ROWS, T>(w, x, cols, o, n_inputs) };
+            tile_at!(r, t, ROWS, T);
             t += T;
         }
         for t in t..n_inputs {
-            let (w, x, o) = at(r, t);
-            unsafe { tile::<L, ROWS, 1>(w, x, cols, o, n_inputs) };
+            tile_at!(r, t, ROWS, 1);
         }
         r += ROWS;
     }
     for r in r..n_rows {
         let mut t = 0;
         while t + T <= n_inputs {
-            let (w, x, o) = at(r, t);
-            unsafe { tile::<L, 1, T>(w, x, cols, o, n_inputs) };
+            tile_at!(r, t, 1, T);
             t += T;
         }
         for t in t..n_inputs {
-            let (w, x, o) = at(r, t);
-            unsafe { tile::<L, 1, 1>(w, x, cols, o, n_inputs) };
+            tile_at!(r, t, 1, 1);
         }
     }
 }

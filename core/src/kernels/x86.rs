@@ -163,6 +163,16 @@ pub unsafe fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize)
     unsafe { tile::matmul::<Ymm, 2>(out, rows, inputs, cols) }
 }
 
+/// `out[r] = rows[r · stride..][..x.len()] · x` (see [`tile::strided_rows_times`]).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn dot_rows(out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::strided_rows_times::<Ymm>(out, rows, stride, x) }
+}
+
 /// [`dot`] on 16-lane vectors.
 ///
 /// # Safety
@@ -171,6 +181,16 @@ pub unsafe fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize)
 pub unsafe fn dot_512(a: &[f32], b: &[f32]) -> f32 {
     // SAFETY: the features are enabled here.
     unsafe { tile::dot::<Zmm>(a, b) }
+}
+
+/// [`dot_rows`] on 16-lane vectors.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn dot_rows_512(out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::strided_rows_times::<Zmm>(out, rows, stride, x) }
 }
 
 /// [`matmul`] on 16-lane vectors, in 4 × 4 tiles.
