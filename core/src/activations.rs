@@ -22,16 +22,7 @@ pub(crate) struct Activations<'b> {
     /// RoPE's rotation of each token's position, `[tokens][head_size]`: `(cos, sin)` of
     /// every pair of a head, computed once per token instead of once per layer and head.
     pub rope: &'b mut [f32],
-    /// Room the matrix products work in.
-    pub scratch: Scratch<'b>,
-}
-
-/// What a matrix product needs besides its input and output.
-pub(crate) struct Scratch<'b> {
-    /// Results as `[row][tokens]` before they are scattered per token; empty for a single
-    /// token, whose results need no reordering.
-    pub transposed: &'b mut [f32],
-    /// Quantized copies of the inputs, for Q8 models.
+    /// Quantized copies of the inputs of a matrix product, for quantized models.
     pub quant: QuantScratch<'b>,
 }
 
@@ -46,29 +37,17 @@ const fn widest(config: &Config) -> usize {
 
 /// Lengths, in `f32` elements, of the parts of [`Activations`] for `tokens` tokens, in the
 /// order they are carved.
-pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>; 10] {
+pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>; 9] {
     let n = Some(tokens);
     let dim = mul(n, Some(config.dim));
     let hidden = mul(n, Some(config.hidden_dim));
     let rope = mul(n, Some(config.head_size()));
     let wide = mul(n, Some(widest(config)));
-    let transposed = if tokens > 1 { wide } else { Some(0) };
     let quant_values = match wide {
         Some(w) => Some(w.div_ceil(4)), // int8 values, four to an f32
         None => None,
     };
-    [
-        dim,
-        dim,
-        dim,
-        dim,
-        hidden,
-        hidden,
-        rope,
-        transposed,
-        quant_values,
-        wide,
-    ]
+    [dim, dim, dim, dim, hidden, hidden, rope, quant_values, wide]
 }
 
 /// Total of `lens`, `None` on overflow.
@@ -103,12 +82,9 @@ impl<'b> Activations<'b> {
             hb: take(rest, lens[4]),
             hb2: take(rest, lens[5]),
             rope: take(rest, lens[6]),
-            scratch: Scratch {
-                transposed: take(rest, lens[7]),
-                quant: QuantScratch {
-                    values: bytemuck::cast_slice_mut(take(rest, lens[8])),
-                    scales: take(rest, lens[9]),
-                },
+            quant: QuantScratch {
+                values: bytemuck::cast_slice_mut(take(rest, lens[7])),
+                scales: take(rest, lens[8]),
             },
         }
     }

@@ -5,7 +5,7 @@
 //! ([`Model::forward`]) is the same code as a batch ([`Model::forward_batch`]) with one
 //! token: a batch only changes how often each weight is read, never a result.
 
-use crate::activations::{Activations, Scratch};
+use crate::activations::Activations;
 use crate::attention::{attend, Cache};
 use crate::batch::Batch;
 use crate::checkpoint::Model;
@@ -178,9 +178,10 @@ impl<'r, 'w> Run<'r, 'w> {
         let slots = first_slot..first_slot + n * kv_dim;
 
         norm_each(k, &mut a.xb[..n * dim], &a.x[..n * dim], w.rms_att, eps);
-        // `project` with this pass's kernels, scratch and threads.
+        // `out[b] = w · x[b]` for every token `b`, with this pass's kernels, scratch and
+        // threads.
         let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
-            project(k, out, x, &w, &mut a.scratch, parallel);
+            matmul(k, out, x, &w, parallel, &mut a.quant);
         };
         let xb = &a.xb[..n * dim];
         proj(&mut a.q[..n * dim], xb, w.wq);
@@ -216,9 +217,10 @@ impl<'r, 'w> Run<'r, 'w> {
         let (c, k, eps) = (self.c, self.k, self.rms_eps);
         let (dim, hidden) = (c.dim, c.hidden_dim);
         norm_each(k, &mut a.xb[..n * dim], &a.x[..n * dim], w.rms_ffn, eps);
-        // `project` with this pass's kernels, scratch and threads.
+        // `out[b] = w · x[b]` for every token `b`, with this pass's kernels, scratch and
+        // threads.
         let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
-            project(k, out, x, &w, &mut a.scratch, parallel);
+            matmul(k, out, x, &w, parallel, &mut a.quant);
         };
         proj(&mut a.hb[..n * hidden], &a.xb[..n * dim], w.w1);
         proj(&mut a.hb2[..n * hidden], &a.xb[..n * dim], w.w3);
@@ -249,7 +251,7 @@ impl<'r, 'w> Run<'r, 'w> {
             x,
             &self.w.classifier,
             parallel,
-            &mut a.scratch.quant,
+            &mut a.quant,
         );
     }
 }
@@ -259,31 +261,6 @@ fn norm_each(k: Kernels, out: &mut [f32], x: &[f32], weight: &[f32], eps: f32) {
     let dim = weight.len();
     for (o, x) in out.chunks_exact_mut(dim).zip(x.chunks_exact(dim)) {
         rmsnorm(k, o, x, weight, eps);
-    }
-}
-
-/// `out[b] = w · x[b]` for every token `b`. One token's result lands in place; a batch's
-/// comes out of [`matmul`] as `[row][token]` and is scattered per token.
-///
-fn project(
-    k: Kernels,
-    out: &mut [f32],
-    x: &[f32],
-    w: &Matrix<'_>,
-    scratch: &mut Scratch<'_>,
-    parallel: &impl Parallel,
-) {
-    let n = x.len() / w.cols();
-    if n == 1 {
-        return matmul(k, out, x, w, parallel, &mut scratch.quant);
-    }
-    let rows = w.rows();
-    let transposed = &mut scratch.transposed[..rows * n];
-    matmul(k, transposed, x, w, parallel, &mut scratch.quant);
-    for (r, per_token) in transposed.chunks_exact(n).enumerate() {
-        for (b, &v) in per_token.iter().enumerate() {
-            out[b * rows + r] = v;
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::kernels::{Kernels, Q8Vector};
 use crate::parallel::{Parallel, Split};
 use crate::weights::{Matrix, Q8Matrix};
+use core::ops::Range;
 
 /// The RMSNorm scale `1 / sqrt(mean(x²) + eps)`.
 fn rms_scale(k: Kernels, x: &[f32], eps: f32) -> f32 {
@@ -43,14 +44,20 @@ pub struct QuantScratch<'b> {
     pub scales: &'b mut [f32],
 }
 
-/// Rows of a weight matrix one inner loop keeps in cache while it visits every input of a
-/// batch.
+/// Rows of a quantized weight matrix one inner loop keeps in cache while it visits every
+/// input of a batch.
 const ROWS_PER_BLOCK: usize = 16;
 
-/// `out[r * B + b] = w_r · x_b` for a batch of `B = x.len() / w.cols()` inputs `x = [B][n]`
-/// (for one input, simply `out = w · x`), rows handed out through `parallel`. Each weight row
-/// is read once for the whole batch, and every output is computed exactly as for that input
-/// alone, so batching never changes results.
+/// Inputs of a batch a quantized row block is multiplied with at once (its results staged
+/// on the stack before they go to their inputs' outputs).
+const INPUTS_PER_BLOCK: usize = 64;
+
+/// `out[b * R + r] = w_r · x_b` for a batch of `B = x.len() / w.cols()` inputs `x = [B][n]`
+/// and the matrix's `R` rows (for one input, simply `out = w · x`). One input's rows are
+/// handed out through `parallel`; a batch is split by whole inputs, each share multiplied
+/// row block by row block so that each weight row is read once for all the inputs of the
+/// share. Every output is computed exactly as for that input alone, so batching and
+/// threads never change results.
 ///
 /// For a Q8 matrix the inputs are first quantized into `scratch` in groups of the matrix's
 /// group size, like llama2.c's `runq.c`; `scratch` must hold `x.len()` values and scales.
@@ -64,25 +71,45 @@ pub fn matmul(
     parallel: &impl Parallel,
     scratch: &mut QuantScratch<'_>,
 ) {
-    let n = w.cols();
+    let (n, rows) = (w.cols(), w.rows());
     let batch = x.len() / n;
-    // Whole blocks of four rows: the Q8 SIMD kernel works on four rows at a time.
-    let split = Split {
-        granule: 4 * batch,
-        cost: 4 * n * batch,
+    let split = if batch == 1 {
+        // Whole blocks of four rows: the SIMD kernels work on four rows at a time.
+        Split {
+            granule: 4,
+            cost: 4 * n,
+        }
+    } else {
+        Split {
+            granule: rows,
+            cost: rows * n,
+        }
+    };
+    // The rows and the inputs that the chunk of `len` outputs from `first` covers.
+    let share = move |first: usize, len: usize| {
+        if batch == 1 {
+            (first..first + len, 0..1)
+        } else {
+            (0..rows, first / rows..(first + len) / rows)
+        }
     };
     match *w {
         Matrix::F32 { data, cols } => parallel.for_each_chunk(out, split, &|first, chunk| {
-            let first_row = first / batch;
-            let rows = &data[first_row * cols..(first_row + chunk.len() / batch) * cols];
-            k.matmul_f32(chunk, rows, x, cols);
+            let (rows, inputs) = share(first, chunk.len());
+            let w = &data[rows.start * cols..rows.end * cols];
+            k.matmul_f32(chunk, w, &x[inputs.start * n..inputs.end * n], cols);
         }),
         Matrix::Ggml(w) => {
             // Quantized once for all rows (if the kernels take it so), before the split.
             let input = crate::quant::prepare(k, w.ty, x, scratch.values, scratch.scales);
             parallel.for_each_chunk(out, split, &|first, chunk| {
-                let rows = w.rows_slice(first / batch, chunk.len() / batch);
-                crate::quant::matmul(k, chunk, &rows, &input, batch);
+                let (rows, inputs) = share(first, chunk.len());
+                by_row_blocks(chunk, rows, inputs, |block, first_row, count, inputs| {
+                    let rows = w.rows_slice(first_row, count);
+                    let count = inputs.len();
+                    let input = input.inputs(inputs, n);
+                    crate::quant::matmul(k, block, &rows, &input, count);
+                });
             });
         }
         Matrix::Q8(w) => {
@@ -98,23 +125,59 @@ pub fn matmul(
             }
             let (xq, xs) = (&*values, &*scales);
             parallel.for_each_chunk(out, split, &|first, chunk| {
-                let rows = w.rows_slice(first / batch, chunk.len() / batch);
-                if batch == 1 {
-                    return matvec_q8(k, chunk, xq, xs, rows);
-                }
-                let mut block_out = [0.0f32; ROWS_PER_BLOCK];
-                for (block, outs) in chunk.chunks_mut(ROWS_PER_BLOCK * batch).enumerate() {
-                    let count = outs.len() / batch;
-                    let block_rows = rows.rows_slice(block * ROWS_PER_BLOCK, count);
-                    let inputs = xq.chunks_exact(n).zip(xs.chunks_exact(n / group));
-                    for (b, (xq, xs)) in inputs.enumerate() {
-                        matvec_q8(k, &mut block_out[..count], xq, xs, block_rows);
-                        for (i, &v) in block_out[..count].iter().enumerate() {
-                            outs[i * batch + b] = v;
+                let (rows, inputs) = share(first, chunk.len());
+                by_row_blocks(chunk, rows, inputs, |block, first_row, count, inputs| {
+                    let rows = w.rows_slice(first_row, count);
+                    let input = |b: usize| {
+                        let groups = b * n / group..(b + 1) * n / group;
+                        (&xq[b * n..(b + 1) * n], &xs[groups])
+                    };
+                    if inputs.len() == 1 {
+                        let (xq, xs) = input(inputs.start);
+                        return matvec_q8(k, block, xq, xs, rows);
+                    }
+                    let mut one = [0.0f32; ROWS_PER_BLOCK];
+                    for (i, b) in inputs.clone().enumerate() {
+                        let (xq, xs) = input(b);
+                        matvec_q8(k, &mut one[..count], xq, xs, rows);
+                        for (r, &v) in one[..count].iter().enumerate() {
+                            block[r * inputs.len() + i] = v;
                         }
                     }
-                }
+                });
             });
+        }
+    }
+}
+
+/// Runs `product(block, first_row, count, inputs)` over blocks of at most
+/// [`ROWS_PER_BLOCK`] rows × [`INPUTS_PER_BLOCK`] inputs of a share (`rows` of the matrix
+/// for `inputs`, whose outputs `out` holds as `[input][row]`); `product` writes the block's
+/// results as `[row][input]` into `block`, from where they go to their places in `out`.
+/// One input's block needs no reordering and is written in place.
+fn by_row_blocks(
+    out: &mut [f32],
+    rows: Range<usize>,
+    inputs: Range<usize>,
+    product: impl Fn(&mut [f32], usize, usize, Range<usize>),
+) {
+    let width = rows.len();
+    if inputs.len() == 1 {
+        return product(out, rows.start, width, inputs);
+    }
+    let mut staged = [0.0f32; ROWS_PER_BLOCK * INPUTS_PER_BLOCK];
+    for first_input in inputs.clone().step_by(INPUTS_PER_BLOCK) {
+        let block_inputs = first_input..inputs.end.min(first_input + INPUTS_PER_BLOCK);
+        for first_row in rows.clone().step_by(ROWS_PER_BLOCK) {
+            let count = ROWS_PER_BLOCK.min(rows.end - first_row);
+            let block = &mut staged[..count * block_inputs.len()];
+            product(block, first_row, count, block_inputs.clone());
+            for (r, per_input) in block.chunks_exact(block_inputs.len()).enumerate() {
+                for (i, &v) in per_input.iter().enumerate() {
+                    let b = block_inputs.start + i - inputs.start;
+                    out[b * width + first_row - rows.start + r] = v;
+                }
+            }
         }
     }
 }

@@ -169,10 +169,11 @@ impl Kernels {
         }
     }
 
-    /// `out[r * inputs + t] = dot(rows[r], inputs[t])` for every row of `rows` and every
-    /// input of `inputs` (both `[count][cols]`): a matrix–matrix product (or, with one
-    /// input, matrix–vector) whose every output is bit-identical to [`Kernels::dot`] of
-    /// its row and input, however many rows and inputs there are.
+    /// `out[t * rows + r] = dot(rows[r], inputs[t])` for every row of `rows` and every
+    /// input of `inputs` (both `[count][cols]`; the outputs of each input together): a
+    /// matrix–matrix product (or, with one input, matrix–vector) whose every output is
+    /// bit-identical to [`Kernels::dot`] of its row and input, however many rows and inputs
+    /// there are.
     ///
     /// # Panics
     /// If `out` has room for fewer than rows × inputs results.
@@ -182,10 +183,10 @@ impl Kernels {
         }
         match self.0 {
             Kind::Scalar => {
-                let n_inputs = inputs.len() / cols;
-                let outs = out.chunks_exact_mut(n_inputs.max(1));
-                for (outs, row) in outs.zip(rows.chunks_exact(cols)) {
-                    for (o, x) in outs.iter_mut().zip(inputs.chunks_exact(cols)) {
+                let n_rows = rows.len() / cols;
+                let outs = out.chunks_exact_mut(n_rows.max(1));
+                for (outs, x) in outs.zip(inputs.chunks_exact(cols)) {
+                    for (o, row) in outs.iter_mut().zip(rows.chunks_exact(cols)) {
                         *o = scalar::dot(row, x);
                     }
                 }
@@ -451,7 +452,7 @@ pub(crate) mod tests {
                     for (t, input) in x.chunks_exact(cols).enumerate() {
                         let alone = k.dot(row, input);
                         assert_eq!(
-                            out[r * inputs + t].to_bits(),
+                            out[t * rows + r].to_bits(),
                             alone.to_bits(),
                             "{} {rows}x{cols} by {inputs}: row {r} input {t}",
                             k.name()

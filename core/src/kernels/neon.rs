@@ -62,7 +62,7 @@ pub fn dot_rows(out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
     unsafe { tile::strided_rows_times::<Q>(out, rows, stride, x) }
 }
 
-/// `out[r * inputs + t] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 4 tiles.
+/// `out[t * rows + r] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 4 tiles.
 pub fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize) {
     // SAFETY: NEON is always available on aarch64.
     unsafe { tile::matmul::<Q, 4>(out, rows, inputs, cols) }

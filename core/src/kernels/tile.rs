@@ -64,11 +64,11 @@ impl Strided {
     }
 }
 
-/// `out[r * out_stride + t] = rows[r] · inputs[t]` for an `R × T` tile.
+/// `out[t * out_stride + r] = rows[r] · inputs[t]` for an `R × T` tile.
 ///
 /// # Safety
 /// `R` rows of `cols` floats `rows.stride` apart at `rows.start`, `T` inputs likewise,
-/// and outputs `r * out_stride + t` (`r < R`, `t < T`) writable at `out`; `L`'s features
+/// and outputs `t * out_stride + r` (`r < R`, `t < T`) writable at `out`; `L`'s features
 /// available.
 #[inline(always)]
 unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
@@ -117,13 +117,13 @@ unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
             }));
             for (j, sum) in sums.into_iter().enumerate() {
                 let (r, t) = at(i + j);
-                *out.add(r * out_stride + t) = sum;
+                *out.add(t * out_stride + r) = sum;
             }
             i += 4;
         }
         for i in i..R * T {
             let (r, t) = at(i);
-            *out.add(r * out_stride + t) = acc[r][t].sum();
+            *out.add(t * out_stride + r) = acc[r][t].sum();
         }
     }
 }
@@ -151,8 +151,8 @@ pub(super) unsafe fn dot<L: Lanes>(a: &[f32], b: &[f32]) -> f32 {
     out
 }
 
-/// `out[r * inputs + t] = rows[r] · inputs[t]` for every row of `rows` (`[rows][cols]`) and
-/// every input of `inputs` (`[inputs][cols]`).
+/// `out[t * rows + r] = rows[r] · inputs[t]` for every row of `rows` (`[rows][cols]`) and
+/// every input of `inputs` (`[inputs][cols]`): the outputs of each input together.
 ///
 /// # Safety
 /// `L`'s features are available.
@@ -217,7 +217,7 @@ pub(super) unsafe fn strided_rows_times<L: Lanes>(
     unsafe { products::<L, 1>(out.as_mut_ptr(), (rows, n_rows), (x, 1), cols) }
 }
 
-/// `out[r * inputs + t] = rows[r] · inputs[t]` in tiles of [`ROWS`] rows by `T` inputs:
+/// `out[t * rows + r] = rows[r] · inputs[t]` in tiles of [`ROWS`] rows by `T` inputs:
 /// rows outer, so each tile's rows stay in L1 while every input streams past.
 ///
 /// # Safety
@@ -240,8 +240,8 @@ unsafe fn products<L: Lanes, const T: usize>(
                     rows.skip($r),
                     inputs.skip($t),
                     cols,
-                    out.add($r * n_inputs + $t),
-                    n_inputs,
+                    out.add($t * n_rows + $r),
+                    n_rows,
                 )
             }
         };

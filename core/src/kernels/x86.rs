@@ -153,7 +153,7 @@ pub unsafe fn dot(a: &[f32], b: &[f32]) -> f32 {
     unsafe { tile::dot::<Ymm>(a, b) }
 }
 
-/// `out[r * inputs + t] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 2 tiles.
+/// `out[t * rows + r] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 2 tiles.
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.

@@ -91,6 +91,25 @@ pub enum Input<'a> {
     Q8(Q8Blocks<'a>),
 }
 
+impl<'a> Input<'a> {
+    /// Inputs `range` of a batch whose inputs have `cols` values each (`cols` a multiple
+    /// of [`INPUT_GROUP`] for a quantized input); empty where the batch is shorter.
+    pub fn inputs(&self, range: core::ops::Range<usize>, cols: usize) -> Input<'a> {
+        let values = range.start * cols..range.end * cols;
+        match *self {
+            Input::F32(x) => Input::F32(x.get(values).unwrap_or_default()),
+            Input::Q8(x) => {
+                let groups = range.start * cols / INPUT_GROUP..range.end * cols / INPUT_GROUP;
+                Input::Q8(Q8Blocks {
+                    values: x.values.get(values).unwrap_or_default(),
+                    scales: x.scales.get(groups.clone()).unwrap_or_default(),
+                    sums: x.sums.get(groups).unwrap_or_default(),
+                })
+            }
+        }
+    }
+}
+
 /// Prepares the inputs `x = [batch][cols]` of a product over `ty` rows under `k`: for the
 /// quantized SIMD products it quantizes them into `values` (`x.len()` of them) and `scales`
 /// (`2 · x.len() / 32`: the scales, then the group sums), symmetric to ±127 per 32 values
