@@ -73,13 +73,12 @@ pub(crate) fn attend(
         for (i, out) in chunk.chunks_exact_mut(head_size).enumerate() {
             let h = first / head_size + i;
             let weights = &att[h * context..h * context + positions];
+            // Oldest first, as for the scores.
+            let values = &cache.values[kv_offset(h)..];
+            let (older, newer) = weights.split_at(positions.min(context - oldest % context));
             out.fill(0.0);
-            for (t, &a) in weights.iter().enumerate() {
-                let value = &cache.values[slot(t) + kv_offset(h)..][..head_size];
-                for (o, &v) in out.iter_mut().zip(value) {
-                    *o += a * v;
-                }
-            }
+            k.weighted_rows(out, older, &values[slot(0)..], kv_dim);
+            k.weighted_rows(out, newer, values, kv_dim);
         }
     });
 }

@@ -12,7 +12,7 @@ use crate::checkpoint::Model;
 use crate::config::Config;
 use crate::error::{Buffer, Error, Result};
 use crate::kernels::Kernels;
-use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place, swiglu};
+use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place};
 use crate::parallel::Parallel;
 use crate::state::State;
 use crate::weights::{LayerWeights, Matrix, Weights};
@@ -224,7 +224,7 @@ impl<'r, 'w> Run<'r, 'w> {
         };
         proj(&mut a.hb[..n * hidden], &a.xb[..n * dim], w.w1);
         proj(&mut a.hb2[..n * hidden], &a.xb[..n * dim], w.w3);
-        swiglu(&mut a.hb[..n * hidden], &a.hb2[..n * hidden]);
+        k.swiglu(&mut a.hb[..n * hidden], &a.hb2[..n * hidden]);
         proj(&mut a.xb[..n * dim], &a.hb[..n * hidden], w.w2);
         add_assign(&mut a.x[..n * dim], &a.xb[..n * dim]);
     }

@@ -214,16 +214,6 @@ fn matvec_q8(k: Kernels, out: &mut [f32], xq: &[i8], xs: &[f32], w: Q8Matrix<'_>
     k.q8_matvec(out, w, x);
 }
 
-/// SiLU-gated product of the feed-forward layer: `gate = silu(gate) * up`.
-pub fn swiglu(gate: &mut [f32], up: &[f32]) {
-    for (g, &u) in gate.iter_mut().zip(up) {
-        let mut val = *g;
-        val *= 1.0 / (1.0 + libm::expf(-val));
-        val *= u;
-        *g = val;
-    }
-}
-
 /// `x += y`, the residual connection.
 pub fn add_assign(x: &mut [f32], y: &[f32]) {
     for (a, &b) in x.iter_mut().zip(y) {

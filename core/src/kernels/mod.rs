@@ -169,6 +169,37 @@ impl Kernels {
         }
     }
 
+    /// `out += Σ_t weights[t] · rows[t · stride..][..out.len()]`: (part of) an attention
+    /// head's weighted sum of cached values, `stride` apart. The scalar form adds in
+    /// order, as `run.c` does; the SIMD forms fuse the products.
+    ///
+    /// # Panics
+    /// If `rows` is too short for `weights.len()` rows.
+    pub fn weighted_rows(&self, out: &mut [f32], weights: &[f32], rows: &[f32], stride: usize) {
+        match self.0 {
+            Kind::Scalar => scalar::weighted_rows(out, weights, rows, stride),
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma => unsafe { x86::weighted_rows(out, weights, rows, stride) },
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512Vnni => unsafe { x86::weighted_rows_512(out, weights, rows, stride) },
+            #[cfg(target_arch = "aarch64")]
+            Kind::Neon => neon::weighted_rows(out, weights, rows, stride),
+        }
+    }
+
+    /// The feed-forward gate `gate = silu(gate) · up`: the scalar form is `run.c`'s (libm
+    /// `expf`); the AVX2 form uses the polynomial `exp` of [`Kernels::softmax`].
+    pub fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
+        match self.0 {
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe { x86::swiglu(gate, up) },
+            _ => scalar::swiglu(gate, up),
+        }
+    }
+
     /// `out[t * rows + r] = dot(rows[r], inputs[t])` for every row of `rows` and every
     /// input of `inputs` (both `[count][cols]`; the outputs of each input together): a
     /// matrix–matrix product (or, with one input, matrix–vector) whose every output is
@@ -474,6 +505,44 @@ pub(crate) mod tests {
                 for (r, &got) in out.iter().enumerate() {
                     let alone = k.dot(&data[r * stride..][..cols], &x);
                     assert_eq!(got.to_bits(), alone.to_bits(), "{} row {r}", k.name());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_rows_and_swiglu_agree_with_the_scalar_reference() {
+        for (rows, stride, cols) in [(0, 8, 8), (1, 8, 8), (7, 24, 20), (9, 64, 48), (4, 90, 80)] {
+            let data = values(rows * stride + cols, 25);
+            let weights = values(rows, 26);
+            let mut reference = std::vec![0.5; cols];
+            Kernels::scalar().weighted_rows(&mut reference, &weights, &data, stride);
+            for k in all() {
+                let mut got = std::vec![0.5; cols];
+                k.weighted_rows(&mut got, &weights, &data, stride);
+                for (g, r) in got.iter().zip(&reference) {
+                    assert!(
+                        (g - r).abs() <= 1e-5,
+                        "{} {rows}x{cols}: {g} vs {r}",
+                        k.name()
+                    );
+                }
+            }
+        }
+        for n in [1, 7, 8, 33, 768] {
+            let gate: Vec<f32> = values(n, 27).iter().map(|v| v * 16.0).collect();
+            let up = values(n, 28);
+            let mut reference = gate.clone();
+            Kernels::scalar().swiglu(&mut reference, &up);
+            for k in all() {
+                let mut got = gate.clone();
+                k.swiglu(&mut got, &up);
+                for (g, r) in got.iter().zip(&reference) {
+                    assert!(
+                        (g - r).abs() <= 1e-6 * (1.0 + r.abs()),
+                        "{} {g} vs {r}",
+                        k.name()
+                    );
                 }
             }
         }

@@ -31,8 +31,21 @@ impl Lanes for Q {
         Q(unsafe { vld1q_f32(lanes.as_ptr()) })
     }
     #[inline]
+    unsafe fn splat(v: f32) -> Self {
+        Q(vdupq_n_f32(v))
+    }
+    #[inline]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees room for 4 floats at `p`.
+        unsafe { vst1q_f32(p, self.0) }
+    }
+    #[inline]
     unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
         Q(vfmaq_f32(acc.0, a.0, b.0))
+    }
+    #[inline]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        Q(vaddq_f32(a.0, b.0))
     }
     #[inline]
     unsafe fn sum(self) -> f32 {
@@ -60,6 +73,13 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
 pub fn dot_rows(out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
     // SAFETY: NEON is always available on aarch64.
     unsafe { tile::strided_rows_times::<Q>(out, rows, stride, x) }
+}
+
+/// `out += Σ_t weights[t] · rows[t · stride..][..out.len()]` (see
+/// [`tile::weighted_rows`]).
+pub fn weighted_rows(out: &mut [f32], weights: &[f32], rows: &[f32], stride: usize) {
+    // SAFETY: NEON is always available on aarch64.
+    unsafe { tile::weighted_rows::<Q>(out, weights, rows, stride) }
 }
 
 /// `out[t * rows + r] = rows[r] · inputs[t]` (see [`tile::matmul`]), in 4 × 4 tiles.

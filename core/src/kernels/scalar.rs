@@ -10,6 +10,26 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
+/// `out += Σ_t weights[t] · rows[t · stride..]`, each column summed in order.
+pub fn weighted_rows(out: &mut [f32], weights: &[f32], rows: &[f32], stride: usize) {
+    for (t, &a) in weights.iter().enumerate() {
+        let row = &rows[t * stride..][..out.len()];
+        for (o, &v) in out.iter_mut().zip(row) {
+            *o += a * v;
+        }
+    }
+}
+
+/// SiLU-gated product `gate = silu(gate) · up`, as `run.c` computes it.
+pub fn swiglu(gate: &mut [f32], up: &[f32]) {
+    for (g, &u) in gate.iter_mut().zip(up) {
+        let mut val = *g;
+        val *= 1.0 / (1.0 + libm::expf(-val));
+        val *= u;
+        *g = val;
+    }
+}
+
 /// Exact integer dot product of one group.
 pub fn group_sum(w: &[i8], x: &[i8]) -> i32 {
     let mut sum = 0i32;

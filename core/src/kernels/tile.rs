@@ -26,8 +26,14 @@ pub(super) trait Lanes: Copy {
     unsafe fn load(p: *const f32) -> Self;
     /// `len < WIDTH` floats from `p`, the other lanes zero; nothing past them is read.
     unsafe fn load_partial(p: *const f32, len: usize) -> Self;
+    /// Every lane `v`.
+    unsafe fn splat(v: f32) -> Self;
+    /// Stores the lanes at `p`.
+    unsafe fn store(self, p: *mut f32);
     /// `a · b + acc`, fused, lane by lane.
     unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self;
+    /// `a + b`, lane by lane.
+    unsafe fn add(a: Self, b: Self) -> Self;
     /// The lanes' sum, always in the same order.
     unsafe fn sum(self) -> f32;
     /// Four [`Lanes::sum`]s at once (bit-identical to them; vector implementations
@@ -266,6 +272,82 @@ unsafe fn products<L: Lanes, const T: usize>(
         }
         for t in t..n_inputs {
             tile_at!(r, t, 1, 1);
+        }
+    }
+}
+
+/// Columns [`weighted_rows`] keeps in registers at once, in vectors.
+const SUM_VECTORS: usize = 4;
+
+/// `out += Σ_t weights[t] · rows[t · stride..][..out.len()]`: (part of) an attention
+/// head's weighted sum of its cached values. Per column, the even and the odd rows are
+/// summed in two fused chains (in order), then both added to `out`.
+///
+/// # Safety
+/// `L`'s features are available.
+///
+/// # Panics
+/// If `rows` is too short for `weights.len()` rows.
+#[inline(always)]
+pub(super) unsafe fn weighted_rows<L: Lanes>(
+    out: &mut [f32],
+    weights: &[f32],
+    rows: &[f32],
+    stride: usize,
+) {
+    let len = out.len();
+    if let Some(last) = weights.len().checked_sub(1) {
+        assert!(
+            last * stride + len <= rows.len(),
+            "weighted rows out of bounds"
+        );
+    }
+    let chunk = SUM_VECTORS * L::WIDTH;
+    for first in (0..len).step_by(chunk) {
+        let width = chunk.min(len - first);
+        // SAFETY (loads): row `t < weights.len()` has `len` floats at `t * stride`, checked
+        // above; the loads read columns `first..first + width` of it.
+        let load = |t: usize, v: usize| unsafe {
+            let p = rows.as_ptr().add(t * stride + first + v * L::WIDTH);
+            match width - v * L::WIDTH {
+                n if n >= L::WIDTH => L::load(p),
+                n => L::load_partial(p, n),
+            }
+        };
+        let vectors = width.div_ceil(L::WIDTH);
+        // SAFETY: the features are available (the caller).
+        let mut even = [unsafe { L::zero() }; SUM_VECTORS];
+        let mut odd = even;
+        let mut pairs = weights.chunks_exact(2);
+        for (pair, t) in (&mut pairs).zip((0..).step_by(2)) {
+            // SAFETY: as above.
+            unsafe {
+                let (w0, w1) = (L::splat(pair[0]), L::splat(pair[1]));
+                for (v, (even, odd)) in even.iter_mut().zip(&mut odd).enumerate().take(vectors) {
+                    *even = L::mul_add(w0, load(t, v), *even);
+                    *odd = L::mul_add(w1, load(t + 1, v), *odd);
+                }
+            }
+        }
+        if let [w] = *pairs.remainder() {
+            let t = weights.len() - 1;
+            // SAFETY: as above.
+            unsafe {
+                let w = L::splat(w);
+                for (v, even) in even.iter_mut().enumerate().take(vectors) {
+                    *even = L::mul_add(w, load(t, v), *even);
+                }
+            }
+        }
+        for (v, (&even, &odd)) in even.iter().zip(&odd).enumerate().take(vectors) {
+            let mut lanes = [0.0f32; 16];
+            // SAFETY: `lanes` holds `WIDTH <= 16` floats.
+            unsafe { L::add(even, odd).store(lanes.as_mut_ptr()) };
+            let at = first + v * L::WIDTH;
+            let n = L::WIDTH.min(len - at);
+            for (o, &v) in out[at..at + n].iter_mut().zip(&lanes) {
+                *o += v;
+            }
         }
     }
 }

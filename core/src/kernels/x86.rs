@@ -38,8 +38,24 @@ impl Lanes for Ymm {
     }
     #[target_feature(enable = "avx2,fma")]
     #[inline]
+    unsafe fn splat(v: f32) -> Self {
+        Ymm(_mm256_set1_ps(v))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees room for 8 floats at `p`.
+        unsafe { _mm256_storeu_ps(p, self.0) }
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
     unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
         Ymm(_mm256_fmadd_ps(a.0, b.0, acc.0))
+    }
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        Ymm(_mm256_add_ps(a.0, b.0))
     }
     #[target_feature(enable = "avx2,fma")]
     #[inline]
@@ -108,8 +124,24 @@ impl Lanes for Zmm {
     }
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
+    unsafe fn splat(v: f32) -> Self {
+        Zmm(_mm512_set1_ps(v))
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn store(self, p: *mut f32) {
+        // SAFETY: the caller guarantees room for 16 floats at `p`.
+        unsafe { _mm512_storeu_ps(p, self.0) }
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
     unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self {
         Zmm(_mm512_fmadd_ps(a.0, b.0, acc.0))
+    }
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    #[inline]
+    unsafe fn add(a: Self, b: Self) -> Self {
+        Zmm(_mm512_add_ps(a.0, b.0))
     }
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
@@ -171,6 +203,54 @@ pub unsafe fn matmul(out: &mut [f32], rows: &[f32], inputs: &[f32], cols: usize)
 pub unsafe fn dot_rows(out: &mut [f32], rows: &[f32], stride: usize, x: &[f32]) {
     // SAFETY: the features are enabled here.
     unsafe { tile::strided_rows_times::<Ymm>(out, rows, stride, x) }
+}
+
+/// `out += Σ_t weights[t] · rows[t · stride..][..out.len()]` (see
+/// [`tile::weighted_rows`]).
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn weighted_rows(out: &mut [f32], weights: &[f32], rows: &[f32], stride: usize) {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::weighted_rows::<Ymm>(out, weights, rows, stride) }
+}
+
+/// [`weighted_rows`] on 16-lane vectors.
+///
+/// # Safety
+/// The CPU must support AVX-512F, AVX2 and FMA.
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub unsafe fn weighted_rows_512(out: &mut [f32], weights: &[f32], rows: &[f32], stride: usize) {
+    // SAFETY: the features are enabled here.
+    unsafe { tile::weighted_rows::<Zmm>(out, weights, rows, stride) }
+}
+
+/// SiLU-gated product `gate = silu(gate) · up`, eight lanes at a time with the
+/// polynomial `exp` of [`softmax`], the rest with libm's.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
+    let n = gate.len().min(up.len());
+    let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
+    let one = _mm256_set1_ps(1.0);
+    let mut i = 0;
+    // SAFETY (loads and stores): `i + 8 <= n` keeps them inside both slices.
+    while i + 8 <= n {
+        unsafe {
+            let g = _mm256_loadu_ps(pg.add(i));
+            let sigmoid = _mm256_div_ps(
+                one,
+                _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))),
+            );
+            let v = _mm256_mul_ps(_mm256_mul_ps(g, sigmoid), _mm256_loadu_ps(pu.add(i)));
+            _mm256_storeu_ps(pg.add(i), v);
+        }
+        i += 8;
+    }
+    super::scalar::swiglu(&mut gate[i..n], &up[i..n]);
 }
 
 /// [`dot`] on 16-lane vectors.
