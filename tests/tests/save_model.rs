@@ -108,7 +108,7 @@ fn save_model_is_documented_and_only_for_shapes() {
     let dir = TempDir::new("save-model-refused");
     let model = dir.write(
         "model.bin",
-        &random_f32_model(&Shape::S260K.config()).bytes()[..],
+        random_f32_model(&Shape::S260K.config()).bytes(),
     );
     let out = dir.path().join("out.bin");
     let output = run_llama2(&[
