@@ -14,7 +14,7 @@ use crate::generate::zeroed;
 use crate::load::MappedFile;
 use crate::pool::ThreadPool;
 use crate::stdio;
-use crate::synthetic::{quantized, random_f32_model, random_gguf, Shape};
+use crate::synthetic::{quantized, random_f32_model, random_gguf, save, Shape};
 
 /// Element type of a synthetic benchmark model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -58,6 +58,11 @@ pub struct BenchArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Write the --shape model to FILE and exit without measuring, so other engines can
+    /// run the same weights: f32 as a llama2.c version 0 file (what llama2.c's `run`
+    /// reads), q8 as version 2 (`runq`), q4_0 and q4_k as GGUF.
+    #[arg(long, value_name = "FILE", conflicts_with = "model")]
+    pub save_model: Option<PathBuf>,
 }
 
 /// Where the benchmarked model's bytes live.
@@ -78,6 +83,9 @@ impl Source {
 /// Runs `llama2 bench`: times the runs and prints the report.
 pub fn run(args: &BenchArgs) -> Result<(), CliError> {
     let (source, label) = load(args)?;
+    if let Some(out) = &args.save_model {
+        return save(source.bytes(), &label, out);
+    }
     let bytes = source.bytes();
     let mut layers = vec![
         LayerWeights::EMPTY;

@@ -1,10 +1,15 @@
 //! Models with random weights made in memory, for benchmarks of published shapes without
 //! downloading anything.
 
-use llama2_core::{AlignedBytes, Config, Format, Header, Model};
+use std::path::Path;
 
-use crate::convert::{write_gguf, GgufError, OutType, Vocabulary};
+use llama2_core::{gguf, AlignedBytes, Config, Format, Header, Model};
+
+use crate::atomic_write::write_atomically;
+use crate::convert::{write_gguf, write_v0, GgufError, OutType, Vocabulary};
+use crate::error::CliError;
 use crate::quantize::{auto_group, write_v2};
+use crate::stdio;
 
 /// The shapes of the TinyStories checkpoints llama2.c publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -92,4 +97,31 @@ pub fn random_gguf(model: &Model<'_>, ty: OutType) -> Result<AlignedBytes, Strin
         GgufError::Write(e) => match e {},
     })?;
     Ok(AlignedBytes::new(&bytes))
+}
+
+/// `bench --save-model OUT`: writes the model `bench --shape` made (`bytes`, described by
+/// `label`) to OUT for other engines. An fp32 model is written as version 0, the layout
+/// llama2.c's `run` reads, with the same weights (the RoPE tables it carries are
+/// recomputed); a Q8_0 (version 2) or GGUF model is written as it is.
+pub fn save(bytes: &[u8], label: &str, out: &Path) -> Result<(), CliError> {
+    let is_gguf = gguf::is_gguf(bytes);
+    let fp32 = match is_gguf {
+        true => None,
+        false => Some(Model::from_bytes(bytes).map_err(|e| CliError::usage("--shape", e))?)
+            .filter(|model| model.format == Format::V1),
+    };
+    let layout = match (is_gguf, &fp32) {
+        (true, _) => "GGUF",
+        (false, Some(_)) => "llama2.c version 0",
+        (false, None) => "llama2.c version 2",
+    };
+    write_atomically(out, &[], |w| {
+        match &fp32 {
+            Some(model) => write_v0(model, w),
+            None => w.write_all(bytes),
+        }
+        .map_err(|e| CliError::file(out, e))
+    })?;
+    stdio::note!("wrote {} ({label}, {layout})", out.display());
+    Ok(())
 }
