@@ -227,30 +227,42 @@ pub unsafe fn weighted_rows_512(out: &mut [f32], weights: &[f32], rows: &[f32], 
 }
 
 /// SiLU-gated product `gate = silu(gate) · up`, eight lanes at a time with the
-/// polynomial `exp` of [`softmax`], the rest with libm's.
+/// polynomial `exp` of [`softmax`]; a short tail goes through the same lanes padded, so
+/// every element's value depends on that element alone (a batch's vectors, back to back,
+/// get what each gets alone).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA.
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn swiglu(gate: &mut [f32], up: &[f32]) {
-    let n = gate.len().min(up.len());
-    let (pg, pu) = (gate.as_mut_ptr(), up.as_ptr());
     let one = _mm256_set1_ps(1.0);
-    let mut i = 0;
-    // SAFETY (loads and stores): `i + 8 <= n` keeps them inside both slices.
-    while i + 8 <= n {
+    let gated = |g: __m256, u: __m256| {
+        let sigmoid = _mm256_div_ps(
+            one,
+            _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))),
+        );
+        _mm256_mul_ps(_mm256_mul_ps(g, sigmoid), u)
+    };
+    let mut gates = gate.chunks_exact_mut(8);
+    let mut ups = up.chunks_exact(8);
+    for (g, u) in (&mut gates).zip(&mut ups) {
+        // SAFETY: both chunks hold 8 floats.
         unsafe {
-            let g = _mm256_loadu_ps(pg.add(i));
-            let sigmoid = _mm256_div_ps(
-                one,
-                _mm256_add_ps(one, exp8(_mm256_sub_ps(_mm256_setzero_ps(), g))),
-            );
-            let v = _mm256_mul_ps(_mm256_mul_ps(g, sigmoid), _mm256_loadu_ps(pu.add(i)));
-            _mm256_storeu_ps(pg.add(i), v);
+            let v = gated(_mm256_loadu_ps(g.as_ptr()), _mm256_loadu_ps(u.as_ptr()));
+            _mm256_storeu_ps(g.as_mut_ptr(), v);
         }
-        i += 8;
     }
-    super::scalar::swiglu(&mut gate[i..n], &up[i..n]);
+    let (g, u) = (gates.into_remainder(), ups.remainder());
+    let n = g.len().min(u.len());
+    let (mut g8, mut u8) = ([0.0f32; 8], [0.0f32; 8]);
+    g8[..n].copy_from_slice(&g[..n]);
+    u8[..n].copy_from_slice(&u[..n]);
+    // SAFETY: both arrays hold 8 floats.
+    unsafe {
+        let v = gated(_mm256_loadu_ps(g8.as_ptr()), _mm256_loadu_ps(u8.as_ptr()));
+        _mm256_storeu_ps(g8.as_mut_ptr(), v);
+    }
+    g[..n].copy_from_slice(&g8[..n]);
 }
 
 /// [`dot`] on 16-lane vectors.
