@@ -544,6 +544,15 @@ pub(crate) mod tests {
                         k.name()
                     );
                 }
+                // Each element's value is its own: a batch's vectors back to back (172
+                // wide, not a multiple of any vector) get what each gets alone.
+                let (gate, up) = (values(344, 29), values(344, 30));
+                let mut both = gate.clone();
+                k.swiglu(&mut both, &up);
+                let mut second = gate[172..].to_vec();
+                k.swiglu(&mut second, &up[172..]);
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&both[172..]), bits(&second), "{}", k.name());
             }
         }
     }
