@@ -320,3 +320,344 @@ fn finish<W: embedded_io::Write>(
     out.write_all(b"\n").map_err(GenerateError::Write)?;
     out.flush().map_err(GenerateError::Write)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::generate::Generator;
+    use crate::kernels::Kernels;
+    use crate::parallel::Serial;
+    use crate::sampler::{ProbIndex, Strategy};
+    use crate::testutil::{bytes, v0_model, vocab_file, RAW};
+    use std::vec::Vec;
+
+    const VOCAB: usize = 300;
+    const CONTEXT: usize = 16;
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|f| f.to_bits()).collect()
+    }
+
+    /// `count` state buffers for `model` of `context` positions.
+    fn buffers(model: &Model<'_>, count: usize, context: usize) -> Vec<Vec<f32>> {
+        let len = State::len_for(&model.config, context).unwrap();
+        (0..count).map(|_| std::vec![0.0; len]).collect()
+    }
+
+    #[test]
+    fn each_sequence_gets_the_logits_of_its_state_alone() {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let c = model.config;
+        // Three histories of different tokens; then one more token each, batched.
+        let histories: [&[u32]; 3] = [&[1, 5, 299, 7], &[1, 6, 2, 9], &[1, 5, 299, 8]];
+        let next = [11, 12, 13];
+        let mut alone = Vec::new();
+        for (history, &token) in histories.iter().zip(&next) {
+            let mut buffer = buffers(&model, 1, CONTEXT).remove(0);
+            let mut state = State::new(&c, CONTEXT, &mut buffer).unwrap();
+            for (pos, &t) in history.iter().enumerate() {
+                model.forward(&mut state, t, pos, &Serial).unwrap();
+            }
+            let logits = model.forward(&mut state, token, 4, &Serial).unwrap();
+            alone.push(bits(logits));
+        }
+        let mut state_buffers = buffers(&model, 3, CONTEXT);
+        let mut sequences: Vec<Sequence<'_>> = state_buffers
+            .iter_mut()
+            .map(|b| Sequence::new(State::new(&c, CONTEXT, b).unwrap()))
+            .collect();
+        let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, 4).unwrap()];
+        let mut batch = Batch::new(&c, 4, &mut batch_buffer).unwrap();
+        for pos in 0..4 {
+            for (sequence, history) in sequences.iter_mut().zip(&histories) {
+                sequence.token = history[pos];
+            }
+            model
+                .forward_sequences(&mut sequences, &mut batch, pos, &Serial)
+                .unwrap();
+        }
+        for (sequence, &token) in sequences.iter_mut().zip(&next) {
+            sequence.token = token;
+        }
+        model
+            .forward_sequences(&mut sequences, &mut batch, 4, &Serial)
+            .unwrap();
+        for (sequence, expected) in sequences.iter().zip(&alone) {
+            assert_eq!(&bits(sequence.state.logits()), expected);
+        }
+        assert_ne!(alone[0], alone[2], "different histories give different logits");
+    }
+
+    #[test]
+    fn forward_sequences_checks_its_arguments() {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let c = model.config;
+        let mut state_buffers = buffers(&model, 3, 4);
+        let mut sequences: Vec<Sequence<'_>> = state_buffers
+            .iter_mut()
+            .map(|b| Sequence::new(State::new(&c, 4, b).unwrap()))
+            .collect();
+        let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, 2).unwrap()];
+        let mut batch = Batch::new(&c, 2, &mut batch_buffer).unwrap();
+        let mut run = |sequences: &mut [Sequence<'_>], pos| {
+            model.forward_sequences(sequences, &mut batch, pos, &Serial)
+        };
+        assert_eq!(
+            run(&mut [], 0).unwrap_err(),
+            Error::SequenceCount {
+                what: "sequences",
+                expected: 1,
+                actual: 0
+            }
+        );
+        assert_eq!(
+            run(&mut sequences, 0).unwrap_err(),
+            Error::BufferTooSmall {
+                buffer: Buffer::Batch,
+                needed: 3,
+                actual: 2
+            }
+        );
+        assert_eq!(
+            run(&mut sequences[..2], 4).unwrap_err(),
+            Error::PositionOutOfRange { pos: 4, context: 4 }
+        );
+        sequences[1].token = 300;
+        assert_eq!(
+            run(&mut sequences[..2], 0).unwrap_err(),
+            Error::TokenOutOfRange {
+                token: 300,
+                vocab_size: 300
+            }
+        );
+        sequences[1].token = 1;
+        sequences[1].state.set_sliding_window(true);
+        assert_eq!(
+            run(&mut sequences[..2], 0).unwrap_err(),
+            Error::SequencesDiffer
+        );
+        sequences[1].state.set_sliding_window(false);
+        assert!(run(&mut sequences[..2], 0).is_ok());
+        // A state of another model is refused.
+        let other = v0_model([8, 12, 1, 4, 2, 300, 16], true);
+        let other = Model::from_bytes(bytes(&other)).unwrap();
+        let mut other_batch_buffer = std::vec![0.0; Batch::len_for(&other.config, 2).unwrap()];
+        let mut other_batch = Batch::new(&other.config, 2, &mut other_batch_buffer).unwrap();
+        assert_eq!(
+            other
+                .forward_sequences(&mut sequences[..1], &mut other_batch, 0, &Serial)
+                .unwrap_err(),
+            Error::StateMismatch
+        );
+    }
+
+    /// What one generation printed, and its summary.
+    type Outcome = (Summary, Vec<u8>);
+
+    /// `prompt` continued alone by a state of `context` positions (sliding if asked) with
+    /// `strategy` and `seed`, the prompt in batches of 4.
+    fn alone(prompt: &str, steps: usize, context: usize, sliding: bool, seed: u64) -> Outcome {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let tokenizer_bytes = vocab_file(VOCAB);
+        let mut index = std::vec![0; 2 * VOCAB];
+        let tokenizer = Tokenizer::new(&tokenizer_bytes, VOCAB, &mut index).unwrap();
+        let mut buffer = buffers(&model, 1, context).remove(0);
+        let mut state = State::new(&model.config, context, &mut buffer).unwrap();
+        state.set_sliding_window(sliding);
+        let mut scratch = std::vec![ProbIndex::default(); VOCAB];
+        let strategy = Strategy::new(1.0, 0.9).unwrap();
+        let mut sampler = Sampler::new(strategy, seed, VOCAB, &mut scratch).unwrap();
+        let mut batch_buffer = std::vec![0.0; Batch::len_for(&model.config, 4).unwrap()];
+        let mut batch = Batch::new(&model.config, 4, &mut batch_buffer).unwrap();
+        let mut prompt_buf = std::vec![0; crate::prompt_buffer_len(prompt.len()).unwrap()];
+        let mut out = Vec::new();
+        let summary = Generator {
+            model: &model,
+            tokenizer: &tokenizer,
+            state: &mut state,
+            sampler: &mut sampler,
+            parallel: &Serial,
+        }
+        .generate_batched(
+            Some(&mut batch),
+            prompt.as_bytes(),
+            steps,
+            &mut prompt_buf,
+            &mut out,
+            |_| {},
+        )
+        .unwrap();
+        (summary, out)
+    }
+
+    /// Calls `f` with a parallel generator of `seeds.len()` sequences (sampler `i` seeded
+    /// `seeds[i]`) and a batch of `capacity`.
+    fn with_parallel<T>(
+        seeds: &[u64],
+        context: usize,
+        sliding: bool,
+        capacity: usize,
+        f: impl FnOnce(&mut ParallelGenerator<'_, '_, '_, '_, Serial>, &mut Batch<'_>) -> T,
+    ) -> T {
+        let file = v0_model(RAW, true);
+        let model = Model::from_bytes(bytes(&file)).unwrap();
+        let c = model.config;
+        let tokenizer_bytes = vocab_file(VOCAB);
+        let mut index = std::vec![0; 2 * VOCAB];
+        let tokenizer = Tokenizer::new(&tokenizer_bytes, VOCAB, &mut index).unwrap();
+        let mut state_buffers = buffers(&model, seeds.len(), context);
+        let mut sequences: Vec<Sequence<'_>> = state_buffers
+            .iter_mut()
+            .map(|b| {
+                let mut state = State::new(&c, context, b).unwrap();
+                state.set_sliding_window(sliding);
+                Sequence::new(state)
+            })
+            .collect();
+        let mut scratch = std::vec![ProbIndex::default(); VOCAB * seeds.len()];
+        let strategy = Strategy::new(1.0, 0.9).unwrap();
+        let mut samplers: Vec<Sampler<'_>> = scratch
+            .chunks_exact_mut(VOCAB)
+            .zip(seeds)
+            .map(|(s, &seed)| Sampler::new(strategy, seed, VOCAB, s).unwrap())
+            .collect();
+        let mut batch_buffer = std::vec![0.0; Batch::len_for(&c, capacity).unwrap()];
+        let mut batch = Batch::new(&c, capacity, &mut batch_buffer).unwrap();
+        f(
+            &mut ParallelGenerator {
+                model: &model,
+                tokenizer: &tokenizer,
+                sequences: &mut sequences,
+                samplers: &mut samplers,
+                parallel: &Serial,
+            },
+            &mut batch,
+        )
+    }
+
+    /// Continues `prompt` in parallel with `seeds`; returns the summary, each sequence's
+    /// text and its token events.
+    fn parallel(
+        prompt: &str,
+        steps: usize,
+        context: usize,
+        sliding: bool,
+        seeds: &[u64],
+    ) -> (Summary, Vec<Vec<u8>>, Vec<Vec<TokenEvent>>) {
+        with_parallel(seeds, context, sliding, seeds.len().max(4), |g, batch| {
+            let mut prompt_buf = std::vec![0; crate::prompt_buffer_len(prompt.len()).unwrap()];
+            let mut outs = std::vec![Vec::new(); seeds.len()];
+            let mut events = std::vec![Vec::new(); seeds.len()];
+            let summary = g
+                .generate(
+                    batch,
+                    prompt.as_bytes(),
+                    steps,
+                    &mut prompt_buf,
+                    &mut outs,
+                    |i, e| events[i].push(e),
+                )
+                .unwrap();
+            // The caller's order is back (samplers move with their sequences).
+            assert!(g.sequences.iter().enumerate().all(|(i, s)| s.id == i));
+            (summary, outs, events)
+        })
+    }
+
+    #[test]
+    fn every_sequence_prints_what_its_seed_prints_alone() {
+        let seeds: Vec<u64> = (40..47).collect();
+        for (prompt, steps, context, sliding) in [
+            ("ab ba é ab", 16, 16, false),
+            ("ab", 6, 16, false),
+            ("#0#0#0", 3, 4, false), // fewer steps than prompt tokens
+            ("#0#0#0", 8, 8, false), // the prompt fills all but the last step
+            ("", 12, 12, false),
+            ("ab", 40, 8, true), // past the context, BOS starting new lines
+        ] {
+            let (summary, outs, events) = parallel(prompt, steps, context, sliding, &seeds);
+            let mut longest = 0;
+            for (i, &seed) in seeds.iter().enumerate() {
+                let (single, text) = alone(prompt, steps, context, sliding, seed);
+                assert_eq!(outs[i], text, "{prompt:?} steps {steps}, seed {seed}");
+                assert_eq!(single.prompt_tokens, summary.prompt_tokens);
+                longest = longest.max(single.steps);
+                assert_eq!(
+                    single.steps,
+                    events[i].len() + usize::from(single.stopped_on_bos),
+                    "{prompt:?}, seed {seed}"
+                );
+            }
+            assert_eq!(summary.steps, longest);
+        }
+        // Different seeds do give different texts.
+        let (_, outs, _) = parallel("ab", 16, 16, false, &seeds);
+        assert!(outs.iter().any(|t| *t != outs[0]));
+    }
+
+    #[test]
+    fn sequences_that_choose_bos_leave_the_batch_and_the_others_go_on() {
+        let seeds: Vec<u64> = (1..=64).collect();
+        let (summary, outs, events) = parallel("ab", 16, 16, false, &seeds);
+        let ended_early = events.iter().filter(|e| e.len() < 15).count();
+        assert!(ended_early > 0 && ended_early < seeds.len(), "{ended_early}");
+        assert!(!summary.stopped_on_bos);
+        assert_eq!(summary.steps, 16);
+        for (i, &seed) in seeds.iter().enumerate() {
+            assert_eq!(outs[i], alone("ab", 16, 16, false, seed).1, "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn parallel_generation_checks_its_arguments() {
+        let check = |seeds: &[u64], capacity: usize, outputs: usize, expected: Error| {
+            with_parallel(seeds, 8, false, capacity, |g, batch| {
+                let mut prompt_buf = [0; 16];
+                let mut outs = std::vec![Vec::new(); outputs];
+                let got = g.generate(batch, b"ab", 4, &mut prompt_buf, &mut outs, |_, _| {});
+                assert_eq!(got.unwrap_err(), GenerateError::Engine(expected));
+            });
+        };
+        let count = |what, expected, actual| Error::SequenceCount {
+            what,
+            expected,
+            actual,
+        };
+        check(&[], 2, 0, count("sequences", 1, 0));
+        check(&[1, 2], 2, 3, count("outputs", 2, 3));
+        check(
+            &[1, 2, 3],
+            2,
+            3,
+            Error::BufferTooSmall {
+                buffer: Buffer::Batch,
+                needed: 3,
+                actual: 2,
+            },
+        );
+        with_parallel(&[1, 2], 8, false, 2, |g, batch| {
+            let mut outs = std::vec![Vec::new(); 2];
+            let mut prompt_buf = [0; 16];
+            let mut run = |g: &mut ParallelGenerator<'_, '_, '_, '_, Serial>,
+                           batch: &mut Batch<'_>| {
+                g.generate(batch, b"ab", 4, &mut prompt_buf, &mut outs, |_, _| {})
+                    .unwrap_err()
+            };
+            g.sequences[1].state.set_kernels(Kernels::scalar());
+            g.sequences[0].state.set_kernels(Kernels::native());
+            if Kernels::scalar() != Kernels::native() {
+                assert_eq!(run(g, batch), GenerateError::Engine(Error::SequencesDiffer));
+            }
+            g.sequences[1].state.set_kernels(Kernels::native());
+            g.sequences[1].state.set_sliding_window(true);
+            assert_eq!(run(g, batch), GenerateError::Engine(Error::SequencesDiffer));
+            g.sequences[1].state.set_sliding_window(false);
+            let samplers = core::mem::take(&mut g.samplers);
+            g.samplers = &mut samplers[..1];
+            assert_eq!(run(g, batch), GenerateError::Engine(count("samplers", 2, 1)));
+        });
+    }
+}
