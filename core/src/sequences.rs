@@ -196,7 +196,14 @@ impl<P: Parallel> ParallelGenerator<'_, '_, '_, '_, P> {
                     self.samplers.swap(i, active);
                     continue;
                 }
-                emit(self.tokenizer, &mut sequence.text, sequence.token, next, bos, out)?;
+                emit(
+                    self.tokenizer,
+                    &mut sequence.text,
+                    sequence.token,
+                    next,
+                    bos,
+                    out,
+                )?;
                 on_token(
                     sequence.id,
                     TokenEvent {
@@ -386,7 +393,10 @@ mod tests {
         for (sequence, expected) in sequences.iter().zip(&alone) {
             assert_eq!(&bits(sequence.state.logits()), expected);
         }
-        assert_ne!(alone[0], alone[2], "different histories give different logits");
+        assert_ne!(
+            alone[0], alone[2],
+            "different histories give different logits"
+        );
     }
 
     #[test]
@@ -603,7 +613,10 @@ mod tests {
         let seeds: Vec<u64> = (1..=64).collect();
         let (summary, outs, events) = parallel("ab", 16, 16, false, &seeds);
         let ended_early = events.iter().filter(|e| e.len() < 15).count();
-        assert!(ended_early > 0 && ended_early < seeds.len(), "{ended_early}");
+        assert!(
+            ended_early > 0 && ended_early < seeds.len(),
+            "{ended_early}"
+        );
         assert!(!summary.stopped_on_bos);
         assert_eq!(summary.steps, 16);
         for (i, &seed) in seeds.iter().enumerate() {
@@ -657,7 +670,10 @@ mod tests {
             g.sequences[1].state.set_sliding_window(false);
             let samplers = core::mem::take(&mut g.samplers);
             g.samplers = &mut samplers[..1];
-            assert_eq!(run(g, batch), GenerateError::Engine(count("samplers", 2, 1)));
+            assert_eq!(
+                run(g, batch),
+                GenerateError::Engine(count("samplers", 2, 1))
+            );
         });
     }
 }
