@@ -163,6 +163,18 @@ pub enum Error {
     },
     /// The state was sized for a different model config.
     StateMismatch,
+    /// A parallel run's per-sequence slices differ in length (or there are no sequences).
+    SequenceCount {
+        /// What has the wrong count: `"samplers"`, `"outputs"` or `"sequences"`.
+        what: &'static str,
+        /// How many there should be (the sequences, or at least 1).
+        expected: usize,
+        /// How many there are.
+        actual: usize,
+    },
+    /// The states of a parallel run's sequences use different kernels or window settings,
+    /// which would make their texts differ from single runs.
+    SequencesDiffer,
     /// A token id is not below the vocabulary size.
     TokenOutOfRange {
         /// The token id given.
@@ -562,6 +574,15 @@ impl fmt::Display for Error {
                 "the prompt is {tokens} tokens, more than the context of {context}"
             ),
             Error::StateMismatch => write!(f, "the state was sized for a different model"),
+            Error::SequenceCount {
+                what,
+                expected,
+                actual,
+            } => write!(f, "{actual} {what} given but {expected} are needed"),
+            Error::SequencesDiffer => write!(
+                f,
+                "the sequences' states differ in kernels or sliding window"
+            ),
             Error::TokenOutOfRange { token, vocab_size } => write!(
                 f,
                 "token id {token} is out of range for a vocabulary of {vocab_size}"

@@ -14,6 +14,7 @@ use crate::error::{Buffer, Error, Result};
 use crate::kernels::Kernels;
 use crate::math::{add_assign, matmul, rmsnorm, rmsnorm_in_place};
 use crate::parallel::Parallel;
+use crate::sequences::Sequence;
 use crate::state::State;
 use crate::weights::{LayerWeights, Matrix, Weights};
 
@@ -30,9 +31,10 @@ impl Model<'_> {
         parallel: &impl Parallel,
     ) -> Result<&'s mut [f32]> {
         self.check(state, core::slice::from_ref(&token), pos)?;
-        let (mut run, acts, logits) = Run::split(self, state);
-        run.tokens(acts, &[token], pos, parallel);
-        run.classify(acts, logits, parallel);
+        let run = Run::new(self, state.kernels);
+        let (mut cache, acts) = OneSequence::split(state, pos);
+        run.tokens(acts, &[token], &mut cache, parallel);
+        run.classify(acts, 0, cache.logits, parallel);
         Ok(state.logits)
     }
 
@@ -48,16 +50,7 @@ impl Model<'_> {
         parallel: &impl Parallel,
     ) -> Result<&'s mut [f32]> {
         self.check(state, tokens, first_pos)?;
-        if batch.config != self.config {
-            return Err(Error::StateMismatch);
-        }
-        if tokens.len() > batch.capacity() {
-            return Err(Error::BufferTooSmall {
-                buffer: Buffer::Batch,
-                needed: tokens.len(),
-                actual: batch.capacity(),
-            });
-        }
+        self.check_batch(batch, tokens.len())?;
         // Past the context, a batch's later keys would overwrite ring slots its earlier
         // tokens still attend to: those positions run one at a time.
         let batched = tokens.len().min(state.context.saturating_sub(first_pos));
@@ -70,11 +63,54 @@ impl Model<'_> {
             }
             return Ok(state.logits);
         }
-        let (mut run, _, logits) = Run::split(self, state);
-        run.tokens(&mut batch.acts, tokens, first_pos, parallel);
-        let last = tokens.len() - 1;
-        run.classify_from(&mut batch.acts, last, logits, parallel);
+        let run = Run::new(self, state.kernels);
+        let (mut cache, _) = OneSequence::split(state, first_pos);
+        run.tokens(&mut batch.acts, tokens, &mut cache, parallel);
+        run.classify(&mut batch.acts, tokens.len() - 1, cache.logits, parallel);
         Ok(state.logits)
+    }
+
+    /// Runs one token per sequence, each sequence's [`Sequence::token`] at position `pos` of
+    /// its own state, in one pass that reads each weight once for all of them (`batch`
+    /// holds their vectors), and leaves each sequence's next-token logits in its state
+    /// ([`State::logits`]). Every sequence's logits are bit for bit those
+    /// [`Model::forward`] gives its state alone.
+    ///
+    /// The states must be for this model and agree on kernels and sliding window
+    /// ([`Error::SequencesDiffer`]); at least one sequence, at most `batch.capacity()`.
+    pub fn forward_sequences(
+        &self,
+        sequences: &mut [Sequence<'_>],
+        batch: &mut Batch<'_>,
+        pos: usize,
+        parallel: &impl Parallel,
+    ) -> Result<()> {
+        let Some(first) = sequences.first() else {
+            return Err(Error::SequenceCount {
+                what: "sequences",
+                expected: 1,
+                actual: 0,
+            });
+        };
+        let (kernels, sliding) = (first.state.kernels, first.state.sliding);
+        for sequence in sequences.iter() {
+            self.check(&sequence.state, &[sequence.token], pos)?;
+            if (sequence.state.kernels, sequence.state.sliding) != (kernels, sliding) {
+                return Err(Error::SequencesDiffer);
+            }
+        }
+        self.check_batch(batch, sequences.len())?;
+        let run = Run::new(self, kernels);
+        let n = sequences.len();
+        let a = &mut batch.acts;
+        for (x, sequence) in a.x.chunks_exact_mut(self.config.dim).zip(&*sequences) {
+            self.weights
+                .token_embedding
+                .copy_row(sequence.token as usize, x);
+        }
+        run.layers(a, n, &mut ManySequences { sequences, pos }, parallel);
+        run.classify_each(a, sequences, parallel);
+        Ok(())
     }
 
     /// Checks a call's arguments: a state for this model, tokens in the vocabulary, and
@@ -99,9 +135,105 @@ impl Model<'_> {
         }
         Ok(())
     }
+
+    /// Checks that `batch` is for this model and holds `tokens` tokens.
+    fn check_batch(&self, batch: &Batch<'_>, tokens: usize) -> Result<()> {
+        if batch.config != self.config {
+            return Err(Error::StateMismatch);
+        }
+        if tokens > batch.capacity() {
+            return Err(Error::BufferTooSmall {
+                buffer: Buffer::Batch,
+                needed: tokens,
+                actual: batch.capacity(),
+            });
+        }
+        Ok(())
+    }
 }
 
-/// The model and the state parts one pass works on.
+/// One layer's KV cache and attention scratch for one token of a pass, and its position.
+struct TokenCache<'c> {
+    /// `[context][kv_dim]` keys of the layer, a ring (see [`Cache`]).
+    keys: &'c mut [f32],
+    /// `[context][kv_dim]` values of the layer.
+    values: &'c mut [f32],
+    /// Attention scores, `[n_heads][context]`.
+    att: &'c mut [f32],
+    /// The token's position.
+    pos: usize,
+}
+
+/// Where each token of a pass keeps its keys and values: the one thing that differs
+/// between a sequence's consecutive tokens ([`OneSequence`]) and one token of each of
+/// several sequences ([`ManySequences`]).
+trait Caches {
+    /// Layer `l`'s cache for token `b` of the pass.
+    fn token(&mut self, c: &Config, l: usize, b: usize) -> TokenCache<'_>;
+}
+
+/// Layer `l`'s part of a `[n_layers][context][kv_dim]` cache.
+fn layer_of<'c>(cache: &'c mut [f32], c: &Config, context: usize, l: usize) -> &'c mut [f32] {
+    let len = context * c.kv_dim();
+    &mut cache[l * len..(l + 1) * len]
+}
+
+/// The tokens of one state's sequence at consecutive positions from `first_pos`.
+struct OneSequence<'r> {
+    keys: &'r mut [f32],
+    values: &'r mut [f32],
+    att: &'r mut [f32],
+    logits: &'r mut [f32],
+    context: usize,
+    first_pos: usize,
+}
+
+impl<'r> OneSequence<'r> {
+    /// Splits `state` into its caches (for tokens from `first_pos`) and its own
+    /// single-token activations.
+    fn split<'b>(state: &'r mut State<'b>, first_pos: usize) -> (Self, &'r mut Activations<'b>) {
+        let cache = OneSequence {
+            keys: state.key_cache,
+            values: state.value_cache,
+            att: state.att,
+            logits: state.logits,
+            context: state.context,
+            first_pos,
+        };
+        (cache, &mut state.acts)
+    }
+}
+
+impl Caches for OneSequence<'_> {
+    fn token(&mut self, c: &Config, l: usize, b: usize) -> TokenCache<'_> {
+        TokenCache {
+            keys: layer_of(self.keys, c, self.context, l),
+            values: layer_of(self.values, c, self.context, l),
+            att: self.att,
+            pos: self.first_pos + b,
+        }
+    }
+}
+
+/// One token of each sequence, all at position `pos`.
+struct ManySequences<'r, 's> {
+    sequences: &'r mut [Sequence<'s>],
+    pos: usize,
+}
+
+impl Caches for ManySequences<'_, '_> {
+    fn token(&mut self, c: &Config, l: usize, b: usize) -> TokenCache<'_> {
+        let state = &mut self.sequences[b].state;
+        TokenCache {
+            keys: layer_of(state.key_cache, c, state.context, l),
+            values: layer_of(state.value_cache, c, state.context, l),
+            att: state.att,
+            pos: self.pos,
+        }
+    }
+}
+
+/// The model-wide parts of a pass.
 struct Run<'r, 'w> {
     c: &'r Config,
     w: &'r Weights<'w>,
@@ -109,73 +241,72 @@ struct Run<'r, 'w> {
     /// RMSNorm epsilon and RoPE base of the model.
     rms_eps: f32,
     rope_base: f32,
-    context: usize,
-    att: &'r mut [f32],
-    key_cache: &'r mut [f32],
-    value_cache: &'r mut [f32],
 }
 
 impl<'r, 'w> Run<'r, 'w> {
-    /// Splits `state` into the parts a pass works on, the state's own single-token
-    /// activations, and its logits.
-    fn split<'b>(
-        model: &'r Model<'w>,
-        state: &'r mut State<'b>,
-    ) -> (Self, &'r mut Activations<'b>, &'r mut [f32]) {
-        let run = Run {
+    fn new(model: &'r Model<'w>, k: Kernels) -> Self {
+        Run {
             c: &model.config,
             w: &model.weights,
-            k: state.kernels,
+            k,
             rms_eps: model.numerics.rms_eps,
             rope_base: model.numerics.rope_base,
-            context: state.context,
-            att: state.att,
-            key_cache: state.key_cache,
-            value_cache: state.value_cache,
-        };
-        (run, &mut state.acts, state.logits)
+        }
     }
 
-    /// Runs every layer for `tokens` (checked by the caller) at consecutive positions from
-    /// `first_pos`, leaving each token's residual stream in `a.x`.
+    /// Runs every layer for `tokens` (checked by the caller), leaving each token's residual
+    /// stream in `a.x`.
     fn tokens(
-        &mut self,
+        &self,
         a: &mut Activations<'_>,
         tokens: &[u32],
-        first_pos: usize,
+        caches: &mut impl Caches,
         parallel: &impl Parallel,
     ) {
         let dim = self.c.dim;
         for (x, &token) in a.x.chunks_exact_mut(dim).zip(tokens) {
             self.w.token_embedding.copy_row(token as usize, x);
         }
+        self.layers(a, tokens.len(), caches, parallel);
+    }
+
+    /// Runs every layer for the `n` embedded tokens in `a.x`.
+    fn layers(
+        &self,
+        a: &mut Activations<'_>,
+        n: usize,
+        caches: &mut impl Caches,
+        parallel: &impl Parallel,
+    ) {
         let head_size = self.c.head_size();
-        for (b, rotation) in a.rope.chunks_exact_mut(head_size).enumerate() {
-            rope_rotation(rotation, first_pos + b, self.rope_base);
+        for (b, rotation) in a.rope.chunks_exact_mut(head_size).take(n).enumerate() {
+            rope_rotation(rotation, caches.token(self.c, 0, b).pos, self.rope_base);
         }
         for l in 0..self.c.n_layers {
             let layer = self.w.layer(self.c, l);
-            self.attention_block(a, tokens.len(), l, &layer, first_pos, parallel);
-            self.ffn_block(a, tokens.len(), &layer, parallel);
+            self.attention_block(a, n, l, &layer, caches, parallel);
+            self.ffn_block(a, n, &layer, parallel);
         }
     }
 
-    /// `x += wo · attention(rmsnorm(x))` for layer `l`, storing the tokens' keys and values.
+    /// `x += wo · attention(rmsnorm(x))` for layer `l`, storing each token's key and value
+    /// in its cache.
     fn attention_block(
-        &mut self,
+        &self,
         a: &mut Activations<'_>,
         n: usize,
         l: usize,
         w: &LayerWeights<'_>,
-        first_pos: usize,
+        caches: &mut impl Caches,
         parallel: &impl Parallel,
     ) {
         let (c, k, eps) = (self.c, self.k, self.rms_eps);
         let (dim, kv_dim) = (c.dim, c.kv_dim());
-        let layer = l * self.context * kv_dim;
-        // The ring slots of the tokens' positions; a batch never wraps (see forward_batch).
-        let first_slot = layer + first_pos % self.context * kv_dim;
-        let slots = first_slot..first_slot + n * kv_dim;
+        // The ring slot of a token's position in a cache of `context` slots.
+        let slot = |cache: &TokenCache<'_>| {
+            let context = cache.keys.len() / kv_dim;
+            cache.pos % context * kv_dim..(cache.pos % context + 1) * kv_dim
+        };
 
         norm_each(k, &mut a.xb[..n * dim], &a.x[..n * dim], w.rms_att, eps);
         // `out[b] = w · x[b]` for every token `b`, with this pass's kernels, scratch and
@@ -185,22 +316,36 @@ impl<'r, 'w> Run<'r, 'w> {
         };
         let xb = &a.xb[..n * dim];
         proj(&mut a.q[..n * dim], xb, w.wq);
-        proj(&mut self.key_cache[slots.clone()], xb, w.wk);
-        proj(&mut self.value_cache[slots.clone()], xb, w.wv);
-
+        // Keys and values are staged in `xb2` (free until `wo`), then stored per token:
+        // a batch's tokens may belong to different caches.
+        let staged = &mut a.xb2[..n * kv_dim];
         let head_size = c.head_size();
-        for b in 0..n {
-            let pos = first_pos + b;
-            let key = &mut self.key_cache[slots.start + b * kv_dim..][..kv_dim];
+        proj(staged, xb, w.wk);
+        for (b, key) in staged.chunks_exact_mut(kv_dim).enumerate() {
+            let cache = caches.token(c, l, b);
+            let q = &mut a.q[b * dim..(b + 1) * dim];
             let rotation = &a.rope[b * head_size..(b + 1) * head_size];
-            rope(&mut a.q[b * dim..(b + 1) * dim], key, rotation);
-            let cache = Cache {
-                keys: &self.key_cache[layer..layer + self.context * kv_dim],
-                values: &self.value_cache[layer..layer + self.context * kv_dim],
-            };
+            rope(q, key, rotation);
+            let slot = slot(&cache);
+            cache.keys[slot].copy_from_slice(key);
+        }
+        proj(staged, xb, w.wv);
+        for (b, value) in staged.chunks_exact(kv_dim).enumerate() {
+            let cache = caches.token(c, l, b);
+            let slot = slot(&cache);
+            cache.values[slot].copy_from_slice(value);
+        }
+        // A batch of one sequence never wraps the ring (see forward_batch), so each token
+        // sees the keys of the tokens before it and none after.
+        for b in 0..n {
+            let cache = caches.token(c, l, b);
             let q = &a.q[b * dim..(b + 1) * dim];
             let out = &mut a.xb[b * dim..(b + 1) * dim];
-            attend(k, c, q, &cache, pos, self.att, out, parallel);
+            let kv = Cache {
+                keys: cache.keys,
+                values: cache.values,
+            };
+            attend(k, c, q, &kv, cache.pos, cache.att, out, parallel);
         }
         proj(&mut a.xb2[..n * dim], &a.xb[..n * dim], w.wo);
         add_assign(&mut a.x[..n * dim], &a.xb2[..n * dim]);
@@ -208,7 +353,7 @@ impl<'r, 'w> Run<'r, 'w> {
 
     /// `x += w2 · swiglu(w1 · rmsnorm(x), w3 · rmsnorm(x))` for layer `l`.
     fn ffn_block(
-        &mut self,
+        &self,
         a: &mut Activations<'_>,
         n: usize,
         w: &LayerWeights<'_>,
@@ -229,14 +374,9 @@ impl<'r, 'w> Run<'r, 'w> {
         add_assign(&mut a.x[..n * dim], &a.xb[..n * dim]);
     }
 
-    /// The classifier on the single token of `a`.
-    fn classify(&mut self, a: &mut Activations<'_>, logits: &mut [f32], parallel: &impl Parallel) {
-        self.classify_from(a, 0, logits, parallel);
-    }
-
     /// The classifier on token `index` of `a`: final RMSNorm, then logits.
-    fn classify_from(
-        &mut self,
+    fn classify(
+        &self,
         a: &mut Activations<'_>,
         index: usize,
         logits: &mut [f32],
@@ -253,6 +393,38 @@ impl<'r, 'w> Run<'r, 'w> {
             parallel,
             &mut a.quant,
         );
+    }
+
+    /// The classifier on every token of `a`, token `b`'s logits into sequence `b`'s state.
+    /// The classifier is read once for all tokens, a block of rows at a time, since the
+    /// staging area (`hb`) holds only `hidden_dim` rows for each token.
+    fn classify_each(
+        &self,
+        a: &mut Activations<'_>,
+        sequences: &mut [Sequence<'_>],
+        parallel: &impl Parallel,
+    ) {
+        let (dim, n) = (self.c.dim, sequences.len());
+        if n == 1 {
+            return self.classify(a, 0, sequences[0].state.logits, parallel);
+        }
+        let x = &mut a.x[..n * dim];
+        for x in x.chunks_exact_mut(dim) {
+            rmsnorm_in_place(self.k, x, self.w.rms_final, self.rms_eps);
+        }
+        let classifier = &self.w.classifier;
+        let rows = classifier.rows();
+        // In blocks of rows staged in `hb` (free after the last layer), `[token][row]`.
+        let block = a.hb.len() / n;
+        for first in (0..rows).step_by(block) {
+            let count = block.min(rows - first);
+            let staged = &mut a.hb[..count * n];
+            let part = classifier.rows_slice(first, count);
+            matmul(self.k, staged, x, &part, parallel, &mut a.quant);
+            for (sequence, per_row) in sequences.iter_mut().zip(staged.chunks_exact(count)) {
+                sequence.state.logits[first..first + count].copy_from_slice(per_row);
+            }
+        }
     }
 }
 

@@ -13,7 +13,9 @@
 //!   `AlignedBytes` (feature `std`), pick kernels with `Kernels::detect` (feature `std`)
 //!   and [`State::set_kernels`], and run [`Generator::generate`] (or
 //!   [`Generator::generate_batched`] with a [`Batch`] for long prompts) or [`Chat`] for
-//!   turns, writing to any [`embedded_io::Write`]. A thread pool implements [`Parallel`];
+//!   turns, writing to any [`embedded_io::Write`]; [`ParallelGenerator`] continues one
+//!   prompt many times at once ([`Sequence`]s with their own states and samplers, each
+//!   step one [`Model::forward_sequences`] that reads every weight once for all). A thread pool implements [`Parallel`];
 //!   [`Serial`] runs on the calling thread.
 //! - **A firmware** (no `std`, no allocator): include the model in flash as an
 //!   [`Aligned`] `static`, size `static` buffers with the `const fn`s above from a
@@ -112,6 +114,7 @@ mod merge;
 mod parallel;
 pub mod quant;
 mod sampler;
+mod sequences;
 mod state;
 mod text;
 mod tokenizer;
@@ -142,6 +145,7 @@ pub use header::Header;
 pub use kernels::{Kernels, Q8Vector};
 pub use parallel::{Parallel, Serial, Split};
 pub use sampler::{argmax, ProbIndex, Rng, Sampler, Strategy};
+pub use sequences::{ParallelGenerator, Sequence};
 pub use state::State;
 pub use text::TextDecoder;
 pub use tokenizer::{prompt_buffer_len, Chunks, Piece, PieceText, Tokenizer, BOS, EOS};

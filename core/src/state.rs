@@ -134,6 +134,24 @@ impl<'b> State<'b> {
         self.logits
     }
 
+    /// Makes this state continue `other`'s sequence: copies the keys and values of its
+    /// first `positions` positions (below the context: the ring has not wrapped) and its
+    /// logits. Both states are for one config and context (the caller checked).
+    pub(crate) fn copy_history_from(&mut self, other: &State<'_>, positions: usize) {
+        let layer = self.context * self.config.kv_dim();
+        let used = positions.min(self.context) * self.config.kv_dim();
+        let pairs = [
+            (&mut *self.key_cache, &*other.key_cache),
+            (&mut *self.value_cache, &*other.value_cache),
+        ];
+        for (to, from) in pairs {
+            for (to, from) in to.chunks_exact_mut(layer).zip(from.chunks_exact(layer)) {
+                to[..used].copy_from_slice(&from[..used]);
+            }
+        }
+        self.logits.copy_from_slice(other.logits);
+    }
+
     /// The logits, for a sampler that transforms them in place.
     pub fn logits_mut(&mut self) -> &mut [f32] {
         self.logits

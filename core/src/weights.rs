@@ -78,6 +78,18 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// The sub-matrix of rows `first..first + count`. Callers pass in-range rows.
+    pub(crate) fn rows_slice(&self, first: usize, count: usize) -> Matrix<'a> {
+        match *self {
+            Matrix::F32 { data, cols } => Matrix::F32 {
+                data: &data[first * cols..(first + count) * cols],
+                cols,
+            },
+            Matrix::Q8(q8) => Matrix::Q8(q8.rows_slice(first, count)),
+            Matrix::Ggml(m) => Matrix::Ggml(m.rows_slice(first, count)),
+        }
+    }
+
     /// Writes row `row` as f32 into `out` (the token embedding lookup, and `convert`),
     /// dequantizing a quantized row on the fly so no table-sized buffer is needed. `row` must
     /// be below [`Matrix::rows`] and `out` hold [`Matrix::cols`] values.

@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use llama2_core::{argmax, AlignedBytes, Batch, LayerWeights, Model, Parallel, State};
+use llama2_core::{argmax, AlignedBytes, Batch, LayerWeights, Model, Parallel, Sequence, State};
 
 use crate::args::EngineArgs;
 use crate::convert::OutType;
@@ -55,6 +55,10 @@ pub struct BenchArgs {
     pub runs: usize,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// Also measure N sequences generating together (`llama2 MODEL --parallel N`): their
+    /// aggregate tokens/s and its ratio to the single-sequence generation speed.
+    #[arg(long, value_name = "N", value_parser = crate::cli::parse_parallel)]
+    pub parallel: Option<usize>,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
@@ -136,6 +140,15 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         prompt_rates.extend(prompt);
         gen_rates.extend(generation);
     }
+    let parallel_tok_s = match args.parallel {
+        Some(sequences) => {
+            time_parallel(&model, positions, sequences, args, &parallel).map_err(|e| match e {
+                Failure::Engine(e) => CliError::usage(&label, e),
+                Failure::Memory(e) => CliError::usage("--parallel", e),
+            })?
+        }
+        None => None,
+    };
     let weight_bytes = model.weights.bytes_per_token(&config);
     let bandwidth =
         measure_read_bandwidth(parallel.threads()).map_err(|e| CliError::usage("bench", e))?;
@@ -150,6 +163,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         runs: args.runs,
         prompt_tokens: args.prompt_tokens,
         gen_tokens: args.gen_tokens,
+        parallel: args.parallel.map(|sequences| (sequences, parallel_tok_s)),
     };
     stdio::print(&report.render(args.json))
 }
@@ -225,6 +239,70 @@ fn time_run(
     Ok((prompt_rate, rate(args.gen_tokens, start)))
 }
 
+/// Why the parallel measurement could not run.
+enum Failure {
+    Engine(llama2_core::Error),
+    Memory(String),
+}
+
+/// The median aggregate tokens/s of `sequences` sequences generating `gen_tokens` tokens
+/// each, together, after the prompt (run untimed into every sequence's cache), greedily.
+fn time_parallel(
+    model: &Model<'_>,
+    positions: usize,
+    sequences: usize,
+    args: &BenchArgs,
+    parallel: &impl Parallel,
+) -> Result<Option<f64>, Failure> {
+    let config = model.config;
+    let state_len = State::len_for(&config, positions).unwrap_or(usize::MAX);
+    let mut buffer = zeroed(
+        state_len.checked_mul(sequences),
+        "the KV caches of the sequences",
+    )
+    .map_err(Failure::Memory)?;
+    let capacity = sequences.max(args.engine.batch_size(&config).min(positions));
+    let mut batch_buffer =
+        zeroed(Batch::len_for(&config, capacity), "the batch").map_err(Failure::Memory)?;
+    let mut batch = Batch::new(&config, capacity, &mut batch_buffer).map_err(Failure::Engine)?;
+    let vocab = config.vocab_size as u64;
+    let prompt: Vec<u32> = (0..args.prompt_tokens as u64)
+        .map(|i| (i.wrapping_mul(2_654_435_761) % vocab) as u32)
+        .collect();
+    let mut rates = Vec::new();
+    for _ in 0..args.runs {
+        let mut states = Vec::new();
+        states
+            .try_reserve_exact(sequences)
+            .map_err(|_| Failure::Memory(format!("{sequences} sequences do not fit in memory")))?;
+        for (i, part) in buffer.chunks_exact_mut(state_len).enumerate() {
+            let mut state = State::new(&config, positions, part).map_err(Failure::Engine)?;
+            state.set_kernels(args.engine.kernels.resolve());
+            for (j, chunk) in prompt.chunks(batch.capacity()).enumerate() {
+                let first = j * batch.capacity();
+                model
+                    .forward_batch(&mut state, &mut batch, chunk, first, parallel)
+                    .map_err(Failure::Engine)?;
+            }
+            let mut sequence = Sequence::new(state);
+            // Different tokens per sequence, as sampled sequences would have.
+            sequence.token = ((i as u64 + 1).wrapping_mul(2_654_435_761) % vocab) as u32;
+            states.push(sequence);
+        }
+        let start = Instant::now();
+        for pos in args.prompt_tokens..args.prompt_tokens + args.gen_tokens {
+            model
+                .forward_sequences(&mut states, &mut batch, pos, parallel)
+                .map_err(Failure::Engine)?;
+            for sequence in &mut states {
+                sequence.token = argmax(sequence.state.logits()) as u32;
+            }
+        }
+        rates.extend(rate(sequences * args.gen_tokens, start));
+    }
+    Ok(median(&mut rates))
+}
+
 fn rate(tokens: usize, start: Instant) -> Option<f64> {
     (tokens > 0).then(|| tokens as f64 / start.elapsed().as_secs_f64())
 }
@@ -272,9 +350,17 @@ struct Report {
     runs: usize,
     prompt_tokens: usize,
     gen_tokens: usize,
+    /// `--parallel N`: N and the aggregate tokens/s of N sequences.
+    parallel: Option<(usize, Option<f64>)>,
 }
 
 impl Report {
+    /// The parallel speed over the single-sequence one.
+    fn parallel_ratio(&self) -> Option<f64> {
+        let (_, rate) = self.parallel?;
+        Some(rate? / self.gen_tok_s?)
+    }
+
     fn achieved_gb_s(&self) -> Option<f64> {
         self.gen_tok_s.map(|r| r * self.weight_bytes as f64 / 1e9)
     }
@@ -296,11 +382,14 @@ impl Report {
                 "achieved_gb_s": self.achieved_gb_s(),
                 "machine_read_gb_s": self.machine_gb_s,
                 "bandwidth_share": share,
+                "parallel_sequences": self.parallel.map(|(n, _)| n),
+                "parallel_gen_tok_s": self.parallel.and_then(|(_, rate)| rate),
+                "parallel_ratio": self.parallel_ratio(),
             });
             return format!("{value}\n");
         }
         let show = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.1}"));
-        let lines = [
+        let mut lines = vec![
             format!("model:               {}", self.label),
             format!("threads:             {}", self.threads),
             format!("kernels:             {}", self.kernels),
@@ -326,6 +415,14 @@ impl Report {
                 share.map_or("-".to_string(), |s| format!("{:.0}%", s * 100.0))
             ),
         ];
+        if let Some((sequences, rate)) = self.parallel {
+            let ratio = self.parallel_ratio();
+            lines.push(format!(
+                "parallel generation: {} tok/s ({sequences} sequences, {}× single)",
+                show(rate),
+                ratio.map_or("-".to_string(), |r| format!("{r:.2}"))
+            ));
+        }
         lines.iter().map(|line| format!("{line}\n")).collect()
     }
 }

@@ -128,6 +128,24 @@ pub struct RunArgs {
     /// so -n can exceed the context (quality may drift once the window slides).
     #[arg(long)]
     pub sliding_window: bool,
+
+    /// Generate N continuations of the prompt at once, with seeds s, s+1, ..., s+N-1 (-s),
+    /// each step reading the weights once for all of them. Nothing is streamed: when all
+    /// are done, each continuation's text (exactly what `-s SEED` alone prints) is printed
+    /// in seed order, followed by a --separator line. Not with chat mode.
+    #[arg(long, value_name = "N", value_parser = parse_parallel)]
+    pub parallel: Option<usize>,
+
+    /// The line printed after each --parallel text. Texts never hold control characters,
+    /// so one (e.g. $'\x1e') makes the split unambiguous.
+    #[arg(
+        long,
+        value_name = "STRING",
+        default_value = "---",
+        requires = "parallel",
+        allow_hyphen_values = true
+    )]
+    pub separator: String,
 }
 
 /// What `llama2 MODEL` does with the prompt.
@@ -144,6 +162,14 @@ fn parse_steps(text: &str) -> Result<usize, String> {
     text.parse::<usize>().map_err(|_| {
         "expected a whole number of steps, 0 or more (0 means the model's seq_len)".to_string()
     })
+}
+
+/// Parallel runs have at least one sequence.
+pub fn parse_parallel(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err("expected a number of sequences, 1 or more".to_string()),
+    }
 }
 
 /// Contexts are at least one position.

@@ -17,6 +17,12 @@ use crate::stdio;
 
 /// Runs `llama2 MODEL ...`: generation or chat, as `-m` says.
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    if args.parallel.is_some() && args.mode == Mode::Chat {
+        return Err(CliError::usage(
+            "--parallel",
+            "generates continuations of a prompt; chat mode has one conversation",
+        ));
+    }
     let strategy = Strategy::new(args.temperature, args.top_p).map_err(|e| {
         let flag = match e {
             llama2_core::Error::InvalidTemperature(_) => "-t/--temperature",
@@ -54,6 +60,25 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             ),
         ));
     }
+    let seed = u64::try_from(args.seed)
+        .ok()
+        .filter(|&s| s > 0)
+        .unwrap_or_else(clock_seed);
+    if let Some(sequences) = args.parallel {
+        let setup = crate::sequences::Setup {
+            model: &model,
+            tokenizer: &tokenizer,
+            model_file: &model_file,
+            model_path,
+            context,
+            strategy,
+            seed,
+        };
+        if let Some(rate) = crate::sequences::run(args, &setup, sequences)? {
+            stdio::note!("achieved tok/s: {rate:.6} ({sequences} sequences together)");
+        }
+        return Ok(());
+    }
     let mut activations = zeroed(
         State::len_for(&config, context),
         "the KV cache and activations",
@@ -68,10 +93,6 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         "the sampler",
     )
     .map_err(|e| CliError::file(model_path, e))?;
-    let seed = u64::try_from(args.seed)
-        .ok()
-        .filter(|&s| s > 0)
-        .unwrap_or_else(clock_seed);
     let mut sampler = Sampler::new(strategy, seed, config.vocab_size, &mut scratch)
         .map_err(|e| CliError::file(model_path, e))?;
 

@@ -18,6 +18,7 @@ pub mod map_guard;
 pub mod non_finite;
 pub mod pool;
 pub mod quantize;
+pub mod sequences;
 pub mod stdio;
 pub mod synthetic;
 

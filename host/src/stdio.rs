@@ -13,9 +13,14 @@ use crate::error::CliError;
 
 /// Writes `text` to stdout and flushes it.
 pub fn print(text: &str) -> Result<(), CliError> {
+    print_bytes(text.as_bytes())
+}
+
+/// Writes `bytes` to stdout and flushes it.
+pub fn print_bytes(bytes: &[u8]) -> Result<(), CliError> {
     let mut stdout = io::stdout().lock();
     stdout
-        .write_all(text.as_bytes())
+        .write_all(bytes)
         .and_then(|()| stdout.flush())
         .map_err(stdout_failed)
 }
