@@ -432,7 +432,8 @@ pub(crate) mod tests {
     }
 
     /// The ggml block products (SIMD where this processor has them) against the decoding
-    /// reference, on one or two blocks per row (small enough for Miri).
+    /// reference, on one or two blocks per row and 1 to 5 rows (a four-row pass and single
+    /// rows; small enough for Miri).
     #[test]
     fn ggml_products_agree_with_the_decoding_reference() {
         crate::quant::tests::check_products(
@@ -443,7 +444,7 @@ pub(crate) mod tests {
                 (GgmlType::Q4_K, &[256]),
                 (GgmlType::Q6_K, &[256]),
             ],
-            2,
+            5,
         );
     }
 }
