@@ -124,9 +124,10 @@ pub fn prepare<'s>(
     })
 }
 
-/// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs, each row read once for
-/// all of them; every output is computed as for its input alone, whatever the batch and
-/// whichever rows `w` holds, so batching and the thread split never change results. `x`
+/// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs: quantized inputs one
+/// at a time over all the rows (the kernels' multi-row passes), f32 inputs row by row, each
+/// row read once for all of them. Every output is computed as for its input alone, whatever
+/// the batch and whichever rows `w` holds, so batching and the thread split never change results. `x`
 /// must come from [`prepare`] with the same `k` and `w.ty` (a quantized input for a type
 /// whose kernels take f32 gives zeros).
 pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, batch: usize) {
@@ -146,6 +147,7 @@ pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, ba
             }
         }
         Input::F32(x) => matmul_scalar(k, out, w, x, batch),
+        Input::Q8(_) if k.ggml_input(w.ty) != GgmlInput::Q8 => out.fill(0.0),
         Input::Q8(x) => {
             let groups = w.cols / INPUT_GROUP;
             let inputs = x
