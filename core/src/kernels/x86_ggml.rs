@@ -387,6 +387,8 @@ unsafe fn q4_0_rows<const N: usize, const VNNI: bool>(
     half: impl Fn([u8; 2]) -> f32,
 ) -> [f32; N] {
     let (blocks, n) = block_rows::<18, N>(rows, &x, 1);
+    // Shifting whole 32-bit lanes is as good as bytes here: the mask keeps the low nibble.
+    let high_half_by_4 = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     let (low4, eight, ones) = (
         _mm256_set1_epi8(0xF),
         _mm256_set1_epi8(8),
@@ -407,9 +409,9 @@ unsafe fn q4_0_rows<const N: usize, const VNNI: bool>(
             for (acc, row) in acc.iter_mut().zip(&blocks) {
                 let b = row.get_unchecked(i);
                 prefetch_ahead(b, 0, row.len());
-                let packed = _mm_loadu_si128(b.as_ptr().add(2).cast());
-                let both = _mm256_set_m128i(_mm_srli_epi16::<4>(packed), packed);
-                let q = _mm256_and_si256(both, low4);
+                // The 16 bytes in both halves, the upper half's shifted down a nibble.
+                let packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().add(2).cast()));
+                let q = _mm256_and_si256(_mm256_srlv_epi32(packed, high_half_by_4), low4);
                 let isum = if VNNI {
                     _mm256_dpbusd_epi32(offset, q, xv)
                 } else {
