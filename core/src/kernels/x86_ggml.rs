@@ -270,8 +270,8 @@ unsafe fn matvec_body<const VNNI: bool>(
             ),
             GgmlType::Q6_K => by_row_groups(
                 place,
-                |r| q6_k_rows::<ROWS>(r, x, half),
-                |r| q6_k_rows::<1>(r, x, half),
+                |r| q6_k_rows::<ROWS, VNNI>(r, x, half),
+                |r| q6_k_rows::<1, VNNI>(r, x, half),
             ),
             _ => {}
         }
@@ -540,10 +540,12 @@ unsafe fn q4_k_rows<const N: usize, const VNNI: bool>(
 
 /// `N` Q6_K rows (210-byte super-blocks of 256: 128 bytes of low nibbles, 64 of high 2-bit
 /// pairs, sixteen i8 scales, f16 `d`) times the quantized input: per 32 values the
-/// unsigned 6-bit `q` times `x` in i16 pair sums, less `32 · x` (the offset, once per group
-/// for all rows), weighted by the two 16-value scales with `madd`.
+/// unsigned 6-bit `q` times `x`, less `32 · x` (the offset, once per group for all rows),
+/// weighted by the two 16-value scales. Without VNNI: i16 pair sums weighted with `madd`;
+/// with VNNI: `vpdpbusd` sums (four values a lane, so lanes 0..4 and 4..8 are the two
+/// halves) times `d · scale` in f32, each row's sixteen converted once per super-block.
 #[inline(always)]
-unsafe fn q6_k_rows<const N: usize>(
+unsafe fn q6_k_rows<const N: usize, const VNNI: bool>(
     rows: [&[u8]; N],
     x: Q8Blocks<'_>,
     half: impl Fn([u8; 2]) -> f32,
@@ -559,16 +561,35 @@ unsafe fn q6_k_rows<const N: usize>(
         // SAFETY: as in `q4_k_rows`; every offset below is inside the 210-byte block.
         unsafe {
             let mut d = [0.0f32; N];
-            for (d, row) in d.iter_mut().zip(&blocks) {
-                *d = half(two(row.get_unchecked(s), 208));
+            // VNNI: `d · scale` of scales 0..8 and 8..16 (for values 0..128 and 128..256).
+            let mut scaled = [[_mm256_setzero_ps(); 2]; N];
+            for ((d, scaled), row) in d.iter_mut().zip(&mut scaled).zip(&blocks) {
+                let b = row.get_unchecked(s);
+                *d = half(two(b, 208));
+                if VNNI {
+                    for (k, scaled) in scaled.iter_mut().enumerate() {
+                        let bytes = _mm_loadl_epi64(b.as_ptr().add(192 + 8 * k).cast());
+                        let scales = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(bytes));
+                        *scaled = _mm256_mul_ps(scales, _mm256_set1_ps(*d));
+                    }
+                }
             }
             for j in 0..8 {
                 let (half_at, layer) = (j / 4, j % 4);
                 let xv = input_group(&x, 8 * s + j);
                 let xs = *x.scales.get_unchecked(8 * s + j);
                 // |q·x pair| ≤ 2·63·127 and |32·x pair| ≤ 2·32·127: no i16 overflow.
-                let offset = _mm256_maddubs_epi16(bias, xv);
-                for ((acc, row), &d) in acc.iter_mut().zip(&blocks).zip(&d) {
+                let offset = if VNNI {
+                    vnni_offset(32, xv)
+                } else {
+                    _mm256_maddubs_epi16(bias, xv)
+                };
+                // The lanes of this group's two scales in `scaled`, four lanes each.
+                let (first, second) = (2 * layer as i32, 2 * layer as i32 + 1);
+                let pick =
+                    _mm256_setr_epi32(first, first, first, first, second, second, second, second);
+                let xsv = _mm256_set1_ps(xs);
+                for (((acc, row), &d), scaled) in acc.iter_mut().zip(&blocks).zip(&d).zip(&scaled) {
                     let b = row.get_unchecked(s);
                     // Every 30 bytes: each cache line of the 210-byte block.
                     prefetch_ahead(b, 30 * j, row.len());
@@ -587,14 +608,22 @@ unsafe fn q6_k_rows<const N: usize>(
                     };
                     let high = _mm256_slli_epi16::<4>(_mm256_and_si256(high, low2));
                     let q = _mm256_or_si256(low, high);
-                    let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv), offset);
-                    let scale = |c: usize| i16::from(*b.get_unchecked(192 + c) as i8);
-                    let scales = _mm256_set_m128i(
-                        _mm_set1_epi16(scale(2 * j + 1)),
-                        _mm_set1_epi16(scale(2 * j)),
-                    );
-                    let isum = _mm256_madd_epi16(pairs, scales);
-                    let factor = _mm256_set1_ps(d * xs);
+                    let (isum, factor) = if VNNI {
+                        let isum = _mm256_dpbusd_epi32(offset, q, xv);
+                        let scales = *scaled.get_unchecked(half_at);
+                        (
+                            isum,
+                            _mm256_mul_ps(_mm256_permutevar8x32_ps(scales, pick), xsv),
+                        )
+                    } else {
+                        let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv), offset);
+                        let scale = |c: usize| i16::from(*b.get_unchecked(192 + c) as i8);
+                        let scales = _mm256_set_m128i(
+                            _mm_set1_epi16(scale(2 * j + 1)),
+                            _mm_set1_epi16(scale(2 * j)),
+                        );
+                        (_mm256_madd_epi16(pairs, scales), _mm256_set1_ps(d * xs))
+                    };
                     *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), factor, *acc);
                 }
             }
