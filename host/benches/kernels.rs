@@ -17,8 +17,23 @@ const KERNELS: &[&str] = &["scalar", "detected"];
 fn kernels(name: &str) -> Kernels {
     match name {
         "scalar" => Kernels::scalar(),
+        "avx2" => avx2_without_vnni(),
         _ => Kernels::detect(),
     }
+}
+
+/// AVX2+FMA (and F16C) without AVX512-VNNI, where the CPU has them: the `maddubs` sums the
+/// VNNI ones replace; otherwise what the CPU has.
+fn avx2_without_vnni() -> Kernels {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2")
+        && is_x86_feature_detected!("fma")
+        && is_x86_feature_detected!("f16c")
+    {
+        // SAFETY: the features were just detected.
+        return unsafe { Kernels::avx2_fma_unchecked().with_f16c_unchecked() };
+    }
+    Kernels::detect()
 }
 
 /// `n` deterministic values in [-0.5, 0.5).
@@ -125,16 +140,33 @@ fn q8_matvec_768x768_g64(bencher: Bencher, name: &str) {
 }
 
 /// The ggml weight types with SIMD products, each with and without them.
+/// (`avx2`: the quantized kernels without AVX512-VNNI's sums, where the CPU has VNNI.)
 const GGML_CASES: &[&str] = &[
     "f16/scalar",
     "f16/detected",
     "q8_0/scalar",
+    "q8_0/avx2",
     "q8_0/detected",
     "q4_0/scalar",
+    "q4_0/avx2",
     "q4_0/detected",
     "q4_k/scalar",
+    "q4_k/avx2",
     "q4_k/detected",
     "q6_k/scalar",
+    "q6_k/avx2",
+    "q6_k/detected",
+];
+
+/// The quantized types' SIMD kernels on a matrix larger than the caches, where they should
+/// read at the memory's speed (bytes/s reported).
+const GGML_WALL_CASES: &[&str] = &[
+    "q8_0/avx2",
+    "q8_0/detected",
+    "q4_0/avx2",
+    "q4_0/detected",
+    "q4_k/avx2",
+    "q4_k/detected",
     "q6_k/detected",
 ];
 
@@ -170,6 +202,11 @@ fn ggml_weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
 
 /// A ggml matrix-vector product of `rows × cols`, input preparation (quantization) included.
 fn ggml_matvec(bencher: Bencher, case: &str, rows: usize, cols: usize) {
+    ggml_matvec_counted(bencher, case, rows, cols, false);
+}
+
+/// [`ggml_matvec`], counting values or (`bytes`) the matrix's bytes.
+fn ggml_matvec_counted(bencher: Bencher, case: &str, rows: usize, cols: usize, bytes: bool) {
     let (ty, name) = case.split_once('/').expect("type/kernels");
     let ty = match ty {
         "f16" => GgmlType::F16,
@@ -188,12 +225,15 @@ fn ggml_matvec(bencher: Bencher, case: &str, rows: usize, cols: usize) {
     let x = values(cols, 9);
     let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
     let mut out = vec![0.0f32; rows];
-    bencher
-        .counter(divan::counter::ItemsCount::new(rows * cols))
-        .bench_local(|| {
-            let input = quant::prepare(k, ty, black_box(&x), &mut qv, &mut qs);
-            quant::matmul(k, black_box(&mut out), &w, &input, 1);
-        });
+    let bencher = if bytes {
+        bencher.counter(divan::counter::BytesCount::new(data.len()))
+    } else {
+        bencher.counter(divan::counter::ItemsCount::new(rows * cols))
+    };
+    bencher.bench_local(|| {
+        let input = quant::prepare(k, ty, black_box(&x), &mut qv, &mut qs);
+        quant::matmul(k, black_box(&mut out), &w, &input, 1);
+    });
 }
 
 /// stories110M's `wq` shape: 768 × 768.
@@ -206,4 +246,11 @@ fn ggml_matvec_768x768(bencher: Bencher, case: &str) {
 #[divan::bench(args = GGML_CASES)]
 fn ggml_matvec_288x768(bencher: Bencher, case: &str) {
     ggml_matvec(bencher, case, 288, 768);
+}
+
+/// 16384 rows of 4096 (38 to 71 MB of weights, more than most last-level caches hold):
+/// the memory wall.
+#[divan::bench(args = GGML_WALL_CASES, sample_count = 20)]
+fn ggml_matvec_16384x4096(bencher: Bencher, case: &str) {
+    ggml_matvec_counted(bencher, case, 16384, 4096, true);
 }

@@ -23,6 +23,9 @@ pub enum Dtype {
     F32,
     /// Q8_0 (llama2.c version 2).
     Q8,
+    /// GGUF with Q8_0 matrices (rows must be multiples of 32: not 260K).
+    #[value(name = "q8_0")]
+    Q8_0,
     /// GGUF with Q4_0 matrices (rows must be multiples of 32: not 260K).
     #[value(name = "q4_0")]
     Q4_0,
@@ -188,8 +191,9 @@ fn load(args: &BenchArgs) -> Result<(Source, String), CliError> {
             let q8 = quantized(&model).map_err(|e| CliError::usage("--shape", e))?;
             Ok((Source::Memory(q8), format!("random {name} q8")))
         }
-        Dtype::Q4_0 | Dtype::Q4K => {
+        Dtype::Q8_0 | Dtype::Q4_0 | Dtype::Q4K => {
             let (ty, label) = match args.dtype {
+                Dtype::Q8_0 => (OutType::Q8_0, "q8_0"),
                 Dtype::Q4_0 => (OutType::Q4_0, "q4_0"),
                 _ => (OutType::Q4K, "q4_k"),
             };

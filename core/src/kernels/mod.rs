@@ -384,39 +384,55 @@ impl Kernels {
         }
     }
 
-    /// One row of `ty` blocks (`row`, whole blocks) times the quantized vector `x`, for the
-    /// types [`Kernels::ggml_input`] maps to `GgmlInput::Q8` (int8 blocks); 0 for any other. Blocks and
-    /// groups past the shorter of the two are left out.
+    /// `out[r · stride] = row r · x` for the rows of `ty` blocks in `rows` (`row_bytes`
+    /// each, whole blocks; as many rows as `rows` and `out` both hold) and the quantized
+    /// vector `x`, for the types [`Kernels::ggml_input`] maps to `GgmlInput::Q8`; any other
+    /// type leaves `out` untouched. Blocks and groups past the shorter of a row and `x` are
+    /// left out. The x86 kernels compute four rows at a time, sharing each input load, and
+    /// each row's value is the same whichever rows share its pass.
     #[inline]
-    pub fn ggml_dot_q8(&self, ty: GgmlType, row: &[u8], x: Q8Blocks<'_>) -> f32 {
+    pub fn ggml_matvec_q8(
+        &self,
+        ty: GgmlType,
+        out: &mut [f32],
+        stride: usize,
+        rows: &[u8],
+        row_bytes: usize,
+        x: Q8Blocks<'_>,
+    ) {
         match self.0 {
-            // SAFETY: as in `ggml_dot_f32`.
-            // With F16C as `with_f16c_unchecked`'s caller promised.
             #[cfg(target_arch = "x86_64")]
-            Kind::Avx2Fma | Kind::Avx512Vnni => unsafe {
-                match (ty, self.1 .0) {
-                    (GgmlType::Q8_0, false) => x86_ggml::q8_0_dot(row, x),
-                    (GgmlType::Q8_0, true) => x86_ggml::q8_0_dot_f16c(row, x),
-                    (GgmlType::Q4_0, false) => x86_ggml::q4_0_dot(row, x),
-                    (GgmlType::Q4_0, true) => x86_ggml::q4_0_dot_f16c(row, x),
-                    (GgmlType::Q4_K, false) => x86_ggml::q4_k_dot(row, x),
-                    (GgmlType::Q4_K, true) => x86_ggml::q4_k_dot_f16c(row, x),
-                    (GgmlType::Q6_K, false) => x86_ggml::q6_k_dot(row, x),
-                    (GgmlType::Q6_K, true) => x86_ggml::q6_k_dot_f16c(row, x),
-                    _ => 0.0,
-                }
-            },
+            Kind::Avx2Fma | Kind::Avx512Vnni => {
+                let extras = x86_ggml::Extras {
+                    f16c: self.1 .0,
+                    vnni: self.0 == Kind::Avx512Vnni,
+                };
+                // SAFETY: AVX2 and FMA as in `ggml_dot_f32`; F16C as `with_f16c_unchecked`'s
+                // caller promised, AVX512-VNNI and VL as `avx512_vnni_unchecked`'s did.
+                unsafe { x86_ggml::q8_matvec(extras, ty, out, stride, rows, row_bytes, x) }
+            }
             #[cfg(target_arch = "aarch64")]
-            Kind::Neon => match ty {
-                GgmlType::Q8_0 => neon_ggml::q8_0_dot(row, x),
-                GgmlType::Q4_0 => neon_ggml::q4_0_dot(row, x),
-                GgmlType::Q4_K => neon_ggml::q4_k_dot(row, x),
-                GgmlType::Q6_K => neon_ggml::q6_k_dot(row, x),
-                _ => 0.0,
-            },
+            Kind::Neon => {
+                let dot = match ty {
+                    GgmlType::Q8_0 => neon_ggml::q8_0_dot,
+                    GgmlType::Q4_0 => neon_ggml::q4_0_dot,
+                    GgmlType::Q4_K => neon_ggml::q4_k_dot,
+                    GgmlType::Q6_K => neon_ggml::q6_k_dot,
+                    _ => return,
+                };
+                if row_bytes == 0 || stride == 0 {
+                    return;
+                }
+                for (o, row) in out
+                    .iter_mut()
+                    .step_by(stride)
+                    .zip(rows.chunks_exact(row_bytes))
+                {
+                    *o = dot(row, x);
+                }
+            }
             _ => {
-                let _ = (ty, row, x);
-                0.0
+                let _ = (ty, out, stride, rows, row_bytes, x);
             }
         }
     }
@@ -599,7 +615,8 @@ pub(crate) mod tests {
     }
 
     /// The ggml block products (SIMD where this processor has them) against the decoding
-    /// reference, on one or two blocks per row (small enough for Miri).
+    /// reference, on one or two blocks per row and 1 to 5 rows (a four-row pass and single
+    /// rows; small enough for Miri).
     #[test]
     fn ggml_products_agree_with_the_decoding_reference() {
         crate::quant::tests::check_products(
@@ -610,7 +627,7 @@ pub(crate) mod tests {
                 (GgmlType::Q4_K, &[256]),
                 (GgmlType::Q6_K, &[256]),
             ],
-            2,
+            5,
         );
     }
 }

@@ -15,7 +15,7 @@ pub mod encode;
 pub(crate) mod tests;
 
 pub use decode::dequantize;
-#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+#[cfg(target_arch = "aarch64")]
 pub(crate) use decode::k_scale_min;
 #[cfg(target_arch = "aarch64")]
 pub(crate) use decode::q6_k_place;
@@ -143,9 +143,10 @@ pub fn prepare<'s>(
     })
 }
 
-/// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs, each row read once for
-/// all of them; every output is computed as for its input alone, whatever the batch and
-/// whichever rows `w` holds, so batching and the thread split never change results. `x`
+/// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs: quantized inputs one
+/// at a time over all the rows (the kernels' multi-row passes), f32 inputs row by row, each
+/// row read once for all of them. Every output is computed as for its input alone, whatever
+/// the batch and whichever rows `w` holds, so batching and the thread split never change results. `x`
 /// must come from [`prepare`] with the same `k` and `w.ty` (a quantized input for a type
 /// whose kernels take f32 gives zeros).
 pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, batch: usize) {
@@ -165,23 +166,23 @@ pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, ba
             }
         }
         Input::F32(x) => matmul_scalar(k, out, w, x, batch),
+        Input::Q8(_) if k.ggml_input(w.ty) != GgmlInput::Q8 => out.fill(0.0),
         Input::Q8(x) => {
             let groups = w.cols / INPUT_GROUP;
-            let inputs = || {
-                let values = x.values.chunks_exact(w.cols);
-                let scales = x.scales.chunks_exact(groups);
-                let sums = x.sums.chunks_exact(groups);
-                values.zip(scales).zip(sums)
-            };
-            for (outs, row) in rows {
-                for (o, ((values, scales), sums)) in outs.iter_mut().zip(inputs()) {
-                    let input = Q8Blocks {
-                        values,
-                        scales,
-                        sums,
-                    };
-                    *o = k.ggml_dot_q8(w.ty, row, input);
-                }
+            let inputs = x
+                .values
+                .chunks_exact(w.cols)
+                .zip(x.scales.chunks_exact(groups))
+                .zip(x.sums.chunks_exact(groups));
+            // Input by input, all rows at once (the kernels' rows share each input load).
+            for (b, ((values, scales), sums)) in inputs.take(batch).enumerate() {
+                let input = Q8Blocks {
+                    values,
+                    scales,
+                    sums,
+                };
+                let out = out.get_mut(b..).unwrap_or_default();
+                k.ggml_matvec_q8(w.ty, out, batch, w.data, row_bytes, input);
             }
         }
     }

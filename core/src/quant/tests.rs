@@ -404,61 +404,88 @@ fn every_product_agrees_with_the_decoding_reference() {
     check_products(PRODUCT_CASES, 9);
 }
 
-/// Every kernel's product of `rows` random rows of each type and width with a random input
-/// against the exact (f64) product of the decoded rows with the input as the kernel sees
-/// it (quantized or not), within float rounding; and the quantized input within half a
-/// quantization step of the input. Also run by the kernel tests (under Miri too).
-pub(crate) fn check_products(cases: &[(GgmlType, &[usize])], rows: usize) {
+/// Every kernel's product of 1 to `max_rows` random rows of each type and width (so every
+/// mix of the kernels' four-row passes and single rows) with a random input, against the
+/// exact (f64) product of the decoded rows with the input as the kernel sees it (quantized
+/// or not), within float rounding; against the product with the f32 input itself, within
+/// what the input's 8-bit rounding allows (half a step per value); and the quantized input
+/// within half a step of the input. Also run by the kernel tests (under Miri too).
+pub(crate) fn check_products(cases: &[(GgmlType, &[usize])], max_rows: usize) {
     for &(ty, widths) in cases {
         for &cols in widths {
-            let data = random_matrix(ty, rows, cols, cols as u32);
-            let w = GgmlMatrix {
-                ty,
-                data: &data,
-                cols,
-            };
-            let x = values(cols, 3 + cols as u32);
-            let decoded = decode(ty, &data);
-            for k in all_kernels() {
-                let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
-                let input = prepare(k, ty, &x, &mut qv, &mut qs);
-                let seen = seen_input(&input);
-                let mut out = vec![0.0f32; rows];
-                matmul(k, &mut out, &w, &input, 1);
-                for (r, &got) in out.iter().enumerate() {
-                    let row = &decoded[r * cols..(r + 1) * cols];
-                    let exact: f64 = row
-                        .iter()
-                        .zip(&seen)
-                        .map(|(&a, &b)| f64::from(a) * f64::from(b))
-                        .sum();
-                    let magnitude: f64 = row
-                        .iter()
-                        .zip(&seen)
-                        .map(|(&a, &b)| f64::from((a * b).abs()))
-                        .sum();
-                    let err = (f64::from(got) - exact).abs();
-                    assert!(
-                        err <= 1e-5 * magnitude + 1e-6,
-                        "{} {ty:?} cols {cols} row {r}: {got} vs {exact} (magnitude {magnitude})",
-                        k.name()
-                    );
-                }
-                // The quantized input itself stays close to the input (±half a step).
-                for (g, (s, v)) in seen
-                    .chunks(INPUT_GROUP)
-                    .zip(x.chunks(INPUT_GROUP))
-                    .enumerate()
-                {
-                    let max = v.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                    for (a, b) in s.iter().zip(v) {
-                        assert!(
-                            (a - b).abs() <= max / 254.0 * 1.001,
-                            "group {g}: {a} vs {b}"
-                        );
-                    }
-                }
+            for rows in 1..=max_rows {
+                check_product(ty, rows, cols);
             }
+        }
+    }
+}
+
+/// [`check_products`] for one type and shape.
+fn check_product(ty: GgmlType, rows: usize, cols: usize) {
+    let data = random_matrix(ty, rows, cols, (cols + rows) as u32);
+    let w = GgmlMatrix {
+        ty,
+        data: &data,
+        cols,
+    };
+    let x = values(cols, 3 + cols as u32);
+    // Half a quantization step of each input value (its group's maximum / 254).
+    let half_step: Vec<f64> = x
+        .chunks(INPUT_GROUP)
+        .flat_map(|g| {
+            let max = g.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            g.iter().map(move |_| f64::from(max) / 254.0 * 1.001)
+        })
+        .collect();
+    let decoded = decode(ty, &data);
+    for k in all_kernels() {
+        let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
+        let input = prepare(k, ty, &x, &mut qv, &mut qs);
+        let seen = seen_input(&input);
+        let quantized = matches!(input, Input::Q8(_));
+        let mut out = vec![f32::NAN; rows];
+        matmul(k, &mut out, &w, &input, 1);
+        for (r, &got) in out.iter().enumerate() {
+            let row = &decoded[r * cols..(r + 1) * cols];
+            let exact: f64 = row
+                .iter()
+                .zip(&seen)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let magnitude: f64 = row
+                .iter()
+                .zip(&seen)
+                .map(|(&a, &b)| f64::from((a * b).abs()))
+                .sum();
+            let err = (f64::from(got) - exact).abs();
+            let what = || format!("{} {ty:?} {rows}×{cols} row {r}", k.name());
+            assert!(
+                err <= 1e-5 * magnitude + 1e-6,
+                "{}: {got} vs {exact} (magnitude {magnitude})",
+                what()
+            );
+            let unquantized: f64 = row
+                .iter()
+                .zip(&x)
+                .map(|(&a, &b)| f64::from(a) * f64::from(b))
+                .sum();
+            let rounding: f64 = if quantized {
+                row.iter()
+                    .zip(&half_step)
+                    .map(|(&a, s)| f64::from(a.abs()) * s)
+                    .sum()
+            } else {
+                0.0
+            };
+            assert!(
+                (f64::from(got) - unquantized).abs() <= rounding + 1e-5 * magnitude + 1e-6,
+                "{}: {got} vs {unquantized} with the f32 input (rounding {rounding})",
+                what()
+            );
+        }
+        // The quantized input itself stays close to the input (±half a step).
+        for (i, ((s, v), step)) in seen.iter().zip(&x).zip(&half_step).enumerate() {
+            assert!(f64::from((s - v).abs()) <= *step, "value {i}: {s} vs {v}");
         }
     }
 }
