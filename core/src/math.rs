@@ -104,12 +104,9 @@ pub fn matmul(
             let input = crate::quant::prepare(k, w.ty, x, scratch.values, scratch.scales);
             parallel.for_each_chunk(out, split, &|first, chunk| {
                 let (rows, inputs) = share(first, chunk.len());
-                by_row_blocks(chunk, rows, inputs, |block, first_row, count, inputs| {
-                    let rows = w.rows_slice(first_row, count);
-                    let count = inputs.len();
-                    let input = input.inputs(inputs, n);
-                    crate::quant::matmul(k, block, &rows, &input, count);
-                });
+                let count = inputs.len();
+                let w = w.rows_slice(rows.start, rows.len());
+                crate::quant::matmul(k, chunk, &w, &input.inputs(inputs, n), count);
             });
         }
         Matrix::Q8(w) => {
@@ -121,7 +118,7 @@ pub fn matmul(
                 .zip(values.chunks_exact_mut(n))
                 .zip(scales.chunks_exact_mut(n / group))
             {
-                quantize(x, group, q, s);
+                k.quantize(x, group, q, s);
             }
             let (xq, xs) = (&*values, &*scales);
             parallel.for_each_chunk(out, split, &|first, chunk| {
@@ -178,29 +175,6 @@ fn by_row_blocks(
                     out[b * width + first_row - rows.start + r] = v;
                 }
             }
-        }
-    }
-}
-
-/// Symmetric per-group quantization to ±127, rounding half away from zero like `runq.c`.
-/// An all-zero group gets scale 0 and zero values (the reference divides 0 by 0 there).
-pub fn quantize(x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) {
-    let groups = x.chunks_exact(group).zip(values.chunks_exact_mut(group));
-    for ((x, q), scale) in groups.zip(scales.iter_mut()) {
-        let max = x.iter().fold(0.0f32, |m, v| {
-            if libm::fabsf(*v) > m {
-                libm::fabsf(*v)
-            } else {
-                m
-            }
-        });
-        *scale = max / 127.0;
-        for (q, &v) in q.iter_mut().zip(x) {
-            *q = if *scale == 0.0 {
-                0
-            } else {
-                libm::roundf(v / *scale) as i8
-            };
         }
     }
 }

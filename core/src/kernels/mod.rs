@@ -189,6 +189,20 @@ impl Kernels {
         }
     }
 
+    /// Symmetric per-group quantization of `x` to ±127 (`values`, one scale per `group`
+    /// values in `scales`), rounding half away from zero like `runq.c`; an all-zero group
+    /// gets scale 0 and zero values. Every form gives the same bytes and scales.
+    pub fn quantize(&self, x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) {
+        match self.0 {
+            // SAFETY: as in `dot`.
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx2Fma | Kind::Avx512Vnni if group.is_multiple_of(8) => unsafe {
+                x86::quantize(x, group, values, scales)
+            },
+            _ => scalar::quantize(x, group, values, scales),
+        }
+    }
+
     /// The feed-forward gate `gate = silu(gate) · up`: the scalar form is `run.c`'s (libm
     /// `expf`); the AVX2 form uses the polynomial `exp` of [`Kernels::softmax`].
     pub fn swiglu(&self, gate: &mut [f32], up: &[f32]) {
@@ -384,22 +398,27 @@ impl Kernels {
         }
     }
 
-    /// `out[r · stride] = row r · x` for the rows of `ty` blocks in `rows` (`row_bytes`
-    /// each, whole blocks; as many rows as `rows` and `out` both hold) and the quantized
-    /// vector `x`, for the types [`Kernels::ggml_input`] maps to `GgmlInput::Q8`; any other
-    /// type leaves `out` untouched. Blocks and groups past the shorter of a row and `x` are
-    /// left out. The x86 kernels compute four rows at a time, sharing each input load, and
-    /// each row's value is the same whichever rows share its pass.
+    /// `out[r · row_step + t · input_step] = row r · input t` for the rows of `ty` blocks in `rows`
+    /// (`row_bytes` each, whole blocks; as many rows as `rows` and `out` both hold) and the
+    /// `inputs` quantized vectors back to back in `x`, for the types [`Kernels::ggml_input`]
+    /// maps to `GgmlInput::Q8`; any other type leaves `out` untouched. Blocks and groups
+    /// past the shorter of a row and an input are left out. The x86 kernels compute four
+    /// rows at a time (by four inputs for Q8_0 and Q4_0), sharing each load, and each row ·
+    /// input value is the same whichever rows and inputs share its pass: a batch gives
+    /// every input what it gets alone.
     #[inline]
-    pub fn ggml_matvec_q8(
+    #[allow(clippy::too_many_arguments)]
+    pub fn ggml_matmul_q8(
         &self,
         ty: GgmlType,
         out: &mut [f32],
-        stride: usize,
+        (row_step, input_step): (usize, usize),
         rows: &[u8],
         row_bytes: usize,
         x: Q8Blocks<'_>,
+        inputs: usize,
     ) {
+        let steps = (row_step, input_step);
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2Fma | Kind::Avx512Vnni => {
@@ -409,7 +428,7 @@ impl Kernels {
                 };
                 // SAFETY: AVX2 and FMA as in `ggml_dot_f32`; F16C as `with_f16c_unchecked`'s
                 // caller promised, AVX512-VNNI and VL as `avx512_vnni_unchecked`'s did.
-                unsafe { x86_ggml::q8_matvec(extras, ty, out, stride, rows, row_bytes, x) }
+                unsafe { x86_ggml::q8_matmul(extras, ty, out, steps, rows, row_bytes, x, inputs) }
             }
             #[cfg(target_arch = "aarch64")]
             Kind::Neon => {
@@ -420,19 +439,28 @@ impl Kernels {
                     GgmlType::Q6_K => neon_ggml::q6_k_dot,
                     _ => return,
                 };
-                if row_bytes == 0 || stride == 0 {
+                if row_bytes == 0 || inputs == 0 {
                     return;
                 }
-                for (o, row) in out
-                    .iter_mut()
-                    .step_by(stride)
-                    .zip(rows.chunks_exact(row_bytes))
-                {
-                    *o = dot(row, x);
+                let (cols, groups) = (x.values.len() / inputs, x.scales.len() / inputs);
+                for t in 0..inputs {
+                    let input = Q8Blocks {
+                        values: x.values.get(t * cols..(t + 1) * cols).unwrap_or_default(),
+                        scales: x
+                            .scales
+                            .get(t * groups..(t + 1) * groups)
+                            .unwrap_or_default(),
+                        sums: x.sums.get(t * groups..(t + 1) * groups).unwrap_or_default(),
+                    };
+                    for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
+                        if let Some(o) = out.get_mut(r * row_step + t * input_step) {
+                            *o = dot(row, input);
+                        }
+                    }
                 }
             }
             _ => {
-                let _ = (ty, out, stride, rows, row_bytes, x);
+                let _ = (ty, out, steps, rows, row_bytes, x, inputs);
             }
         }
     }
@@ -569,6 +597,40 @@ pub(crate) mod tests {
                 k.swiglu(&mut second, &up[172..]);
                 let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&both[172..]), bits(&second), "{}", k.name());
+            }
+        }
+    }
+
+    /// Quantization gives the scalar reference's bytes and scales: ties at half a step,
+    /// NaN, infinities, zero groups, several group sizes.
+    #[test]
+    fn quantize_is_bit_identical_across_kernels() {
+        for group in [8, 32, 64] {
+            let mut x: Vec<f32> = values(4 * group, 31).iter().map(|v| v * 3.0).collect();
+            // A group whose values are exact half steps (max 127 → scale 1).
+            for (i, v) in x[..group].iter_mut().enumerate() {
+                *v = if i == 0 {
+                    127.0
+                } else {
+                    (i as f32 - 20.5) * if i % 2 == 0 { 1.0 } else { -1.0 }
+                };
+            }
+            x[group + 3] = f32::NAN;
+            x[2 * group..3 * group].fill(0.0);
+            x[3 * group + 1] = f32::INFINITY;
+            let mut reference = (std::vec![0i8; x.len()], std::vec![0.0f32; x.len() / group]);
+            Kernels::scalar().quantize(&x, group, &mut reference.0, &mut reference.1);
+            for k in all() {
+                let mut got = (std::vec![1i8; x.len()], std::vec![1.0f32; x.len() / group]);
+                k.quantize(&x, group, &mut got.0, &mut got.1);
+                assert_eq!(got.0, reference.0, "{} group {group}", k.name());
+                let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+                assert_eq!(
+                    bits(&got.1),
+                    bits(&reference.1),
+                    "{} group {group}",
+                    k.name()
+                );
             }
         }
     }

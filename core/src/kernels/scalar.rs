@@ -30,6 +30,29 @@ pub fn swiglu(gate: &mut [f32], up: &[f32]) {
     }
 }
 
+/// Symmetric per-group quantization to ±127, rounding half away from zero like `runq.c`.
+/// An all-zero group gets scale 0 and zero values (the reference divides 0 by 0 there).
+pub fn quantize(x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) {
+    let groups = x.chunks_exact(group).zip(values.chunks_exact_mut(group));
+    for ((x, q), scale) in groups.zip(scales.iter_mut()) {
+        let max = x.iter().fold(0.0f32, |m, v| {
+            if libm::fabsf(*v) > m {
+                libm::fabsf(*v)
+            } else {
+                m
+            }
+        });
+        *scale = max / 127.0;
+        for (q, &v) in q.iter_mut().zip(x) {
+            *q = if *scale == 0.0 {
+                0
+            } else {
+                libm::roundf(v / *scale) as i8
+            };
+        }
+    }
+}
+
 /// Exact integer dot product of one group.
 pub fn group_sum(w: &[i8], x: &[i8]) -> i32 {
     let mut sum = 0i32;

@@ -226,6 +226,62 @@ pub unsafe fn weighted_rows_512(out: &mut [f32], weights: &[f32], rows: &[f32], 
     unsafe { tile::weighted_rows::<Zmm>(out, weights, rows, stride) }
 }
 
+/// [`super::scalar::quantize`] eight lanes at a time, for groups of a multiple of 8: the
+/// same maximum (NaN never wins it), the same division, and rounding half away from zero
+/// from the truncation and the exact remainder, so the same bytes.
+///
+/// # Safety
+/// The CPU must support AVX2 and FMA.
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn quantize(x: &[f32], group: usize, values: &mut [i8], scales: &mut [f32]) {
+    let magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7FFF_FFFF));
+    let groups = x.chunks_exact(group).zip(values.chunks_exact_mut(group));
+    for ((x, q), scale) in groups.zip(scales.iter_mut()) {
+        let mut max = _mm256_setzero_ps();
+        for v in x.chunks_exact(8) {
+            // SAFETY: the chunk holds 8 floats.
+            let v = unsafe { _mm256_loadu_ps(v.as_ptr()) };
+            // `max_ps(a, b)` is `b` when `a` is NaN, as the scalar fold keeps its maximum.
+            max = _mm256_max_ps(_mm256_and_ps(v, magnitude), max);
+        }
+        let mut lanes = [0.0f32; 8];
+        // SAFETY: `lanes` holds 8 floats.
+        unsafe { _mm256_storeu_ps(lanes.as_mut_ptr(), max) };
+        let max = lanes.iter().fold(0.0f32, |m, &v| if v > m { v } else { m });
+        *scale = max / 127.0;
+        if *scale == 0.0 {
+            q.fill(0);
+            continue;
+        }
+        let (divisor, half, one) = (
+            _mm256_set1_ps(*scale),
+            _mm256_set1_ps(0.5),
+            _mm256_set1_ps(1.0),
+        );
+        for (v, q) in x.chunks_exact(8).zip(q.chunks_exact_mut(8)) {
+            // SAFETY: the chunk holds 8 floats.
+            let d = _mm256_div_ps(unsafe { _mm256_loadu_ps(v.as_ptr()) }, divisor);
+            let t = _mm256_round_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(d);
+            let away =
+                _mm256_cmp_ps::<_CMP_GE_OQ>(_mm256_and_ps(_mm256_sub_ps(d, t), magnitude), half);
+            let sign = _mm256_andnot_ps(magnitude, d);
+            let rounded = _mm256_add_ps(t, _mm256_and_ps(away, _mm256_or_ps(one, sign)));
+            // NaN becomes 0, as `f32 as i8` makes it; |rounded| <= 127 otherwise.
+            let ordered = _mm256_cmp_ps::<_CMP_ORD_Q>(d, d);
+            let ints = _mm256_cvttps_epi32(_mm256_and_ps(rounded, ordered));
+            let words = _mm_packs_epi32(
+                _mm256_castsi256_si128(ints),
+                _mm256_extracti128_si256(ints, 1),
+            );
+            let bytes = _mm_packs_epi16(words, words);
+            let mut out = [0i8; 16];
+            // SAFETY: `out` holds 16 bytes.
+            unsafe { _mm_storeu_si128(out.as_mut_ptr().cast(), bytes) };
+            q.copy_from_slice(&out[..8]);
+        }
+    }
+}
+
 /// SiLU-gated product `gate = silu(gate) · up`, eight lanes at a time with the
 /// polynomial `exp` of [`softmax`]; a short tail goes through the same lanes padded, so
 /// every element's value depends on that element alone (a batch's vectors, back to back,

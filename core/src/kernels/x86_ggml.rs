@@ -172,24 +172,32 @@ pub struct Extras {
     pub vnni: bool,
 }
 
-/// `out[r · stride] = row r · x` for the rows of `ty` blocks in `data` (`row_bytes` each;
-/// as many rows as both hold), for Q8_0, Q4_0, Q4_K and Q6_K; any other type leaves `out`
-/// untouched. [`ROWS`] rows are computed at a time, then the rest one by one, each row's
-/// arithmetic the same either way (so which rows share a pass never changes a result).
+/// Inputs one pass of the Q8_0 and Q4_0 kernels reads together, sharing each load (and
+/// unpacking) of a weight block.
+const INPUTS: usize = 4;
+
+/// `out[r · row_step + t · input_step] = row r · input t` for the rows of `ty` blocks in `data`
+/// (`row_bytes` each; as many rows as `data` and `out` both hold) and the `inputs` inputs
+/// back to back in `x`, for Q8_0, Q4_0, Q4_K and Q6_K; any other type leaves `out`
+/// untouched. [`ROWS`] rows are computed at a time (by [`INPUTS`] inputs for Q8_0 and
+/// Q4_0), then the rest one by one, each row · input pair's arithmetic the same either way
+/// (so which rows and inputs share a pass never changes a result).
 ///
 /// # Safety
 /// The CPU must support AVX2, FMA and what `extras` names (F16C; AVX512-VNNI and
 /// AVX512-VL).
-pub unsafe fn q8_matvec(
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn q8_matmul(
     extras: Extras,
     ty: GgmlType,
     out: &mut [f32],
-    stride: usize,
+    steps: (usize, usize),
     data: &[u8],
     row_bytes: usize,
     x: Q8Blocks<'_>,
+    inputs: usize,
 ) {
-    let args = (ty, out, stride, data, row_bytes, x);
+    let args = (ty, out, steps, data, row_bytes, x, inputs);
     // SAFETY: each variant enables only what the caller promised.
     unsafe {
         match (extras.vnni, extras.f16c) {
@@ -201,28 +209,29 @@ pub unsafe fn q8_matvec(
     }
 }
 
-/// The arguments of [`q8_matvec`] after `extras`.
+/// The arguments of [`q8_matmul`] after `extras`.
 type MatvecArgs<'o, 'd, 'x> = (
     GgmlType,
     &'o mut [f32],
-    usize,
+    (usize, usize),
     &'d [u8],
     usize,
     Q8Blocks<'x>,
+    usize,
 );
 
-/// Defines one compiled variant of [`q8_matvec`]: its target features, whether it sums with
+/// Defines one compiled variant of [`q8_matmul`]: its target features, whether it sums with
 /// VNNI, and how it widens the f16 block scales.
 macro_rules! matvec_variant {
     ($name:ident, $features:literal, $vnni:literal, $half:expr) => {
-        /// [`q8_matvec`] compiled for these features.
+        /// [`q8_matmul`] compiled for these features.
         ///
         /// # Safety
         /// The CPU must support the features enabled here.
         #[target_feature(enable = $features)]
-        unsafe fn $name((ty, out, stride, data, row_bytes, x): MatvecArgs<'_, '_, '_>) {
+        unsafe fn $name((ty, out, steps, data, row_bytes, x, inputs): MatvecArgs<'_, '_, '_>) {
             // SAFETY: forwarded from the caller.
-            unsafe { matvec_body::<$vnni>(ty, out, stride, data, row_bytes, x, $half) }
+            unsafe { matvec_body::<$vnni>(ty, out, steps, data, row_bytes, x, inputs, $half) }
         }
     };
 }
@@ -237,78 +246,158 @@ matvec_variant!(
     |b| half_f16c(b)
 );
 
-/// The body of every [`q8_matvec`] variant, inlined into each: the type's kernel over
-/// groups of [`ROWS`] rows and then single rows.
+/// The body of every [`q8_matmul`] variant, inlined into each: the type's kernel over
+/// tiles of [`ROWS`] rows (by [`INPUTS`] inputs for Q8_0 and Q4_0, one at a time for the
+/// K-quants) and then single rows.
+#[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn matvec_body<const VNNI: bool>(
     ty: GgmlType,
     out: &mut [f32],
-    stride: usize,
+    steps: (usize, usize),
     data: &[u8],
     row_bytes: usize,
     x: Q8Blocks<'_>,
+    inputs: usize,
     half: impl Fn([u8; 2]) -> f32 + Copy,
 ) {
-    let place = (out, stride, data, row_bytes);
+    if row_bytes == 0 || inputs == 0 {
+        return;
+    }
+    let (cols, groups) = (x.values.len() / inputs, x.scales.len() / inputs);
+    // Input `t` of `x`.
+    let input = |t: usize| {
+        let values = x.values.get(t * cols..(t + 1) * cols).unwrap_or_default();
+        let scales = x
+            .scales
+            .get(t * groups..(t + 1) * groups)
+            .unwrap_or_default();
+        let sums = x.sums.get(t * groups..(t + 1) * groups).unwrap_or_default();
+        Q8Blocks {
+            values,
+            scales,
+            sums,
+        }
+    };
+    let place = Place {
+        out,
+        steps,
+        data,
+        row_bytes,
+        inputs,
+    };
     // SAFETY (kernel calls): the caller's features, VNNI's included when `VNNI`.
     unsafe {
         match ty {
-            GgmlType::Q8_0 => by_row_groups(
+            GgmlType::Q8_0 => by_tiles(
                 place,
-                |r| q8_0_rows::<ROWS, VNNI>(r, x, half),
-                |r| q8_0_rows::<1, VNNI>(r, x, half),
+                input,
+                |r, x| q8_0_tile::<ROWS, INPUTS, VNNI>(r, x, half),
+                |r, x| q8_0_tile::<ROWS, 1, VNNI>(r, x, half),
+                |r, x| q8_0_tile::<1, INPUTS, VNNI>(r, x, half),
+                |r, x| q8_0_tile::<1, 1, VNNI>(r, x, half),
             ),
-            GgmlType::Q4_0 => by_row_groups(
+            GgmlType::Q4_0 => by_tiles(
                 place,
-                |r| q4_0_rows::<ROWS, VNNI>(r, x, half),
-                |r| q4_0_rows::<1, VNNI>(r, x, half),
+                input,
+                |r, x| q4_0_tile::<ROWS, INPUTS, VNNI>(r, x, half),
+                |r, x| q4_0_tile::<ROWS, 1, VNNI>(r, x, half),
+                |r, x| q4_0_tile::<1, INPUTS, VNNI>(r, x, half),
+                |r, x| q4_0_tile::<1, 1, VNNI>(r, x, half),
             ),
-            GgmlType::Q4_K => by_row_groups(
+            GgmlType::Q4_K => by_tiles(
                 place,
-                |r| q4_k_rows::<ROWS, VNNI>(r, x, half),
-                |r| q4_k_rows::<1, VNNI>(r, x, half),
+                input,
+                |r, x| x.map(|x| q4_k_rows::<ROWS, VNNI>(r, x, half)),
+                |r, [x]| [q4_k_rows::<ROWS, VNNI>(r, x, half)],
+                |r, x| x.map(|x| q4_k_rows::<1, VNNI>(r, x, half)),
+                |r, [x]| [q4_k_rows::<1, VNNI>(r, x, half)],
             ),
-            GgmlType::Q6_K => by_row_groups(
+            GgmlType::Q6_K => by_tiles(
                 place,
-                |r| q6_k_rows::<ROWS, VNNI>(r, x, half),
-                |r| q6_k_rows::<1, VNNI>(r, x, half),
+                input,
+                |r, x| x.map(|x| q6_k_rows::<ROWS, VNNI>(r, x, half)),
+                |r, [x]| [q6_k_rows::<ROWS, VNNI>(r, x, half)],
+                |r, x| x.map(|x| q6_k_rows::<1, VNNI>(r, x, half)),
+                |r, [x]| [q6_k_rows::<1, VNNI>(r, x, half)],
             ),
             _ => {}
         }
     }
 }
 
-/// Runs `group` over each whole group of [`ROWS`] rows of `data` and `single` over the
-/// rows left, storing row `r`'s value at `out[r · stride]`.
+/// Where a product's results go: `out[r · steps.0 + t · steps.1]` for row `r` of `data`
+/// (`row_bytes` each) and input `t < inputs`.
+struct Place<'o, 'd> {
+    out: &'o mut [f32],
+    steps: (usize, usize),
+    data: &'d [u8],
+    row_bytes: usize,
+    inputs: usize,
+}
+
+/// Runs the tile kernels over the rows (outer, so a tile's rows stay in cache while the
+/// inputs pass) and the inputs: `full` on [`ROWS`] × [`INPUTS`] tiles, `rows_one` on
+/// [`ROWS`] rows of an input left over, `one_inputs` and `single` on the rows left over;
+/// each returns `[input][row]` values.
 #[inline(always)]
-fn by_row_groups(
-    (out, stride, data, row_bytes): (&mut [f32], usize, &[u8], usize),
-    mut group: impl FnMut([&[u8]; ROWS]) -> [f32; ROWS],
-    mut single: impl FnMut([&[u8]; 1]) -> [f32; 1],
+fn by_tiles<'x>(
+    place: Place<'_, '_>,
+    input: impl Fn(usize) -> Q8Blocks<'x>,
+    mut full: impl FnMut([&[u8]; ROWS], [Q8Blocks<'x>; INPUTS]) -> [[f32; ROWS]; INPUTS],
+    mut rows_one: impl FnMut([&[u8]; ROWS], [Q8Blocks<'x>; 1]) -> [[f32; ROWS]; 1],
+    mut one_inputs: impl FnMut([&[u8]; 1], [Q8Blocks<'x>; INPUTS]) -> [[f32; 1]; INPUTS],
+    mut single: impl FnMut([&[u8]; 1], [Q8Blocks<'x>; 1]) -> [[f32; 1]; 1],
 ) {
-    if row_bytes == 0 || stride == 0 {
-        return;
-    }
-    let rows = (data.len() / row_bytes).min(out.len().div_ceil(stride));
+    let Place {
+        out,
+        steps: (row_step, input_step),
+        data,
+        row_bytes,
+        inputs,
+    } = place;
+    let rows = data.len() / row_bytes;
     let row = |r: usize| {
         data.get(r * row_bytes..(r + 1) * row_bytes)
             .unwrap_or_default()
     };
-    let mut store = |first: usize, values: &[f32]| {
-        for (k, &v) in values.iter().enumerate() {
-            if let Some(o) = out.get_mut((first + k) * stride) {
-                *o = v;
+    let mut store = |first_row: usize, first_input: usize, values: &[&[f32]]| {
+        for (t, per_row) in values.iter().enumerate() {
+            for (r, &v) in per_row.iter().enumerate() {
+                if let Some(o) =
+                    out.get_mut((first_row + r) * row_step + (first_input + t) * input_step)
+                {
+                    *o = v;
+                }
             }
         }
     };
+    // Inputs `t..` as an array of `K`.
+    let inputs_at = |t: usize| -> [Q8Blocks<'x>; INPUTS] { core::array::from_fn(|k| input(t + k)) };
     let mut first = 0;
-    while first + ROWS <= rows {
-        store(first, &group(core::array::from_fn(|k| row(first + k))));
-        first += ROWS;
-    }
     while first < rows {
-        store(first, &single([row(first)]));
-        first += 1;
+        let grouped = first + ROWS <= rows;
+        let mut t = 0;
+        while t + INPUTS <= inputs {
+            if grouped {
+                let v = full(core::array::from_fn(|k| row(first + k)), inputs_at(t));
+                store(first, t, &v.each_ref().map(|v| &v[..]));
+            } else {
+                let v = one_inputs([row(first)], inputs_at(t));
+                store(first, t, &v.each_ref().map(|v| &v[..]));
+            }
+            t += INPUTS;
+        }
+        for t in t..inputs {
+            if grouped {
+                let v = rows_one(core::array::from_fn(|k| row(first + k)), [input(t)]);
+                store(first, t, &v.each_ref().map(|v| &v[..]));
+            } else {
+                let v = single([row(first)], [input(t)]);
+                store(first, t, &v.each_ref().map(|v| &v[..]));
+            }
+        }
+        first += if grouped { ROWS } else { 1 };
     }
 }
 
@@ -316,11 +405,15 @@ fn by_row_groups(
 /// `per_block` input groups of 32 per block.
 fn block_rows<'r, const B: usize, const N: usize>(
     rows: [&'r [u8]; N],
-    x: &Q8Blocks<'_>,
+    inputs: &[Q8Blocks<'_>],
     per_block: usize,
 ) -> ([&'r [[u8; B]]; N], usize) {
     let blocks = rows.map(|r| r.as_chunks::<B>().0);
-    let groups = (x.values.len() / 32).min(x.scales.len()).min(x.sums.len());
+    let groups = inputs.iter().fold(usize::MAX, |n, x| {
+        n.min(x.values.len() / 32)
+            .min(x.scales.len())
+            .min(x.sums.len())
+    });
     let n = blocks
         .iter()
         .fold(groups / per_block, |n, b| n.min(b.len()));
@@ -337,56 +430,66 @@ unsafe fn input_group(x: &Q8Blocks<'_>, g: usize) -> __m256i {
     unsafe { _mm256_loadu_si256(x.values.as_ptr().add(32 * g).cast()) }
 }
 
-/// `N` Q8_0 rows (34-byte blocks: f16 scale, 32 × i8) times the quantized input. With VNNI
-/// the weights are made unsigned by `+ 128` (a sign-bit flip) and the `128 · Σ x` this adds
-/// is taken off through the start value; without, `maddubs` on `|w|` and `x · sign(w)`.
+/// `N` Q8_0 rows (34-byte blocks: f16 scale, 32 × i8) times `T` quantized inputs, each
+/// row's block loaded once for the `T` inputs and each input group once for the `N` rows;
+/// every row · input pair's arithmetic is the same whatever `N` and `T` are. With VNNI the
+/// weights are made unsigned by `+ 128` (a sign-bit flip) and the `128 · Σ x` this adds is
+/// taken off through the start value; without, `maddubs` on `|w|` and `x · sign(w)`.
 #[inline(always)]
-unsafe fn q8_0_rows<const N: usize, const VNNI: bool>(
+unsafe fn q8_0_tile<const N: usize, const T: usize, const VNNI: bool>(
     rows: [&[u8]; N],
-    x: Q8Blocks<'_>,
+    inputs: [Q8Blocks<'_>; T],
     half: impl Fn([u8; 2]) -> f32,
-) -> [f32; N] {
-    let (blocks, n) = block_rows::<34, N>(rows, &x, 1);
+) -> [[f32; N]; T] {
+    let (blocks, n) = block_rows::<34, N>(rows, &inputs, 1);
     let flip = _mm256_set1_epi8(-128);
-    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc = [[_mm256_setzero_ps(); N]; T];
     for i in 0..n {
         // SAFETY (loads and `get_unchecked`): `i < n`, which `block_rows` bounds by every
-        // row's block count and the input's group count; bytes 2..34 of a 34-byte block.
+        // row's block count and every input's group count; bytes 2..34 of a 34-byte block.
         unsafe {
-            let xv = input_group(&x, i);
-            let xs = *x.scales.get_unchecked(i);
-            let start = if VNNI {
-                vnni_offset(128, xv)
-            } else {
-                _mm256_setzero_si256()
-            };
-            for (acc, row) in acc.iter_mut().zip(&blocks) {
+            let xv: [__m256i; T] = core::array::from_fn(|t| input_group(&inputs[t], i));
+            let xs: [f32; T] = core::array::from_fn(|t| *inputs[t].scales.get_unchecked(i));
+            let start: [__m256i; T] = core::array::from_fn(|t| {
+                if VNNI {
+                    vnni_offset(128, xv[t])
+                } else {
+                    _mm256_setzero_si256()
+                }
+            });
+            for (r, row) in blocks.iter().enumerate() {
                 let b = row.get_unchecked(i);
                 prefetch_ahead(b, 0, row.len());
                 let w = _mm256_loadu_si256(b.as_ptr().add(2).cast());
-                let isum = if VNNI {
-                    _mm256_dpbusd_epi32(start, _mm256_xor_si256(w, flip), xv)
-                } else {
-                    dot_i8(w, xv)
-                };
-                let scale = _mm256_set1_ps(half(two(b, 0)) * xs);
-                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, *acc);
+                let unsigned = _mm256_xor_si256(w, flip);
+                let d = half(two(b, 0));
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    let isum = if VNNI {
+                        _mm256_dpbusd_epi32(start[t], unsigned, xv[t])
+                    } else {
+                        dot_i8(w, xv[t])
+                    };
+                    let scale = _mm256_set1_ps(d * xs[t]);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r]);
+                }
             }
         }
     }
-    sums(acc)
+    // SAFETY: the caller's features include AVX2 and FMA.
+    acc.map(|acc| unsafe { sums(acc) })
 }
 
-/// `N` Q4_0 rows (18-byte blocks: f16 scale, 16 bytes of nibbles, value `q - 8`) times the
-/// quantized input: the unsigned nibbles times the signed input directly (`vpdpbusd`, or
-/// `maddubs`), the `-8` folded in through `8 · Σ x`, computed once per group for all rows.
+/// `N` Q4_0 rows (18-byte blocks: f16 scale, 16 bytes of nibbles, value `q - 8`) times `T`
+/// quantized inputs (shared as in [`q8_0_tile`]): the unsigned nibbles times the signed
+/// input directly (`vpdpbusd`, or `maddubs`), the `-8` folded in through `8 · Σ x`,
+/// computed once per group and input for all rows.
 #[inline(always)]
-unsafe fn q4_0_rows<const N: usize, const VNNI: bool>(
+unsafe fn q4_0_tile<const N: usize, const T: usize, const VNNI: bool>(
     rows: [&[u8]; N],
-    x: Q8Blocks<'_>,
+    inputs: [Q8Blocks<'_>; T],
     half: impl Fn([u8; 2]) -> f32,
-) -> [f32; N] {
-    let (blocks, n) = block_rows::<18, N>(rows, &x, 1);
+) -> [[f32; N]; T] {
+    let (blocks, n) = block_rows::<18, N>(rows, &inputs, 1);
     // Shifting whole 32-bit lanes is as good as bytes here: the mask keeps the low nibble.
     let high_half_by_4 = _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4);
     let (low4, eight, ones) = (
@@ -394,37 +497,43 @@ unsafe fn q4_0_rows<const N: usize, const VNNI: bool>(
         _mm256_set1_epi8(8),
         _mm256_set1_epi16(1),
     );
-    let mut acc = [_mm256_setzero_ps(); N];
+    let mut acc = [[_mm256_setzero_ps(); N]; T];
     for i in 0..n {
-        // SAFETY: as in `q8_0_rows`; bytes 2..18 of an 18-byte block.
+        // SAFETY: as in `q8_0_tile`; bytes 2..18 of an 18-byte block.
         unsafe {
-            let xv = input_group(&x, i);
-            let xs = *x.scales.get_unchecked(i);
+            let xv: [__m256i; T] = core::array::from_fn(|t| input_group(&inputs[t], i));
+            let xs: [f32; T] = core::array::from_fn(|t| *inputs[t].scales.get_unchecked(i));
             // VNNI: -8·Σx per four values, the sum's start; else 8·x pair sums (i16).
-            let offset = if VNNI {
-                vnni_offset(8, xv)
-            } else {
-                _mm256_maddubs_epi16(eight, xv)
-            };
-            for (acc, row) in acc.iter_mut().zip(&blocks) {
+            let offset: [__m256i; T] = core::array::from_fn(|t| {
+                if VNNI {
+                    vnni_offset(8, xv[t])
+                } else {
+                    _mm256_maddubs_epi16(eight, xv[t])
+                }
+            });
+            for (r, row) in blocks.iter().enumerate() {
                 let b = row.get_unchecked(i);
                 prefetch_ahead(b, 0, row.len());
                 // The 16 bytes in both halves, the upper half's shifted down a nibble.
                 let packed = _mm256_broadcastsi128_si256(_mm_loadu_si128(b.as_ptr().add(2).cast()));
                 let q = _mm256_and_si256(_mm256_srlv_epi32(packed, high_half_by_4), low4);
-                let isum = if VNNI {
-                    _mm256_dpbusd_epi32(offset, q, xv)
-                } else {
-                    // |q·x pair| ≤ 2·15·127 and |8·x pair| ≤ 2·8·127: no i16 overflow.
-                    let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv), offset);
-                    _mm256_madd_epi16(pairs, ones)
-                };
-                let scale = _mm256_set1_ps(half(two(b, 0)) * xs);
-                *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, *acc);
+                let d = half(two(b, 0));
+                for (t, acc) in acc.iter_mut().enumerate() {
+                    let isum = if VNNI {
+                        _mm256_dpbusd_epi32(offset[t], q, xv[t])
+                    } else {
+                        // |q·x pair| ≤ 2·15·127 and |8·x pair| ≤ 2·8·127: no i16 overflow.
+                        let pairs = _mm256_sub_epi16(_mm256_maddubs_epi16(q, xv[t]), offset[t]);
+                        _mm256_madd_epi16(pairs, ones)
+                    };
+                    let scale = _mm256_set1_ps(d * xs[t]);
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), scale, acc[r]);
+                }
             }
         }
     }
-    sums(acc)
+    // SAFETY: the caller's features include AVX2 and FMA.
+    acc.map(|acc| unsafe { sums(acc) })
 }
 
 /// How far ahead, in rows, the kernels prefetch weights.
@@ -479,7 +588,7 @@ unsafe fn q4_k_rows<const N: usize, const VNNI: bool>(
     x: Q8Blocks<'_>,
     half: impl Fn([u8; 2]) -> f32,
 ) -> [f32; N] {
-    let (blocks, n) = block_rows::<144, N>(rows, &x, 8);
+    let (blocks, n) = block_rows::<144, N>(rows, &[x], 8);
     let (low4, ones) = (_mm256_set1_epi8(0xF), _mm256_set1_epi16(1));
     let mut acc = [_mm256_setzero_ps(); N];
     let mut minimums = [_mm256_setzero_ps(); N];
@@ -550,7 +659,7 @@ unsafe fn q6_k_rows<const N: usize, const VNNI: bool>(
     x: Q8Blocks<'_>,
     half: impl Fn([u8; 2]) -> f32,
 ) -> [f32; N] {
-    let (blocks, n) = block_rows::<210, N>(rows, &x, 8);
+    let (blocks, n) = block_rows::<210, N>(rows, &[x], 8);
     let (low4, low2, bias) = (
         _mm256_set1_epi8(0xF),
         _mm256_set1_epi8(3),

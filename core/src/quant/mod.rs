@@ -26,6 +26,9 @@ use crate::kernels::{GgmlInput, Kernels, Q8Blocks};
 /// The most values one block decodes to (the K-quants' super-blocks).
 pub(crate) const MAX_BLOCK: usize = 256;
 
+/// Inputs the reference product sums at once for a row (its sums live on the stack).
+const MAX_BATCH: usize = 64;
+
 /// Whether the engine can compute with weights of type `ty` (the types [`dequantize`]
 /// decodes).
 pub const fn is_weight_type(ty: GgmlType) -> bool {
@@ -132,7 +135,7 @@ pub fn prepare<'s>(
         return Input::F32(x);
     }
     let (scales, sums) = scales.split_at_mut(groups);
-    crate::math::quantize(x, INPUT_GROUP, values, scales);
+    k.quantize(x, INPUT_GROUP, values, scales);
     for (sum, group) in sums.iter_mut().zip(values.chunks_exact(INPUT_GROUP)) {
         *sum = group.iter().map(|&v| i32::from(v)).sum::<i32>() as f32;
     }
@@ -143,53 +146,45 @@ pub fn prepare<'s>(
     })
 }
 
-/// `out[r * batch + b] = w_r · x_b` for the `batch` prepared inputs: quantized inputs one
-/// at a time over all the rows (the kernels' multi-row passes), f32 inputs row by row, each
-/// row read once for all of them. Every output is computed as for its input alone, whatever
-/// the batch and whichever rows `w` holds, so batching and the thread split never change results. `x`
-/// must come from [`prepare`] with the same `k` and `w.ty` (a quantized input for a type
-/// whose kernels take f32 gives zeros).
+/// `out[b * rows + r] = w_r · x_b` for the `batch` prepared inputs (the outputs of each
+/// input together, as `math::matmul` keeps them): quantized inputs in tiles of rows by
+/// inputs (the kernels'), f32 inputs row by row, each row read once for all of them. Every
+/// output is computed as for its input alone, whatever the batch and whichever rows `w`
+/// holds, so batching and the thread split never change results. `x` must come from
+/// [`prepare`] with the same `k` and `w.ty` (a quantized input for a type whose kernels
+/// take f32 gives zeros).
 pub fn matmul(k: Kernels, out: &mut [f32], w: &GgmlMatrix<'_>, x: &Input<'_>, batch: usize) {
-    let row_bytes = w.row_bytes();
+    let (row_bytes, rows) = (w.row_bytes(), w.rows());
     if row_bytes == 0 || batch == 0 {
         return;
     }
-    let rows = out
-        .chunks_exact_mut(batch)
-        .zip(w.data.chunks_exact(row_bytes));
     match *x {
         Input::F32(x) if k.ggml_input(w.ty) == GgmlInput::F32 => {
-            for (outs, row) in rows {
-                for (o, x) in outs.iter_mut().zip(x.chunks_exact(w.cols)) {
-                    *o = k.ggml_dot_f32(w.ty, row, x);
+            for (r, row) in w.data.chunks_exact(row_bytes).enumerate() {
+                for (b, x) in x.chunks_exact(w.cols).take(batch).enumerate() {
+                    if let Some(o) = out.get_mut(b * rows + r) {
+                        *o = k.ggml_dot_f32(w.ty, row, x);
+                    }
                 }
             }
         }
         Input::F32(x) => matmul_scalar(k, out, w, x, batch),
         Input::Q8(_) if k.ggml_input(w.ty) != GgmlInput::Q8 => out.fill(0.0),
         Input::Q8(x) => {
-            let groups = w.cols / INPUT_GROUP;
-            let inputs = x
-                .values
-                .chunks_exact(w.cols)
-                .zip(x.scales.chunks_exact(groups))
-                .zip(x.sums.chunks_exact(groups));
-            // Input by input, all rows at once (the kernels' rows share each input load).
-            for (b, ((values, scales), sums)) in inputs.take(batch).enumerate() {
-                let input = Q8Blocks {
-                    values,
-                    scales,
-                    sums,
-                };
-                let out = out.get_mut(b..).unwrap_or_default();
-                k.ggml_matvec_q8(w.ty, out, batch, w.data, row_bytes, input);
-            }
+            // All rows and inputs at once: the kernels share each load across both.
+            let groups = batch * (w.cols / INPUT_GROUP);
+            let x = Q8Blocks {
+                values: x.values.get(..batch * w.cols).unwrap_or_default(),
+                scales: x.scales.get(..groups).unwrap_or_default(),
+                sums: x.sums.get(..groups).unwrap_or_default(),
+            };
+            k.ggml_matmul_q8(w.ty, out, (1, rows), w.data, row_bytes, x, batch);
         }
     }
 }
 
-/// `out[r * batch + b] = w_r · x_b` for the `batch` inputs `x = [batch][cols]`, decoding each
-/// block of a row once for all inputs. Sums run block by block in order.
+/// The reference product, `out[b * rows + r]` as in [`matmul`]: each block of a row
+/// decoded once into a stack buffer, then its dot product with every input's values.
 pub(crate) fn matmul_scalar(
     k: Kernels,
     out: &mut [f32],
@@ -198,22 +193,30 @@ pub(crate) fn matmul_scalar(
     batch: usize,
 ) {
     let Some(block) = w.ty.block() else { return };
-    let row_bytes = w.row_bytes();
+    let (row_bytes, rows) = (w.row_bytes(), w.rows());
     if row_bytes == 0 || block.elements > MAX_BLOCK {
         return;
     }
     let mut values = [0.0f32; MAX_BLOCK];
     let values = values.get_mut(..block.elements).unwrap_or_default();
-    for (outs, row) in out
-        .chunks_exact_mut(batch)
-        .zip(w.data.chunks_exact(row_bytes))
-    {
-        outs.fill(0.0);
-        for (i, blk) in row.chunks_exact(block.bytes).enumerate() {
-            dequantize(w.ty, blk, values);
-            let at = i * block.elements;
-            for (o, x) in outs.iter_mut().zip(x.chunks_exact(w.cols)) {
-                *o += k.dot(values, x.get(at..at + block.elements).unwrap_or_default());
+    let mut sums = [0.0f32; MAX_BATCH];
+    for (r, row) in w.data.chunks_exact(row_bytes).enumerate() {
+        for first in (0..batch).step_by(MAX_BATCH) {
+            let count = MAX_BATCH.min(batch - first);
+            let sums = sums.get_mut(..count).unwrap_or_default();
+            sums.fill(0.0);
+            for (i, blk) in row.chunks_exact(block.bytes).enumerate() {
+                dequantize(w.ty, blk, values);
+                let at = i * block.elements;
+                let inputs = x.chunks_exact(w.cols).skip(first);
+                for (sum, x) in sums.iter_mut().zip(inputs) {
+                    *sum += k.dot(values, x.get(at..at + block.elements).unwrap_or_default());
+                }
+            }
+            for (b, &sum) in sums.iter().enumerate() {
+                if let Some(o) = out.get_mut((first + b) * rows + r) {
+                    *o = sum;
+                }
             }
         }
     }

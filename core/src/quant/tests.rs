@@ -527,7 +527,8 @@ fn scalar_products_take_the_f32_input_and_decoded_blocks() {
 
 #[test]
 fn batched_inputs_and_split_rows_give_the_single_results() {
-    let (rows, batch) = (12, 3);
+    // Rows and inputs that fill the kernels' four-by-four tiles and leave some over.
+    let (rows, batch) = (13, 6);
     for &(ty, widths) in PRODUCT_CASES {
         let cols = widths[widths.len() - 1];
         let data = random_matrix(ty, rows, cols, 5);
@@ -547,15 +548,15 @@ fn batched_inputs_and_split_rows_give_the_single_results() {
                 let input = prepare(k, ty, x, &mut qv, &mut qs);
                 let mut single = vec![0.0f32; rows];
                 matmul(k, &mut single, &w, &input, 1);
-                // The same rows in pieces of 4 (the split granule) and of 8.
+                // The same rows in pieces of 4 (the split granule) and of 9.
                 let mut split = vec![0.0f32; rows];
-                for (first, piece) in [(0, 4), (4, 8)] {
+                for (first, piece) in [(0, 4), (4, 9)] {
                     let part = w.rows_slice(first, piece);
                     let end = (first + piece).min(rows);
                     matmul(k, &mut split[first..end], &part, &input, 1);
                 }
                 for r in 0..rows {
-                    let got = batched[r * batch + b];
+                    let got = batched[b * rows + r];
                     assert_eq!(got.to_bits(), single[r].to_bits(), "{} {ty:?}", k.name());
                     assert_eq!(
                         split[r].to_bits(),
