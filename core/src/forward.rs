@@ -170,6 +170,8 @@ struct TokenCache<'c> {
 trait Caches {
     /// Layer `l`'s cache for token `b` of the pass.
     fn token(&mut self, c: &Config, l: usize, b: usize) -> TokenCache<'_>;
+    /// Whether every token of the pass is in the same cache (one sequence's).
+    fn one_sequence(&self) -> bool;
 }
 
 /// Layer `l`'s part of a `[n_layers][context][kv_dim]` cache.
@@ -213,6 +215,10 @@ impl Caches for OneSequence<'_> {
             pos: self.first_pos + b,
         }
     }
+
+    fn one_sequence(&self) -> bool {
+        true
+    }
 }
 
 /// One token of each sequence, all at position `pos`.
@@ -230,6 +236,10 @@ impl Caches for ManySequences<'_, '_> {
             att: state.att,
             pos: self.pos,
         }
+    }
+
+    fn one_sequence(&self) -> bool {
+        false
     }
 }
 
@@ -336,16 +346,25 @@ impl<'r, 'w> Run<'r, 'w> {
             cache.values[slot].copy_from_slice(value);
         }
         // A batch of one sequence never wraps the ring (see forward_batch), so each token
-        // sees the keys of the tokens before it and none after.
-        for b in 0..n {
-            let cache = caches.token(c, l, b);
-            let q = &a.q[b * dim..(b + 1) * dim];
-            let out = &mut a.xb[b * dim..(b + 1) * dim];
+        // sees the keys of the tokens before it and none after. Its tokens attend in
+        // groups whose scores fit in `hb` (free until the feed-forward block), each group
+        // in one hand-out of work; tokens of different sequences, one by one.
+        let context = caches.token(c, l, 0).keys.len() / kv_dim;
+        let group = match caches.one_sequence() {
+            true => (n * c.hidden_dim / (c.n_heads * context)).clamp(1, n),
+            false => 1,
+        };
+        for first in (0..n).step_by(group) {
+            let count = group.min(n - first);
+            let cache = caches.token(c, l, first);
             let kv = Cache {
                 keys: cache.keys,
                 values: cache.values,
             };
-            attend(k, c, q, &kv, cache.pos, cache.att, out, parallel);
+            let att = if count > 1 { &mut a.hb[..] } else { cache.att };
+            let tokens = first * dim..(first + count) * dim;
+            let (q, out) = (&a.q[tokens.clone()], &mut a.xb[tokens]);
+            attend(k, c, q, &kv, cache.pos, att, out, parallel);
         }
         proj(&mut a.xb2[..n * dim], &a.xb[..n * dim], w.wo);
         add_assign(&mut a.x[..n * dim], &a.xb2[..n * dim]);

@@ -5,7 +5,6 @@
 use crate::kernels::{Kernels, Q8Vector};
 use crate::parallel::{Parallel, Split};
 use crate::weights::{Matrix, Q8Matrix};
-use core::ops::Range;
 
 /// The RMSNorm scale `1 / sqrt(mean(x²) + eps)`.
 fn rms_scale(k: Kernels, x: &[f32], eps: f32) -> f32 {
@@ -44,19 +43,15 @@ pub struct QuantScratch<'b> {
     pub scales: &'b mut [f32],
 }
 
-/// Rows of a quantized weight matrix one inner loop keeps in cache while it visits every
-/// input of a batch.
+/// Rows of a llama2.c Q8 matrix one inner loop keeps in cache while it visits every input
+/// of a batch.
 const ROWS_PER_BLOCK: usize = 16;
-
-/// Inputs of a batch a quantized row block is multiplied with at once (its results staged
-/// on the stack before they go to their inputs' outputs).
-const INPUTS_PER_BLOCK: usize = 64;
 
 /// `out[b * R + r] = w_r · x_b` for a batch of `B = x.len() / w.cols()` inputs `x = [B][n]`
 /// and the matrix's `R` rows (for one input, simply `out = w · x`). One input's rows are
-/// handed out through `parallel`; a batch is split by whole inputs, each share multiplied
-/// row block by row block so that each weight row is read once for all the inputs of the
-/// share. Every output is computed exactly as for that input alone, so batching and
+/// handed out through `parallel`; a batch is split by whole inputs, and the kernels read
+/// each weight row once for all the inputs of a share (tiles of rows by inputs, rows
+/// outer). Every output is computed exactly as for that input alone, so batching and
 /// threads never change results.
 ///
 /// For a Q8 matrix the inputs are first quantized into `scratch` in groups of the matrix's
@@ -123,58 +118,27 @@ pub fn matmul(
             let (xq, xs) = (&*values, &*scales);
             parallel.for_each_chunk(out, split, &|first, chunk| {
                 let (rows, inputs) = share(first, chunk.len());
-                by_row_blocks(chunk, rows, inputs, |block, first_row, count, inputs| {
-                    let rows = w.rows_slice(first_row, count);
-                    let input = |b: usize| {
-                        let groups = b * n / group..(b + 1) * n / group;
-                        (&xq[b * n..(b + 1) * n], &xs[groups])
-                    };
-                    if inputs.len() == 1 {
-                        let (xq, xs) = input(inputs.start);
-                        return matvec_q8(k, block, xq, xs, rows);
-                    }
-                    let mut one = [0.0f32; ROWS_PER_BLOCK];
+                let width = rows.len();
+                let input = |b: usize| {
+                    let groups = b * n / group..(b + 1) * n / group;
+                    (&xq[b * n..(b + 1) * n], &xs[groups])
+                };
+                // Several inputs: block by block of rows, each block read once for all.
+                let block_rows = if inputs.len() == 1 {
+                    width
+                } else {
+                    ROWS_PER_BLOCK
+                };
+                for first_row in rows.clone().step_by(block_rows) {
+                    let count = block_rows.min(rows.end - first_row);
+                    let block = w.rows_slice(first_row, count);
                     for (i, b) in inputs.clone().enumerate() {
                         let (xq, xs) = input(b);
-                        matvec_q8(k, &mut one[..count], xq, xs, rows);
-                        for (r, &v) in one[..count].iter().enumerate() {
-                            block[r * inputs.len() + i] = v;
-                        }
+                        let at = i * width + first_row - rows.start;
+                        matvec_q8(k, &mut chunk[at..at + count], xq, xs, block);
                     }
-                });
-            });
-        }
-    }
-}
-
-/// Runs `product(block, first_row, count, inputs)` over blocks of at most
-/// [`ROWS_PER_BLOCK`] rows × [`INPUTS_PER_BLOCK`] inputs of a share (`rows` of the matrix
-/// for `inputs`, whose outputs `out` holds as `[input][row]`); `product` writes the block's
-/// results as `[row][input]` into `block`, from where they go to their places in `out`.
-/// One input's block needs no reordering and is written in place.
-fn by_row_blocks(
-    out: &mut [f32],
-    rows: Range<usize>,
-    inputs: Range<usize>,
-    product: impl Fn(&mut [f32], usize, usize, Range<usize>),
-) {
-    let width = rows.len();
-    if inputs.len() == 1 {
-        return product(out, rows.start, width, inputs);
-    }
-    let mut staged = [0.0f32; ROWS_PER_BLOCK * INPUTS_PER_BLOCK];
-    for first_input in inputs.clone().step_by(INPUTS_PER_BLOCK) {
-        let block_inputs = first_input..inputs.end.min(first_input + INPUTS_PER_BLOCK);
-        for first_row in rows.clone().step_by(ROWS_PER_BLOCK) {
-            let count = ROWS_PER_BLOCK.min(rows.end - first_row);
-            let block = &mut staged[..count * block_inputs.len()];
-            product(block, first_row, count, block_inputs.clone());
-            for (r, per_input) in block.chunks_exact(block_inputs.len()).enumerate() {
-                for (i, &v) in per_input.iter().enumerate() {
-                    let b = block_inputs.start + i - inputs.start;
-                    out[b * width + first_row - rows.start + r] = v;
                 }
-            }
+            });
         }
     }
 }

@@ -80,6 +80,18 @@ fn matmul_f32_768x2048_by_128(bencher: Bencher, name: &str) {
     matmul_f32(bencher, name, 768, 2048, 128);
 }
 
+/// stories42M's `w1` (1376 × 512) times a 128-token prompt.
+#[divan::bench(args = KERNELS)]
+fn matmul_f32_1376x512_by_128(bencher: Bencher, name: &str) {
+    matmul_f32(bencher, name, 1376, 512, 128);
+}
+
+/// stories42M's `w2` (512 × 1376) times a 128-token prompt.
+#[divan::bench(args = KERNELS)]
+fn matmul_f32_512x1376_by_128(bencher: Bencher, name: &str) {
+    matmul_f32(bencher, name, 512, 1376, 128);
+}
+
 /// stories110M's `w1` (2048 × 768) times one token (generation), weights in L2.
 #[divan::bench(args = KERNELS)]
 fn matmul_f32_2048x768_by_1(bencher: Bencher, name: &str) {
