@@ -34,6 +34,11 @@ pub(super) trait Lanes: Copy {
     unsafe fn mul_add(a: Self, b: Self, acc: Self) -> Self;
     /// `a + b`, lane by lane.
     unsafe fn add(a: Self, b: Self) -> Self;
+    /// Asks for the cache line at `p` ahead of use; never faults, whatever `p` is.
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        let _ = p;
+    }
     /// The lanes' sum, always in the same order.
     unsafe fn sum(self) -> f32;
     /// Four [`Lanes::sum`]s at once (bit-identical to them; vector implementations
@@ -96,6 +101,9 @@ unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
         while k < full {
             let x: [L; T] = core::array::from_fn(|t| L::load(input(t).add(k)));
             for (r, acc) in acc.iter_mut().enumerate() {
+                // The same columns of the next tile's rows: several interleaved row
+                // streams defeat the hardware prefetcher. Past the matrix it is harmless.
+                L::prefetch(rows.start.wrapping_add((r + R) * rows.stride + k));
                 let w = L::load(row(r).add(k));
                 for (acc, &x) in acc.iter_mut().zip(&x) {
                     *acc = L::mul_add(w, x, *acc);

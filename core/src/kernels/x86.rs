@@ -57,6 +57,11 @@ impl Lanes for Ymm {
     unsafe fn add(a: Self, b: Self) -> Self {
         Ymm(_mm256_add_ps(a.0, b.0))
     }
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        // SAFETY: as for `Zmm`.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
+    }
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     unsafe fn sum(self) -> f32 {
@@ -142,6 +147,12 @@ impl Lanes for Zmm {
     #[inline]
     unsafe fn add(a: Self, b: Self) -> Self {
         Zmm(_mm512_add_ps(a.0, b.0))
+    }
+    #[inline(always)]
+    fn prefetch(p: *const f32) {
+        // SAFETY: a prefetch reads nothing the program sees and never faults; SSE is part
+        // of the x86_64 baseline.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.cast()) };
     }
     #[target_feature(enable = "avx512f,avx2,fma")]
     #[inline]
