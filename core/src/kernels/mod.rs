@@ -355,7 +355,7 @@ pub enum GgmlInput {
     Decoded,
     /// A SIMD product over the f32 input ([`Kernels::ggml_dot_f32`]).
     F32,
-    /// A SIMD product over the input quantized to [`Q8Blocks`] ([`Kernels::ggml_dot_q8`]).
+    /// A SIMD product over the input quantized to [`Q8Blocks`] ([`Kernels::ggml_matmul_q8`]).
     Q8,
 }
 

@@ -18,7 +18,7 @@
 /// Implementations require their processor features; callers of these functions (inside
 /// functions that enable the features) must have checked them.
 pub(super) trait Lanes: Copy {
-    /// Lanes per vector (at most [`MAX_WIDTH`]).
+    /// Lanes per vector (at most 16).
     const WIDTH: usize;
     /// All lanes zero.
     unsafe fn zero() -> Self;

@@ -2,9 +2,10 @@
 //!
 //! F16 rows take the f32 input, one row at a time. The quantized types take the input as
 //! [`Q8Blocks`] (int8 groups of 32, one per 32 weight values) and are computed
-//! [`ROWS`] rows at a time ([`q8_matvec`]), each load of an input group (and what is
+//! [`ROWS`] rows at a time ([`q8_matmul`]; Q8_0 and Q4_0 also [`INPUTS`] inputs at a
+//! time, for prompts and parallel sequences), each load of an input group (and what is
 //! derived from it, such as the offsets of Q4_0's and Q6_K's unsigned values) shared by
-//! the rows: nibbles are split with a mask and a shift over a whole block, the integer sums
+//! the rows, and each load and unpacking of a weight block shared by the inputs: nibbles are split with a mask and a shift over a whole block, the integer sums
 //! taken with `maddubs`/`madd` or AVX512-VNNI's `vpdpbusd`, and each group adds
 //! `isum · d_weight · d_input` to eight f32 lanes per row with one FMA; the lanes are
 //! summed once per row at the end. Q4_K's minimum terms go through the input's group sums.
