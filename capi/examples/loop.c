@@ -9,7 +9,7 @@
  * As in generate.c, a GGUF MODEL brings its own tokenizer (-z overrides it).
  *
  * This one keeps every buffer in fixed-size static arrays, as firmware would, sized for
- * models up to stories260K's shape (its state for the full 512 positions is 169,263 floats).
+ * models up to stories260K's shape (its state for the full 512 positions is 169,271 floats).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,7 +21,7 @@
 enum {
     MAX_FILE_WORDS = 1 << 20, /* 4 MiB per file */
     MAX_VOCAB = 512,
-    MAX_STATE = 169263,
+    MAX_STATE = 169271,
     MAX_PROMPT = 1024,
     MAX_LAYERS = 8
 };
