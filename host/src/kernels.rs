@@ -9,6 +9,8 @@ pub enum KernelChoice {
     /// The best this processor supports.
     #[default]
     Auto,
+    /// The best this processor supports without AMX tiles (AVX-512 for every product).
+    NoAmx,
     /// The reference loops, summing in llama2.c's order.
     Scalar,
 }
@@ -19,6 +21,7 @@ impl KernelChoice {
         match self {
             KernelChoice::Scalar => Kernels::scalar(),
             KernelChoice::Auto => Kernels::detect(),
+            KernelChoice::NoAmx => Kernels::detect().without_amx(),
         }
     }
 }

@@ -8,8 +8,9 @@ use super::Kernels;
 
 impl Kernels {
     /// The fastest kernels the running processor supports: on x86_64, AVX2+FMA with
-    /// AVX-512F for the f32 products and AVX512-VNNI for the Q8 dot products, or AVX2+FMA alone, and F16C for the F16 weight
-    /// products where present, checked at run time;
+    /// AVX-512F for the f32 products and AVX512-VNNI for the Q8 dot products, or AVX2+FMA
+    /// alone, F16C for the F16 weight products and AMX tiles for the Q8_0 products where
+    /// present (the tiles granted by the OS), checked at run time;
     /// elsewhere [`Kernels::native`].
     pub fn detect() -> Kernels {
         #[cfg(target_arch = "x86_64")]
@@ -19,12 +20,24 @@ impl Kernels {
                 && std::is_x86_feature_detected!("avx512vl")
             {
                 // SAFETY: AVX2, FMA, AVX-512F, AVX512-VNNI and AVX512-VL were just detected.
-                return with_f16c(unsafe { Kernels::avx512_vnni_unchecked() });
+                return with_amx(with_f16c(unsafe { Kernels::avx512_vnni_unchecked() }));
             }
             // SAFETY: AVX2 and FMA were just detected on this processor.
             return with_f16c(unsafe { Kernels::avx2_fma_unchecked() });
         }
         Kernels::native()
+    }
+}
+
+/// `kernels` with the AMX tile products if the processor has AMX-INT8 and AVX512-BW and
+/// the OS grants the tiles (asked for here, once per call).
+#[cfg(target_arch = "x86_64")]
+fn with_amx(kernels: Kernels) -> Kernels {
+    if std::is_x86_feature_detected!("avx512bw") && super::x86_amx::available() {
+        // SAFETY: AMX-TILE, AMX-INT8 and AVX512-BW were just detected and the tiles granted.
+        unsafe { kernels.with_amx_unchecked() }
+    } else {
+        kernels
     }
 }
 

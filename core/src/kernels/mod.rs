@@ -26,19 +26,26 @@ mod tile;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 #[cfg(target_arch = "x86_64")]
+mod x86_amx;
+#[cfg(target_arch = "x86_64")]
 mod x86_ggml;
 
 /// Which implementation of the inner loops to run. Construct with [`Kernels::scalar`],
 /// [`Kernels::native`], `Kernels::detect` (feature `std`: what the running CPU supports) or,
 /// on x86_64, [`Kernels::avx2_fma_unchecked`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Kernels(Kind, F16c);
+pub struct Kernels(Kind, F16c, Amx);
 
 /// Whether the x86 F16 products may convert with F16C's `vcvtph2ps` (every AVX2 processor
 /// has it, but it stays a separate promise so that AVX2+FMA alone keeps meaning what it
 /// did, and so that Miri, which cannot run F16C, still checks the portable conversion).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct F16c(bool);
+
+/// Whether the Q8_0 products may run on AMX tiles (`x86_amx`): a separate promise, as the
+/// OS must grant the tiles' use besides the processor having them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Amx(bool);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -61,22 +68,26 @@ impl Default for Kernels {
 impl Kernels {
     /// The reference loops, summing in llama2.c's order.
     pub const fn scalar() -> Kernels {
-        Kernels(Kind::Scalar, F16c(false))
+        Kernels(Kind::Scalar, F16c(false), Amx(false))
     }
 
     /// The best kernels the compile-time target guarantees: NEON on aarch64, AVX2+FMA on
     /// x86_64 builds with those features enabled, scalar elsewhere (Cortex-M included).
     pub const fn native() -> Kernels {
         #[cfg(target_arch = "aarch64")]
-        return Kernels(Kind::Neon, F16c(false));
+        return Kernels(Kind::Neon, F16c(false), Amx(false));
         #[cfg(all(
             target_arch = "x86_64",
             target_feature = "avx2",
             target_feature = "fma"
         ))]
-        return Kernels(Kind::Avx2Fma, F16c(cfg!(target_feature = "f16c")));
+        return Kernels(
+            Kind::Avx2Fma,
+            F16c(cfg!(target_feature = "f16c")),
+            Amx(false),
+        );
         #[allow(unreachable_code)]
-        Kernels(Kind::Scalar, F16c(false))
+        Kernels(Kind::Scalar, F16c(false), Amx(false))
     }
 
     /// AVX2+FMA kernels.
@@ -86,7 +97,7 @@ impl Kernels {
     /// `is_x86_feature_detected!`); on one that does not, using them is undefined behaviour.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx2_fma_unchecked() -> Kernels {
-        Kernels(Kind::Avx2Fma, F16c(false))
+        Kernels(Kind::Avx2Fma, F16c(false), Amx(false))
     }
 
     /// AVX2+FMA kernels whose f32 products run on AVX-512F's 16-lane vectors and whose Q8
@@ -97,7 +108,7 @@ impl Kernels {
     /// The processor must support AVX2, FMA, AVX-512F, AVX512-VNNI and AVX512-VL.
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn avx512_vnni_unchecked() -> Kernels {
-        Kernels(Kind::Avx512Vnni, F16c(false))
+        Kernels(Kind::Avx512Vnni, F16c(false), Amx(false))
     }
 
     /// These kernels with F16C conversions in the ggml products (F16 weights, block scales; no change for
@@ -109,9 +120,31 @@ impl Kernels {
     #[cfg(target_arch = "x86_64")]
     pub const unsafe fn with_f16c_unchecked(self) -> Kernels {
         match self.0 {
-            Kind::Avx2Fma | Kind::Avx512Vnni => Kernels(self.0, F16c(true)),
+            Kind::Avx2Fma | Kind::Avx512Vnni => Kernels(self.0, F16c(true), self.2),
             _ => self,
         }
+    }
+
+    /// These kernels with the Q8_0 products on AMX tiles (only for
+    /// [`Kernels::avx512_vnni_unchecked`] with F16C; any other kernels are returned as
+    /// they are). Their results agree with the other kernels' within float rounding; as
+    /// everywhere, each row · input value is the same however the inputs are batched.
+    ///
+    /// # Safety
+    /// The processor must support AMX-TILE, AMX-INT8 and AVX512-BW, and the OS must have
+    /// granted this process the use of the tiles (on Linux, `arch_prctl(ARCH_REQ_XCOMP_PERM,
+    /// XFEATURE_XTILEDATA)`; `Kernels::detect` asks for it).
+    #[cfg(target_arch = "x86_64")]
+    pub const unsafe fn with_amx_unchecked(self) -> Kernels {
+        match (self.0, self.1) {
+            (Kind::Avx512Vnni, F16c(true)) => Kernels(self.0, self.1, Amx(true)),
+            _ => self,
+        }
+    }
+
+    /// These kernels without the AMX tile products (for comparing them, say).
+    pub const fn without_amx(self) -> Kernels {
+        Kernels(self.0, self.1, Amx(false))
     }
 
     /// A short name for reports: `scalar`, `avx2+fma` or `neon`.
@@ -120,6 +153,8 @@ impl Kernels {
             Kind::Scalar => "scalar",
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2Fma => "avx2+fma",
+            #[cfg(target_arch = "x86_64")]
+            Kind::Avx512Vnni if self.2 .0 => "avx2+fma+avx512vnni+amx",
             #[cfg(target_arch = "x86_64")]
             Kind::Avx512Vnni => "avx2+fma+avx512vnni",
             #[cfg(target_arch = "aarch64")]
@@ -419,6 +454,14 @@ impl Kernels {
         inputs: usize,
     ) {
         let steps = (row_step, input_step);
+        #[cfg(target_arch = "x86_64")]
+        if self.2 .0 && ty == GgmlType::Q8_0 {
+            // SAFETY: AMX, AVX512-BW and F16C as `with_amx_unchecked`'s caller promised,
+            // AVX-512F/VL and FMA as `avx512_vnni_unchecked`'s did.
+            if unsafe { x86_amx::q8_0_matmul(out, steps, rows, row_bytes, x, inputs) } {
+                return;
+            }
+        }
         match self.0 {
             #[cfg(target_arch = "x86_64")]
             Kind::Avx2Fma | Kind::Avx512Vnni => {
@@ -490,6 +533,19 @@ pub(crate) mod tests {
             {
                 // SAFETY: as above.
                 kernels.push(unsafe { Kernels::avx512_vnni_unchecked() });
+                // Miri cannot run the tile instructions (inline assembly).
+                if !cfg!(miri)
+                    && std::is_x86_feature_detected!("f16c")
+                    && std::is_x86_feature_detected!("avx512bw")
+                    && x86_amx::available()
+                {
+                    // SAFETY: as above, the tiles granted by `available`.
+                    kernels.push(unsafe {
+                        Kernels::avx512_vnni_unchecked()
+                            .with_f16c_unchecked()
+                            .with_amx_unchecked()
+                    });
+                }
             }
         }
         kernels

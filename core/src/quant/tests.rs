@@ -528,43 +528,60 @@ fn scalar_products_take_the_f32_input_and_decoded_blocks() {
 #[test]
 fn batched_inputs_and_split_rows_give_the_single_results() {
     // Rows and inputs that fill the kernels' four-by-four tiles and leave some over.
-    let (rows, batch) = (13, 6);
     for &(ty, widths) in PRODUCT_CASES {
-        let cols = widths[widths.len() - 1];
-        let data = random_matrix(ty, rows, cols, 5);
-        let w = GgmlMatrix {
-            ty,
-            data: &data,
-            cols,
-        };
-        let x = values(batch * cols, 6);
-        for k in all_kernels() {
-            let (mut qv, mut qs) = (vec![0i8; batch * cols], vec![0.0f32; batch * cols]);
-            let input = prepare(k, ty, &x, &mut qv, &mut qs);
-            let mut batched = vec![0.0f32; rows * batch];
-            matmul(k, &mut batched, &w, &input, batch);
-            for (b, x) in x.chunks_exact(cols).enumerate() {
-                let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
-                let input = prepare(k, ty, x, &mut qv, &mut qs);
-                let mut single = vec![0.0f32; rows];
-                matmul(k, &mut single, &w, &input, 1);
-                // The same rows in pieces of 4 (the split granule) and of 9.
-                let mut split = vec![0.0f32; rows];
-                for (first, piece) in [(0, 4), (4, 9)] {
-                    let part = w.rows_slice(first, piece);
-                    let end = (first + piece).min(rows);
-                    matmul(k, &mut split[first..end], &part, &input, 1);
-                }
-                for r in 0..rows {
-                    let got = batched[b * rows + r];
-                    assert_eq!(got.to_bits(), single[r].to_bits(), "{} {ty:?}", k.name());
-                    assert_eq!(
-                        split[r].to_bits(),
-                        single[r].to_bits(),
-                        "{} {ty:?}",
-                        k.name()
-                    );
-                }
+        check_batching(ty, 13, widths[widths.len() - 1], 6);
+    }
+}
+
+/// Shapes for the AMX tiles (16 rows by 16 inputs, inputs repacked 64 blocks at a time):
+/// full tiles and tails of rows and inputs, and rows of two chunks, batched as alone and
+/// against the reference.
+#[test]
+fn tiles_of_sixteen_and_long_rows_give_the_single_results() {
+    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
+        for (rows, cols, batch) in [(37, 2112, 40), (16, 64, 17), (33, 96, 1)] {
+            check_batching(ty, rows, cols, batch);
+        }
+        check_products(&[(ty, &[2112])], 17);
+    }
+}
+
+/// Every kernel's product of `rows` random `ty` rows of `cols` with `batch` inputs at once
+/// gives each input, bit for bit, what it gets alone, and so do the rows in two pieces.
+fn check_batching(ty: GgmlType, rows: usize, cols: usize, batch: usize) {
+    let data = random_matrix(ty, rows, cols, 5);
+    let w = GgmlMatrix {
+        ty,
+        data: &data,
+        cols,
+    };
+    let x = values(batch * cols, 6);
+    for k in all_kernels() {
+        let (mut qv, mut qs) = (vec![0i8; batch * cols], vec![0.0f32; batch * cols]);
+        let input = prepare(k, ty, &x, &mut qv, &mut qs);
+        let mut batched = vec![0.0f32; rows * batch];
+        matmul(k, &mut batched, &w, &input, batch);
+        for (b, x) in x.chunks_exact(cols).enumerate() {
+            let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
+            let input = prepare(k, ty, x, &mut qv, &mut qs);
+            let mut single = vec![0.0f32; rows];
+            matmul(k, &mut single, &w, &input, 1);
+            // The same rows in pieces of 4 (the split granule) and the rest.
+            let mut split = vec![0.0f32; rows];
+            for (first, piece) in [(0, 4.min(rows)), (4.min(rows), rows.saturating_sub(4))] {
+                let part = w.rows_slice(first, piece);
+                let end = (first + piece).min(rows);
+                matmul(k, &mut split[first..end], &part, &input, 1);
+            }
+            for r in 0..rows {
+                let got = batched[b * rows + r];
+                assert_eq!(got.to_bits(), single[r].to_bits(), "{} {ty:?}", k.name());
+                assert_eq!(
+                    split[r].to_bits(),
+                    single[r].to_bits(),
+                    "{} {ty:?}",
+                    k.name()
+                );
             }
         }
     }
