@@ -18,6 +18,7 @@ fn kernels(name: &str) -> Kernels {
     match name {
         "scalar" => Kernels::scalar(),
         "avx2" => avx2_without_vnni(),
+        "no-amx" => Kernels::detect().without_amx(),
         _ => Kernels::detect(),
     }
 }
@@ -152,15 +153,18 @@ fn q8_matvec_768x768_g64(bencher: Bencher, name: &str) {
 }
 
 /// The ggml weight types with SIMD products, each with and without them.
-/// (`avx2`: the quantized kernels without AVX512-VNNI's sums, where the CPU has VNNI.)
+/// (`avx2`: the quantized kernels without AVX512-VNNI's sums, where the CPU has VNNI;
+/// `no-amx`: without AMX tiles, where the CPU has them.)
 const GGML_CASES: &[&str] = &[
     "f16/scalar",
     "f16/detected",
     "q8_0/scalar",
     "q8_0/avx2",
+    "q8_0/no-amx",
     "q8_0/detected",
     "q4_0/scalar",
     "q4_0/avx2",
+    "q4_0/no-amx",
     "q4_0/detected",
     "q4_k/scalar",
     "q4_k/avx2",
@@ -174,8 +178,10 @@ const GGML_CASES: &[&str] = &[
 /// read at the memory's speed (bytes/s reported).
 const GGML_WALL_CASES: &[&str] = &[
     "q8_0/avx2",
+    "q8_0/no-amx",
     "q8_0/detected",
     "q4_0/avx2",
+    "q4_0/no-amx",
     "q4_0/detected",
     "q4_k/avx2",
     "q4_k/detected",
@@ -212,13 +218,29 @@ fn ggml_weights(ty: GgmlType, rows: usize, cols: usize) -> Vec<u8> {
     bytes
 }
 
+/// The kernels of the prompt products (tiles of rows by inputs; AMX where the CPU has it).
+const GGML_BATCH_CASES: &[&str] = &[
+    "q8_0/avx2",
+    "q8_0/no-amx",
+    "q8_0/detected",
+    "q4_0/avx2",
+    "q4_0/no-amx",
+    "q4_0/detected",
+];
+
 /// A ggml matrix-vector product of `rows × cols`, input preparation (quantization) included.
 fn ggml_matvec(bencher: Bencher, case: &str, rows: usize, cols: usize) {
-    ggml_matvec_counted(bencher, case, rows, cols, false);
+    ggml_matvec_counted(bencher, case, (rows, cols, 1), false);
 }
 
-/// [`ggml_matvec`], counting values or (`bytes`) the matrix's bytes.
-fn ggml_matvec_counted(bencher: Bencher, case: &str, rows: usize, cols: usize, bytes: bool) {
+/// [`ggml_matvec`] by `inputs` inputs, counting multiply-adds or (`bytes`) the matrix's
+/// bytes.
+fn ggml_matvec_counted(
+    bencher: Bencher,
+    case: &str,
+    (rows, cols, inputs): (usize, usize, usize),
+    bytes: bool,
+) {
     let (ty, name) = case.split_once('/').expect("type/kernels");
     let ty = match ty {
         "f16" => GgmlType::F16,
@@ -234,17 +256,17 @@ fn ggml_matvec_counted(bencher: Bencher, case: &str, rows: usize, cols: usize, b
         data: &data,
         cols,
     };
-    let x = values(cols, 9);
-    let (mut qv, mut qs) = (vec![0i8; cols], vec![0.0f32; cols]);
-    let mut out = vec![0.0f32; rows];
+    let x = values(cols * inputs, 9);
+    let (mut qv, mut qs) = (vec![0i8; x.len()], vec![0.0f32; x.len()]);
+    let mut out = vec![0.0f32; rows * inputs];
     let bencher = if bytes {
         bencher.counter(divan::counter::BytesCount::new(data.len()))
     } else {
-        bencher.counter(divan::counter::ItemsCount::new(rows * cols))
+        bencher.counter(divan::counter::ItemsCount::new(rows * cols * inputs))
     };
     bencher.bench_local(|| {
         let input = quant::prepare(k, ty, black_box(&x), &mut qv, &mut qs);
-        quant::matmul(k, black_box(&mut out), &w, &input, 1);
+        quant::matmul(k, black_box(&mut out), &w, &input, inputs);
     });
 }
 
@@ -264,5 +286,17 @@ fn ggml_matvec_288x768(bencher: Bencher, case: &str) {
 /// the memory wall.
 #[divan::bench(args = GGML_WALL_CASES, sample_count = 20)]
 fn ggml_matvec_16384x4096(bencher: Bencher, case: &str) {
-    ggml_matvec_counted(bencher, case, 16384, 4096, true);
+    ggml_matvec_counted(bencher, case, (16384, 4096, 1), true);
+}
+
+/// stories110M's `wq` shape by a prompt of 128 tokens.
+#[divan::bench(args = GGML_BATCH_CASES)]
+fn ggml_matmul_768x768_by_128(bencher: Bencher, case: &str) {
+    ggml_matvec_counted(bencher, case, (768, 768, 128), false);
+}
+
+/// stories110M's `w2` shape (rows of 2048: the weights repacked in chunks) by 128 tokens.
+#[divan::bench(args = GGML_BATCH_CASES)]
+fn ggml_matmul_768x2048_by_128(bencher: Bencher, case: &str) {
+    ggml_matvec_counted(bencher, case, (768, 2048, 128), false);
 }

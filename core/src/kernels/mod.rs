@@ -42,7 +42,7 @@ pub struct Kernels(Kind, F16c, Amx);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct F16c(bool);
 
-/// Whether the Q8_0 products may run on AMX tiles (`x86_amx`): a separate promise, as the
+/// Whether the Q8_0 and Q4_0 products may run on AMX tiles (`x86_amx`): a separate promise, as the
 /// OS must grant the tiles' use besides the processor having them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Amx(bool);
@@ -125,7 +125,7 @@ impl Kernels {
         }
     }
 
-    /// These kernels with the Q8_0 products on AMX tiles (only for
+    /// These kernels with the Q8_0 and Q4_0 products on AMX tiles (only for
     /// [`Kernels::avx512_vnni_unchecked`] with F16C; any other kernels are returned as
     /// they are). Their results agree with the other kernels' within float rounding; as
     /// everywhere, each row · input value is the same however the inputs are batched.
@@ -455,10 +455,10 @@ impl Kernels {
     ) {
         let steps = (row_step, input_step);
         #[cfg(target_arch = "x86_64")]
-        if self.2 .0 && ty == GgmlType::Q8_0 {
+        if self.2 .0 {
             // SAFETY: AMX, AVX512-BW and F16C as `with_amx_unchecked`'s caller promised,
             // AVX-512F/VL and FMA as `avx512_vnni_unchecked`'s did.
-            if unsafe { x86_amx::q8_0_matmul(out, steps, rows, row_bytes, x, inputs) } {
+            if unsafe { x86_amx::matmul(ty, out, steps, rows, row_bytes, x, inputs) } {
                 return;
             }
         }

@@ -1,25 +1,29 @@
-//! Q8_0 products on AMX tiles (Intel's Advanced Matrix Extensions, `tdpbssd`), for
-//! processors that have them and an OS that lets the program use them (`Kernels::detect`).
+//! Q8_0 and Q4_0 products on AMX tiles (Intel's Advanced Matrix Extensions, `tdpbssd`),
+//! for processors that have them and an OS that lets the program use them
+//! (`Kernels::detect`).
 //!
-//! One `tdpbssd` multiplies a tile of up to 16 weight rows by one 32-value block and up to
-//! 16 inputs, 8192 exact int8 products summed per (row, input) into int32; the integer sums
-//! then go to f32 with AVX-512 and are accumulated per block:
-//! `acc = fma(f32(isum), d_weight · d_input, acc)`, block after block in order. Every
-//! (row, input) value is computed that way whatever shares its tile, a lone input (a
-//! generated token) included, so batching still never changes a result on these kernels.
+//! One `tdpbssd` multiplies the 32 values of one block of up to 16 inputs by those of 16
+//! weight rows: 8192 exact int8 products, summed per (input, row) into int32. The integer
+//! sums then go to f32 with AVX-512 and are accumulated block after block in order,
+//! `acc = fma(f32(isum), d_weight · d_input, acc)`.
 //!
-//! The weights are read straight from the Q8_0 rows (a tile load takes a row stride); the
-//! inputs are repacked once per group of 16 into the layout `tdpbssd` wants (four bytes of
-//! each input side by side), on the stack, in chunks of [`CHUNK_BLOCKS`] blocks so that
-//! the stack buffer stays 36 KiB whatever the row length. The tile instructions are written
-//! in inline assembly: their Rust intrinsics are not stable.
+//! Batches ([`matmul`]) take the inputs' blocks straight from the quantized input (a tile
+//! load takes a row stride) and repack the weights of 16 rows into the layout `tdpbssd`
+//! wants for its second operand (four values of each row side by side; Q4_0's nibbles
+//! unpacked on the way) once for all the inputs, on the stack, [`CHUNK_BLOCKS`] blocks at
+//! a time, so the buffer stays 36 KiB whatever the row length. A lone input (a generated
+//! token) is faster without tiles: AVX512-VNNI computes the same exact integer sums per
+//! row and block, and the same float steps follow. So every (row, input) value is the
+//! same whatever shares its tile or pass, and batching still never changes a result on
+//! these kernels. The tile instructions are written in inline assembly: their Rust
+//! intrinsics are not stable.
 #![allow(unsafe_code)]
 
 use core::arch::asm;
 use core::arch::x86_64::*;
 
 use super::Q8Blocks;
-
+use crate::gguf::GgmlType;
 /// Whether this processor has AMX-TILE and AMX-INT8 and the OS grants this process their
 /// use: on Linux (5.16 and later) a process must ask, once, with
 /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`; elsewhere the answer is no.
@@ -56,34 +60,31 @@ fn request_tiles() -> bool {
     false
 }
 
-/// Bytes of a Q8_0 block: an f16 scale, then 32 int8 values.
-const BLOCK: usize = 34;
-
-/// Rows and inputs of one tile (the hardware's limit: 16 rows of 64 bytes).
+/// Rows (and inputs) of one tile: the hardware's limit of 16 rows of 64 bytes.
 const TILE: usize = 16;
 
-/// Blocks of 16 inputs repacked at a time: 2048 columns, 32 KiB of values.
+/// Blocks of 16 rows repacked at a time: 2048 columns, 32 KiB.
 const CHUNK_BLOCKS: usize = 64;
 
-/// A tile configuration (`ldtilecfg`'s 64-byte operand, palette 1): `tmm0` = A (`rows` ×
-/// 32 bytes of weights), `tmm1` = B (8 × `4 · inputs` bytes), `tmm2` = C (`rows` × `inputs`
-/// int32); `tmm3..=5` the same, for a second block in flight.
+/// A tile configuration (`ldtilecfg`'s 64-byte operand, palette 1): `tmm0` = A (`height`
+/// × 32 bytes), `tmm1` = B (8 × `4 · width` bytes), `tmm2` = C (`height` × `width` int32);
+/// `tmm3..=5` the same, for a second block in flight.
 #[repr(C, align(64))]
 struct TileConfig([u8; 64]);
 
 impl TileConfig {
-    fn new(rows: usize, inputs: usize) -> TileConfig {
+    fn new(height: usize, width: usize) -> TileConfig {
         let mut c = [0u8; 64];
         c[0] = 1;
-        let mut set = |tile: usize, bytes: usize, height: usize| {
-            // Both fit their fields: bytes ≤ 64 and height ≤ 16.
+        let mut set = |tile: usize, bytes: usize, rows: usize| {
+            // Both fit their fields: bytes ≤ 64 and rows ≤ 16.
             c[16 + 2 * tile] = bytes as u8;
-            c[48 + tile] = height as u8;
+            c[48 + tile] = rows as u8;
         };
-        for pair in [0, 3] {
-            set(pair, 32, rows);
-            set(pair + 1, 4 * inputs, 8);
-            set(pair + 2, 4 * inputs, rows);
+        for first in [0, 3] {
+            set(first, 32, height);
+            set(first + 1, 4 * width, 8);
+            set(first + 2, 4 * width, height);
         }
         TileConfig(c)
     }
@@ -100,7 +101,8 @@ impl Tiles {
         Tiles { config: None }
     }
 
-    /// Configures the tiles for `rows` × `inputs` unless they already are.
+    /// Configures the tiles for A of `rows` rows and C of `rows` × `inputs` unless they
+    /// already are.
     ///
     /// # Safety
     /// The CPU must support AMX-TILE and the OS must have granted its use.
@@ -194,42 +196,175 @@ unsafe fn block_pair(
     }
 }
 
-/// The f16 scales of block `b` of `rows` rows from `first` (`row_bytes` apart) as f32,
-/// lane `r` for row `r`, zero past `rows`.
+/// Four 16-bit shifts by a nibble.
+const NIBBLE_SHIFTS: i64 = 0x0004_0004_0004_0004;
+
+/// A weight type the tiles multiply: its block layout and how its values become int8.
+trait Weights {
+    /// Bytes of a block: an f16 scale, then the values.
+    const BYTES: usize;
+
+    /// The int8 values of block `b` of 16 rows from `first` (`row_bytes` apart) in
+    /// `tdpbssd`'s B layout: element `r` of vector `j` holds values `4j..4j + 4` of row
+    /// `r`; rows past `height` are zero.
+    ///
+    /// # Safety
+    /// AVX-512F/BW; rows `..height` hold block `b`; `15 · row_bytes` fits an i32.
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, b: usize) -> [__m512i; 8];
+
+    /// What the unsigned values of [`Weights::unsigned_pair`] exceed the values by.
+    const OFFSET: i32;
+
+    /// The values of the blocks at `first` and `second` (two rows' block `b`) plus
+    /// [`Weights::OFFSET`], as unsigned bytes: the first block's in the low 256 bits.
+    ///
+    /// # Safety
+    /// AVX-512F/BW; both blocks are whole.
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8) -> __m512i;
+}
+
+/// Q8_0: 32 int8 values after the scale.
+struct Q8_0;
+
+/// Q4_0: 16 bytes after the scale, value `i` the low nibble of byte `i` and value `i + 16`
+/// its high nibble, each minus 8.
+struct Q4_0;
+
+impl Weights for Q8_0 {
+    const BYTES: usize = 34;
+    const OFFSET: i32 = 128;
+
+    #[inline(always)]
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8) -> __m512i {
+        // SAFETY: the caller's bounds: 32 bytes after each block's scale.
+        let two = unsafe {
+            let low = _mm256_loadu_si256(first.add(2).cast());
+            let high = _mm256_loadu_si256(second.add(2).cast());
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+        };
+        // `+ 128` is a flip of the sign bit.
+        _mm512_xor_si512(two, _mm512_set1_epi8(-128))
+    }
+
+    #[inline(always)]
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, b: usize) -> [__m512i; 8] {
+        // SAFETY: the caller's bounds: word `j` of each row's values lies in its block.
+        core::array::from_fn(|j| unsafe {
+            gather(first.add(Self::BYTES * b + 2 + 4 * j), row_bytes, height)
+        })
+    }
+}
+
+impl Weights for Q4_0 {
+    const BYTES: usize = 18;
+    const OFFSET: i32 = 8;
+
+    #[inline(always)]
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8) -> __m512i {
+        // The 16 bytes in 128-bit lanes 0 and 1 (then 2 and 3 for the second block), lanes
+        // 1 and 3 shifted down a nibble: the values 16..32.
+        let shifts = _mm512_setr_epi64(
+            0,
+            0,
+            NIBBLE_SHIFTS,
+            NIBBLE_SHIFTS,
+            0,
+            0,
+            NIBBLE_SHIFTS,
+            NIBBLE_SHIFTS,
+        );
+        // SAFETY: the caller's bounds: 16 bytes after each block's scale.
+        let two = unsafe { _mm256_loadu2_m128i(second.add(2).cast(), first.add(2).cast()) };
+        let z = _mm512_castsi256_si512(two);
+        let spread = _mm512_shuffle_i64x2::<0b01_01_00_00>(z, z);
+        _mm512_and_si512(_mm512_srlv_epi16(spread, shifts), _mm512_set1_epi8(0xF))
+    }
+
+    #[inline(always)]
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, b: usize) -> [__m512i; 8] {
+        // SAFETY: the caller's bounds: word `j` of each row's 16 bytes lies in its block.
+        let words: [__m512i; 4] = core::array::from_fn(|j| unsafe {
+            gather(first.add(Self::BYTES * b + 2 + 4 * j), row_bytes, height)
+        });
+        let (low4, eight) = (_mm512_set1_epi8(0xF), _mm512_set1_epi8(8));
+        let lanes = row_lanes(height);
+        core::array::from_fn(|j| {
+            let w = words[j % 4];
+            let nibbles = if j < 4 {
+                _mm512_and_si512(w, low4)
+            } else {
+                _mm512_and_si512(_mm512_srli_epi16::<4>(w), low4)
+            };
+            // Missing rows stay zero.
+            _mm512_maskz_mov_epi32(lanes, _mm512_sub_epi8(nibbles, eight))
+        })
+    }
+}
+
+/// The lanes of the first `height` rows.
+#[inline(always)]
+fn row_lanes(height: usize) -> __mmask16 {
+    if height >= TILE {
+        0xFFFF
+    } else {
+        (1u16 << height) - 1
+    }
+}
+
+/// The four bytes at `at` of each of `height` rows `row_bytes` apart, lane `r` for row
+/// `r`, zero past `height`.
+///
+/// # Safety
+/// AVX-512F; the bytes lie in the rows; `15 · row_bytes` fits an i32.
+#[inline(always)]
+unsafe fn gather(at: *const u8, row_bytes: usize, height: usize) -> __m512i {
+    let offsets = _mm512_mullo_epi32(
+        _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+        _mm512_set1_epi32(row_bytes as i32),
+    );
+    // SAFETY: the caller's bounds.
+    unsafe {
+        _mm512_mask_i32gather_epi32::<1>(
+            _mm512_setzero_si512(),
+            row_lanes(height),
+            offsets,
+            at.cast(),
+        )
+    }
+}
+
+/// The f16 scales of block `b` of `height` rows from `first` (`row_bytes` apart, blocks
+/// of `bytes`) as f32, lane `r` for row `r`, zero past `height`.
 ///
 /// # Safety
 /// AVX-512F and F16C; the rows hold block `b`; `15 · row_bytes` fits an i32.
 #[inline(always)]
-unsafe fn weight_scales(first: *const u8, row_bytes: usize, rows: usize, b: usize) -> __m512 {
-    let lanes: __mmask16 = if rows >= TILE {
-        0xFFFF
-    } else {
-        (1u16 << rows) - 1
-    };
-    // SAFETY: each lane reads 4 bytes at a block's start (its scale and two values), which
-    // lie in the row; the caller bounds the offsets.
+unsafe fn weight_scales(
+    first: *const u8,
+    row_bytes: usize,
+    height: usize,
+    bytes: usize,
+    b: usize,
+) -> __m512 {
+    // SAFETY: each lane reads 4 bytes at a block's start (its scale and a value byte or
+    // two), which lie in the row.
     unsafe {
-        let offsets = _mm512_mullo_epi32(
-            _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-            _mm512_set1_epi32(row_bytes as i32),
-        );
-        let base = first.add(BLOCK * b);
-        let words =
-            _mm512_mask_i32gather_epi32::<1>(_mm512_setzero_si512(), lanes, offsets, base.cast());
+        let words = gather(first.add(bytes * b), row_bytes, height);
         _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words))
     }
 }
 
-/// `out[r · row_step + t · input_step] = row r · input t` for the Q8_0 rows of `data`
-/// (`row_bytes` each) and the `inputs` inputs of `x`, over the blocks both have (as
-/// `x86_ggml::q8_matmul`). `false` (nothing written) if the shapes are past what the
-/// kernel indexes (rows over 128 MiB).
+/// `out[r · row_step + t · input_step] = row r · input t` for the `ty` rows of `data`
+/// (`row_bytes` each; Q8_0 or Q4_0) and the `inputs` inputs of `x`, over the blocks both
+/// have (as `x86_ggml::q8_matmul`). `false`, with nothing written, for any other type and
+/// for rows past what the kernel indexes (over 128 MiB).
 ///
 /// # Safety
 /// The CPU must support AMX-TILE, AMX-INT8, AVX-512F/BW/VL and F16C, and the OS must have
 /// granted the tiles' use to this process.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma,avx2")]
-pub unsafe fn q8_0_matmul(
+pub unsafe fn matmul(
+    ty: GgmlType,
     out: &mut [f32],
     (row_step, input_step): (usize, usize),
     data: &[u8],
@@ -237,60 +372,58 @@ pub unsafe fn q8_0_matmul(
     x: Q8Blocks<'_>,
     inputs: usize,
 ) -> bool {
+    if row_bytes > (i32::MAX as usize) / TILE || !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0) {
+        return false;
+    }
     if row_bytes == 0 || inputs == 0 {
         return true;
     }
-    if row_bytes > (i32::MAX as usize) / TILE {
-        return false;
-    }
-    let rows = data.len() / row_bytes;
+    let bytes = if ty == GgmlType::Q8_0 {
+        Q8_0::BYTES
+    } else {
+        Q4_0::BYTES
+    };
     let (cols, groups) = (x.values.len() / inputs, x.scales.len() / inputs);
-    let blocks = (row_bytes / BLOCK).min(cols / 32).min(groups);
-    let mut tiles = Tiles::new();
-    let shape = Shape {
+    let product = Product {
         data,
         row_bytes,
-        rows,
-        blocks,
+        rows: data.len() / row_bytes,
+        blocks: (row_bytes / bytes).min(cols / 32).min(groups),
+        x,
+        cols,
+        groups,
+        inputs,
     };
     let mut out = Out {
         out,
         row_step,
         input_step,
     };
-    if inputs == 1 {
-        // SAFETY: the caller's features and grant.
-        unsafe { one_input(&mut tiles, &shape, &x, &mut out) };
-        return true;
-    }
-    let mut packed = Packed::new();
-    for first_input in (0..inputs).step_by(TILE) {
-        let count = TILE.min(inputs - first_input);
-        for first_block in (0..blocks).step_by(CHUNK_BLOCKS) {
-            let chunk = CHUNK_BLOCKS.min(blocks - first_block);
-            packed.pack(
-                &x,
-                cols,
-                groups,
-                first_input..first_input + count,
-                first_block,
-                chunk,
-            );
-            // SAFETY: the caller's features and grant; `packed` holds `chunk` blocks.
-            unsafe {
-                input_group(
-                    &mut tiles,
-                    &shape,
-                    &packed,
-                    (first_input, count),
-                    first_block,
-                    chunk,
-                    &mut out,
-                )
-            };
+    let mut tiles = Tiles::new();
+    // SAFETY (each call): the caller's features and grant.
+    unsafe {
+        match ty {
+            GgmlType::Q8_0 if inputs == 1 => one_input_vnni::<Q8_0>(&product, &mut out),
+            GgmlType::Q8_0 => by_row_tiles::<Q8_0>(&mut tiles, &product, &mut out),
+            _ if inputs == 1 => one_input_vnni::<Q4_0>(&product, &mut out),
+            _ => by_row_tiles::<Q4_0>(&mut tiles, &product, &mut out),
         }
     }
     true
+}
+
+/// A product's operands.
+struct Product<'d, 'x> {
+    data: &'d [u8],
+    row_bytes: usize,
+    rows: usize,
+    /// Blocks of every row (and of every input) taken.
+    blocks: usize,
+    x: Q8Blocks<'x>,
+    /// Values and scales of each input.
+    cols: usize,
+    groups: usize,
+    inputs: usize,
 }
 
 /// Where a product's results go: `out[r · row_step + t · input_step]` for row `r` and
@@ -302,178 +435,41 @@ struct Out<'o> {
 }
 
 impl Out<'_> {
-    fn get(&self, r: usize, t: usize) -> f32 {
-        self.out
-            .get(r * self.row_step + t * self.input_step)
-            .copied()
-            .unwrap_or(0.0)
+    /// Rows `first..first + height` of input `t`, lane by lane (zero past `height`).
+    #[target_feature(enable = "avx512f")]
+    fn rows(&self, first: usize, height: usize, t: usize) -> __m512 {
+        let at = first * self.row_step + t * self.input_step;
+        if self.row_step == 1 && at + height <= self.out.len() {
+            // SAFETY: `height` values from `at` lie in `out`; the masked lanes are not read.
+            return unsafe { _mm512_maskz_loadu_ps(row_lanes(height), self.out.as_ptr().add(at)) };
+        }
+        let mut values = [0.0f32; TILE];
+        for (r, v) in values.iter_mut().enumerate().take(height) {
+            let at = (first + r) * self.row_step + t * self.input_step;
+            *v = self.out.get(at).copied().unwrap_or(0.0);
+        }
+        // SAFETY: 16 f32.
+        unsafe { _mm512_loadu_ps(values.as_ptr()) }
     }
 
-    fn put(&mut self, r: usize, t: usize, v: f32) {
-        if let Some(o) = self.out.get_mut(r * self.row_step + t * self.input_step) {
-            *o = v;
+    /// Stores lanes `..height` of `v` as rows `first..` of input `t`.
+    #[target_feature(enable = "avx512f")]
+    fn put_rows(&mut self, first: usize, height: usize, t: usize, v: __m512) {
+        let at = first * self.row_step + t * self.input_step;
+        if self.row_step == 1 && at + height <= self.out.len() {
+            // SAFETY: `height` values from `at` lie in `out`; the masked lanes are not
+            // written.
+            return unsafe {
+                _mm512_mask_storeu_ps(self.out.as_mut_ptr().add(at), row_lanes(height), v)
+            };
         }
-    }
-}
-
-/// The weight matrix of a product.
-struct Shape<'d> {
-    data: &'d [u8],
-    row_bytes: usize,
-    rows: usize,
-    /// Blocks of every row (and of every input) taken.
-    blocks: usize,
-}
-
-/// One chunk of blocks of up to 16 inputs in `tdpbssd`'s B layout: for block `k`, row `j`
-/// holds bytes `4j..4j + 4` of each input's block side by side; and each block's input
-/// scales, zero for missing inputs.
-#[repr(C, align(64))]
-struct Packed {
-    values: [[[u8; 4 * TILE]; 8]; CHUNK_BLOCKS],
-    scales: [[f32; TILE]; CHUNK_BLOCKS],
-}
-
-impl Packed {
-    fn new() -> Packed {
-        Packed {
-            values: [[[0; 4 * TILE]; 8]; CHUNK_BLOCKS],
-            scales: [[0.0; TILE]; CHUNK_BLOCKS],
-        }
-    }
-
-    /// Packs blocks `first..first + chunk` of the inputs `range` of `x` (`cols` values and
-    /// `groups` scales each); the lanes of missing inputs become zero.
-    fn pack(
-        &mut self,
-        x: &Q8Blocks<'_>,
-        cols: usize,
-        groups: usize,
-        range: core::ops::Range<usize>,
-        first: usize,
-        chunk: usize,
-    ) {
-        for k in 0..chunk {
-            let b = first + k;
-            for slot in 0..TILE {
-                let t = range.start + slot;
-                let present = t < range.end;
-                let values = x
-                    .values
-                    .get(t * cols + 32 * b..t * cols + 32 * b + 32)
-                    .filter(|_| present);
-                for j in 0..8 {
-                    let word = self.values[k][j].get_mut(4 * slot..4 * slot + 4);
-                    if let Some(word) = word {
-                        match values {
-                            Some(v) => {
-                                for (w, &q) in word.iter_mut().zip(&v[4 * j..4 * j + 4]) {
-                                    *w = q as u8;
-                                }
-                            }
-                            None => word.fill(0),
-                        }
-                    }
-                }
-                self.scales[k][slot] = if present {
-                    x.scales.get(t * groups + b).copied().unwrap_or(0.0)
-                } else {
-                    0.0
-                };
-            }
-        }
-    }
-}
-
-/// The rows of `shape` times one group of packed inputs (`first_input`, `count` of them)
-/// over blocks `first_block..+chunk`, accumulating onto what earlier chunks put.
-///
-/// # Safety
-/// As [`q8_0_matmul`]'s; `packed` holds the chunk.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma,avx2")]
-unsafe fn input_group(
-    tiles: &mut Tiles,
-    shape: &Shape<'_>,
-    packed: &Packed,
-    (first_input, count): (usize, usize),
-    first_block: usize,
-    chunk: usize,
-    out: &mut Out<'_>,
-) {
-    let mut sums = [Aligned([[0i32; TILE]; TILE]), Aligned([[0i32; TILE]; TILE])];
-    let mut scales = Aligned([0.0f32; TILE]);
-    let mut partial = Aligned([[0.0f32; TILE]; TILE]);
-    let lanes: __mmask16 = if count >= TILE {
-        0xFFFF
-    } else {
-        (1u16 << count) - 1
-    };
-    for first_row in (0..shape.rows).step_by(TILE) {
-        let height = TILE.min(shape.rows - first_row);
-        // SAFETY: the caller's grant.
-        unsafe { tiles.configure(height, TILE) };
-        let base = shape.data[first_row * shape.row_bytes..].as_ptr();
-        let mut acc = [_mm512_setzero_ps(); TILE];
-        if first_block > 0 {
-            // The chunks before left their sums in `out`: carry on from them.
-            for (r, a) in acc.iter_mut().enumerate().take(height) {
-                for t in 0..count {
-                    partial.0[r][t] = out.get(first_row + r, first_input + t);
-                }
-                // SAFETY: 16 aligned f32.
-                *a = unsafe { _mm512_load_ps(partial.0[r].as_ptr()) };
-            }
-        }
-        let mut k = 0;
-        while k < chunk {
-            let two = k + 1 < chunk;
-            let b = first_block + k;
-            let a = |b: usize| base.wrapping_add(BLOCK * b + 2);
-            let packed_block = |k: usize| packed.values[k.min(CHUNK_BLOCKS - 1)].as_ptr().cast();
-            // SAFETY: rows `first_row..+height` hold blocks `b` and, if `two`, `b + 1`
-            // (both < blocks ≤ row_bytes / 34), whose values are bytes 2..34; a packed
-            // block is 8 rows of 64 bytes; each of `sums` has 16 rows of 64 bytes.
-            unsafe {
-                let c = (sums[0].0.as_mut_ptr().cast(), sums[1].0.as_mut_ptr().cast());
-                if two {
-                    let (pa, pb) = ((a(b), a(b + 1)), (packed_block(k), packed_block(k + 1)));
-                    block_pair(pa, shape.row_bytes, pb, 4 * TILE, c, 4 * TILE);
-                } else {
-                    block_product(
-                        a(b),
-                        shape.row_bytes,
-                        packed_block(k),
-                        4 * TILE,
-                        c.0,
-                        4 * TILE,
-                    );
-                }
-            }
-            // As in `one_input`: the next tile's rows, a line ahead.
-            for r in 0..TILE {
-                let ahead = a(b).wrapping_add((TILE + r) * shape.row_bytes + 64);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
-            }
-            for (i, sums) in sums.iter().enumerate().take(1 + usize::from(two)) {
-                // SAFETY: the caller's features; the rows hold block `b + i`.
-                let dw = unsafe { weight_scales(base, shape.row_bytes, height, b + i) };
-                // SAFETY: 16 aligned f32.
-                unsafe { _mm512_store_ps(scales.0.as_mut_ptr(), dw) };
-                let xs = _mm512_maskz_loadu_ps(lanes, packed.scales[k + i].as_ptr());
-                for ((acc, row), &dw) in acc.iter_mut().zip(&sums.0).zip(&scales.0) {
-                    // SAFETY: `row` is 16 aligned i32.
-                    let isum = unsafe { _mm512_load_si512(row.as_ptr().cast()) };
-                    let scale = _mm512_mul_ps(_mm512_set1_ps(dw), xs);
-                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
-                }
-            }
-            k += 2;
-        }
-        for (r, a) in acc.iter().enumerate().take(height) {
-            // SAFETY: 16 aligned f32.
-            unsafe { _mm512_store_ps(partial.0[r].as_mut_ptr(), *a) };
-            for t in 0..count {
-                out.put(first_row + r, first_input + t, partial.0[r][t]);
+        let mut values = [0.0f32; TILE];
+        // SAFETY: 16 f32.
+        unsafe { _mm512_storeu_ps(values.as_mut_ptr(), v) };
+        for (r, &v) in values.iter().enumerate().take(height) {
+            let at = (first + r) * self.row_step + t * self.input_step;
+            if let Some(o) = self.out.get_mut(at) {
+                *o = v;
             }
         }
     }
@@ -483,59 +479,181 @@ unsafe fn input_group(
 #[repr(C, align(64))]
 struct Aligned<T>(T);
 
-/// The rows of `shape` times a single input (a generated token): the input's values are
-/// B as they are (8 rows of 4 bytes), and C is one int32 per row.
+/// A chunk of blocks of 16 rows repacked for `tdpbssd` ([`Weights::packed`]), and each
+/// block's 16 row scales.
+#[repr(C, align(64))]
+struct PackedRows {
+    values: [[__m512i; 8]; CHUNK_BLOCKS],
+    scales: [__m512; CHUNK_BLOCKS],
+}
+
+/// The products of [`matmul`] with several inputs: tiles of 16 rows (outer, each
+/// chunk of them repacked once) by 16 inputs.
 ///
 /// # Safety
-/// As [`q8_0_matmul`]'s.
+/// As [`matmul`]'s.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma,avx2")]
-unsafe fn one_input(tiles: &mut Tiles, shape: &Shape<'_>, x: &Q8Blocks<'_>, out: &mut Out<'_>) {
-    let mut sums = [Aligned([0i32; TILE]), Aligned([0i32; TILE])];
-    let mut values = Aligned([0.0f32; TILE]);
-    for first_row in (0..shape.rows).step_by(TILE) {
-        let height = TILE.min(shape.rows - first_row);
-        // SAFETY: the caller's grant.
-        unsafe { tiles.configure(height, 1) };
-        let base = shape.data[first_row * shape.row_bytes..].as_ptr();
-        let mut acc = _mm512_setzero_ps();
-        let a = |b: usize| base.wrapping_add(BLOCK * b + 2);
-        let input = |b: usize| x.values.as_ptr().wrapping_add(32 * b).cast::<u8>();
-        let mut b = 0;
-        while b < shape.blocks {
-            let two = b + 1 < shape.blocks;
-            // SAFETY: as in `input_group`; the input's blocks `b` (and `b + 1` if `two`)
-            // are 32 bytes at 32·b (b < cols / 32), read as 8 rows of 4; each of `sums`
-            // takes `height` int32.
-            unsafe {
-                let c = (sums[0].0.as_mut_ptr(), sums[1].0.as_mut_ptr());
-                if two {
-                    let (pa, pb) = ((a(b), a(b + 1)), (input(b), input(b + 1)));
-                    block_pair(pa, shape.row_bytes, pb, 4, c, 4);
-                } else {
-                    block_product(a(b), shape.row_bytes, input(b), 4, c.0, 4);
-                }
-            }
-            // The next tile's rows, a line ahead: sixteen interleaved rows defeat the
-            // hardware prefetcher. A prefetch never faults, past the matrix's end neither.
-            for r in 0..TILE {
-                let ahead = a(b).wrapping_add((TILE + r) * shape.row_bytes + 64);
-                _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
-            }
-            for (i, sums) in sums.iter().enumerate().take(1 + usize::from(two)) {
-                // SAFETY: the rows hold block `b + i`; the input has a scale for it.
+unsafe fn by_row_tiles<W: Weights>(tiles: &mut Tiles, p: &Product<'_, '_>, out: &mut Out<'_>) {
+    let mut packed = PackedRows {
+        values: [[_mm512_setzero_si512(); 8]; CHUNK_BLOCKS],
+        scales: [_mm512_setzero_ps(); CHUNK_BLOCKS],
+    };
+    for first_row in (0..p.rows).step_by(TILE) {
+        let height = TILE.min(p.rows - first_row);
+        let base = p.data[first_row * p.row_bytes..].as_ptr();
+        for first_block in (0..p.blocks).step_by(CHUNK_BLOCKS) {
+            let chunk = CHUNK_BLOCKS.min(p.blocks - first_block);
+            for k in 0..chunk {
+                // SAFETY: rows `first_row..+height` hold block `first_block + k` (below
+                // `blocks` ≤ row_bytes / BYTES); `row_bytes` was bounded by `matmul`.
                 unsafe {
-                    let dw = weight_scales(base, shape.row_bytes, height, b + i);
-                    let xs = _mm512_set1_ps(*x.scales.get_unchecked(b + i));
-                    let isum = _mm512_load_si512(sums.0.as_ptr().cast());
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, xs), acc);
+                    let b = first_block + k;
+                    packed.values[k] = W::packed(base, p.row_bytes, height, b);
+                    packed.scales[k] = weight_scales(base, p.row_bytes, height, W::BYTES, b);
                 }
             }
-            b += 2;
+            for first_input in (0..p.inputs).step_by(TILE) {
+                let count = TILE.min(p.inputs - first_input);
+                // SAFETY: the caller's grant.
+                unsafe { tiles.configure(count, TILE) };
+                let rows = (first_row, height);
+                let inputs = (first_input, count);
+                // SAFETY: the caller's features; `packed` holds `chunk` blocks.
+                unsafe { input_tile(p, &packed, rows, inputs, (first_block, chunk), out) };
+            }
         }
-        // SAFETY: 16 aligned f32.
-        unsafe { _mm512_store_ps(values.0.as_mut_ptr(), acc) };
-        for (r, &v) in values.0.iter().enumerate().take(height) {
-            out.put(first_row + r, 0, v);
+    }
+}
+
+/// One tile of rows (repacked in `packed`) times `count` inputs from `first_input` over
+/// the blocks of one chunk, carrying on from what earlier chunks left in `out`.
+///
+/// # Safety
+/// As [`matmul`]'s, with the tiles configured for `count` inputs.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma,avx2")]
+unsafe fn input_tile(
+    p: &Product<'_, '_>,
+    packed: &PackedRows,
+    (first_row, height): (usize, usize),
+    (first_input, count): (usize, usize),
+    (first_block, chunk): (usize, usize),
+    out: &mut Out<'_>,
+) {
+    let mut sums = [Aligned([[0i32; TILE]; TILE]), Aligned([[0i32; TILE]; TILE])];
+    // Each input's scales, from its first (the last input stands in for missing ones).
+    let scales: [*const f32; TILE] = core::array::from_fn(|t| {
+        let t = first_input + t.min(count - 1);
+        p.x.scales[t * p.groups..].as_ptr()
+    });
+    let mut acc = [_mm512_setzero_ps(); TILE];
+    if first_block > 0 {
+        for (t, acc) in acc.iter_mut().enumerate().take(count) {
+            *acc = out.rows(first_row, height, first_input + t);
         }
+    }
+    let values = p.x.values[first_input * p.cols..].as_ptr();
+    let a = |b: usize| values.wrapping_add(32 * b).cast::<u8>();
+    let packed_block = |k: usize| packed.values[k].as_ptr().cast::<u8>();
+    let mut k = 0;
+    while k < chunk {
+        let two = k + 1 < chunk;
+        let b = first_block + k;
+        // SAFETY: inputs `first_input..+count` hold blocks `b` and, if `two`, `b + 1`
+        // (both < blocks ≤ cols / 32), `cols` apart; a packed block is 8 rows of 64 bytes;
+        // each of `sums` has 16 rows of 64 bytes.
+        unsafe {
+            let c = (sums[0].0.as_mut_ptr().cast(), sums[1].0.as_mut_ptr().cast());
+            if two {
+                let (pa, pb) = ((a(b), a(b + 1)), (packed_block(k), packed_block(k + 1)));
+                block_pair(pa, p.cols, pb, 4 * TILE, c, 4 * TILE);
+            } else {
+                block_product(a(b), p.cols, packed_block(k), 4 * TILE, c.0, 4 * TILE);
+            }
+        }
+        for (i, sums) in sums.iter().enumerate().take(1 + usize::from(two)) {
+            let dw = packed.scales[k + i];
+            for ((acc, row), &xs) in acc.iter_mut().zip(&sums.0).zip(&scales) {
+                // SAFETY: `row` is 16 aligned i32; every input has a scale for block
+                // `b + i` (< groups).
+                unsafe {
+                    let isum = _mm512_load_si512(row.as_ptr().cast());
+                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs.add(b + i)));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
+                }
+            }
+        }
+        k += 2;
+    }
+    for (t, &acc) in acc.iter().enumerate().take(count) {
+        out.put_rows(first_row, height, first_input + t, acc);
+    }
+}
+
+/// A lone input (a generated token) times the rows, without tiles: a tile product of one
+/// input waits on its loads and stores (measured slower than this on 15M–110M shapes).
+/// AVX512-VNNI sums each row's
+/// block exactly (the unsigned values of [`Weights::unsigned_pair`] times the signed
+/// input, `OFFSET · Σ x` taken off), two rows per vector; a transposing reduction puts the
+/// 16 rows' sums in one vector, which then goes through the same float steps as the
+/// tiles' sums.
+///
+/// # Safety
+/// As [`matmul`]'s, AVX512-VNNI included.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma,avx2")]
+unsafe fn one_input_vnni<W: Weights>(p: &Product<'_, '_>, out: &mut Out<'_>) {
+    let row_bytes = p.row_bytes;
+    // Where row `r` lands after the reduction (see below).
+    let order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    for first_row in (0..p.rows).step_by(TILE) {
+        let height = TILE.min(p.rows - first_row);
+        let base = p.data[first_row * row_bytes..].as_ptr();
+        // Row `r`'s block `b` (missing rows repeat the last; their lanes are never stored).
+        let block =
+            |r: usize, b: usize| base.wrapping_add(r.min(height - 1) * row_bytes + W::BYTES * b);
+        let mut acc = _mm512_setzero_ps();
+        for b in 0..p.blocks {
+            // SAFETY: rows `..height` hold block `b` (< blocks ≤ row_bytes / BYTES); the
+            // input's block is 32 bytes at 32·b (b < cols / 32) and has a scale and a sum.
+            unsafe {
+                let xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(
+                    p.x.values.as_ptr().add(32 * b).cast(),
+                ));
+                let pairs: [__m512i; 8] = core::array::from_fn(|k| {
+                    let unsigned = W::unsigned_pair(block(2 * k, b), block(2 * k + 1, b));
+                    _mm512_dpbusd_epi32(_mm512_setzero_si512(), unsigned, xv)
+                });
+                // Pairs of vectors to one, three times: each step adds the halves of
+                // interleaved lanes, so that each 128-bit lane ends up with four rows'
+                // sums: rows 0,2,4,6 | 1,3,5,7 | 8,10,12,14 | 9,11,13,15.
+                let s: [__m512i; 4] = core::array::from_fn(|j| {
+                    let (a, c) = (pairs[2 * j], pairs[2 * j + 1]);
+                    _mm512_add_epi32(_mm512_unpacklo_epi32(a, c), _mm512_unpackhi_epi32(a, c))
+                });
+                let t: [__m512i; 2] = core::array::from_fn(|j| {
+                    let (a, c) = (s[2 * j], s[2 * j + 1]);
+                    let sum =
+                        _mm512_add_epi32(_mm512_unpacklo_epi64(a, c), _mm512_unpackhi_epi64(a, c));
+                    _mm512_add_epi32(sum, _mm512_shuffle_i64x2::<0b10_11_00_01>(sum, sum))
+                });
+                let grouped = _mm512_shuffle_i64x2::<0b10_00_10_00>(t[0], t[1]);
+                let unsigned = _mm512_permutexvar_epi32(order, grouped);
+                // Σ x is an integer (exact in f32), and so is OFFSET times it.
+                let sum_x = *p.x.sums.get_unchecked(b);
+                let offset = _mm512_set1_epi32((W::OFFSET as f32 * sum_x) as i32);
+                let isum = _mm512_sub_epi32(unsigned, offset);
+                let dw = weight_scales(base, row_bytes, height, W::BYTES, b);
+                let xs = _mm512_set1_ps(*p.x.scales.get_unchecked(b));
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, xs), acc);
+            }
+            // The next tile's rows, a line ahead (a line holds about two blocks): sixteen
+            // interleaved rows defeat the hardware prefetcher. A prefetch never faults.
+            if b % 2 == 0 {
+                for r in 0..TILE {
+                    let ahead = base.wrapping_add(W::BYTES * b + (TILE + r) * row_bytes + 64);
+                    _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
+                }
+            }
+        }
+        out.put_rows(first_row, height, 0, acc);
     }
 }
