@@ -200,91 +200,147 @@ unsafe fn block_pair(
 const NIBBLE_SHIFTS: i64 = 0x0004_0004_0004_0004;
 
 /// A weight type the tiles multiply: its block layout and how its values become int8.
+/// A block holds [`Weights::GROUPS`] groups of 32 values; groups are numbered across the
+/// row (`g`), blocks too.
 trait Weights {
-    /// Bytes of a block: an f16 scale, then the values.
+    /// Bytes of a block.
     const BYTES: usize;
+    /// Groups of 32 values in a block.
+    const GROUPS: usize;
+    /// What the unsigned values of [`Weights::unsigned_pair`] exceed the values by.
+    const OFFSET: i32;
+    /// Whether a group's value is `scale · q - min` (else `scale · q`).
+    const MINS: bool;
 
-    /// The int8 values of block `b` of 16 rows from `first` (`row_bytes` apart) in
+    /// The factors of each group of block `block` of `height` rows from `first`
+    /// (`row_bytes` apart), lane `r` for row `r` (zero past `height`): `scales[i]` and
+    /// `mins[i]` for its group `i`.
+    ///
+    /// # Safety
+    /// AVX-512F and F16C; rows `..height` hold the block; `15 · row_bytes` fits an i32.
+    unsafe fn factors(
+        first: *const u8,
+        row_bytes: usize,
+        height: usize,
+        block: usize,
+        scales: &mut [__m512; 8],
+        mins: &mut [__m512; 8],
+    );
+
+    /// The int8 values of group `g` of 16 rows from `first` (`row_bytes` apart) in
     /// `tdpbssd`'s B layout: element `r` of vector `j` holds values `4j..4j + 4` of row
     /// `r`; rows past `height` are zero.
     ///
     /// # Safety
-    /// AVX-512F/BW; rows `..height` hold block `b`; `15 · row_bytes` fits an i32.
-    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, b: usize) -> [__m512i; 8];
+    /// AVX-512F/BW; rows `..height` hold group `g`; `15 · row_bytes` fits an i32.
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8];
 
-    /// What the unsigned values of [`Weights::unsigned_pair`] exceed the values by.
-    const OFFSET: i32;
-
-    /// The values of the blocks at `first` and `second` (two rows' block `b`) plus
-    /// [`Weights::OFFSET`], as unsigned bytes: the first block's in the low 256 bits.
+    /// The values of group `g` of the rows at `first` and `second` plus
+    /// [`Weights::OFFSET`], as unsigned bytes: the first row's in the low 256 bits.
     ///
     /// # Safety
-    /// AVX-512F/BW; both blocks are whole.
-    unsafe fn unsigned_pair(first: *const u8, second: *const u8) -> __m512i;
+    /// AVX-512F/BW; both rows hold group `g`.
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8, g: usize) -> __m512i;
 }
 
-/// Q8_0: 32 int8 values after the scale.
+/// Q8_0: an f16 scale, then 32 int8 values.
 struct Q8_0;
 
-/// Q4_0: 16 bytes after the scale, value `i` the low nibble of byte `i` and value `i + 16`
-/// its high nibble, each minus 8.
+/// Q4_0: an f16 scale, then 16 bytes: value `i` the low nibble of byte `i` and value
+/// `i + 16` its high nibble, each minus 8.
 struct Q4_0;
+
+/// Q4_K: super-blocks of 256 values (144 bytes): f16 `d` and `dmin`, twelve bytes of
+/// 6-bit scales and minimums for its eight groups, then 128 bytes of nibbles, groups
+/// `2p` and `2p + 1` the low and high nibbles of bytes `32p..32p + 32`; a value is
+/// `d · scale · q - dmin · min`.
+struct Q4K;
+
+/// The scale of each of the 16 rows' one-group blocks, as f32 (Q8_0 and Q4_0).
+///
+/// # Safety
+/// As [`Weights::factors`].
+#[inline(always)]
+unsafe fn one_scale(
+    first: *const u8,
+    row_bytes: usize,
+    height: usize,
+    block: usize,
+    bytes: usize,
+) -> __m512 {
+    // SAFETY: each lane reads 4 bytes at a block's start (its scale and a value byte or
+    // two), which lie in the row.
+    unsafe {
+        let words = gather(first.add(bytes * block), row_bytes, height);
+        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words))
+    }
+}
 
 impl Weights for Q8_0 {
     const BYTES: usize = 34;
+    const GROUPS: usize = 1;
     const OFFSET: i32 = 128;
+    const MINS: bool = false;
 
     #[inline(always)]
-    unsafe fn unsigned_pair(first: *const u8, second: *const u8) -> __m512i {
+    unsafe fn factors(
+        first: *const u8,
+        row_bytes: usize,
+        height: usize,
+        block: usize,
+        scales: &mut [__m512; 8],
+        _mins: &mut [__m512; 8],
+    ) {
+        // SAFETY: forwarded.
+        scales[0] = unsafe { one_scale(first, row_bytes, height, block, Self::BYTES) };
+    }
+
+    #[inline(always)]
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
+        // SAFETY: the caller's bounds: word `j` of each row's values lies in its block.
+        core::array::from_fn(|j| unsafe {
+            gather(first.add(Self::BYTES * g + 2 + 4 * j), row_bytes, height)
+        })
+    }
+
+    #[inline(always)]
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8, g: usize) -> __m512i {
+        let at = Self::BYTES * g + 2;
         // SAFETY: the caller's bounds: 32 bytes after each block's scale.
         let two = unsafe {
-            let low = _mm256_loadu_si256(first.add(2).cast());
-            let high = _mm256_loadu_si256(second.add(2).cast());
+            let low = _mm256_loadu_si256(first.add(at).cast());
+            let high = _mm256_loadu_si256(second.add(at).cast());
             _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
         };
         // `+ 128` is a flip of the sign bit.
         _mm512_xor_si512(two, _mm512_set1_epi8(-128))
     }
-
-    #[inline(always)]
-    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, b: usize) -> [__m512i; 8] {
-        // SAFETY: the caller's bounds: word `j` of each row's values lies in its block.
-        core::array::from_fn(|j| unsafe {
-            gather(first.add(Self::BYTES * b + 2 + 4 * j), row_bytes, height)
-        })
-    }
 }
 
 impl Weights for Q4_0 {
     const BYTES: usize = 18;
+    const GROUPS: usize = 1;
     const OFFSET: i32 = 8;
+    const MINS: bool = false;
 
     #[inline(always)]
-    unsafe fn unsigned_pair(first: *const u8, second: *const u8) -> __m512i {
-        // The 16 bytes in 128-bit lanes 0 and 1 (then 2 and 3 for the second block), lanes
-        // 1 and 3 shifted down a nibble: the values 16..32.
-        let shifts = _mm512_setr_epi64(
-            0,
-            0,
-            NIBBLE_SHIFTS,
-            NIBBLE_SHIFTS,
-            0,
-            0,
-            NIBBLE_SHIFTS,
-            NIBBLE_SHIFTS,
-        );
-        // SAFETY: the caller's bounds: 16 bytes after each block's scale.
-        let two = unsafe { _mm256_loadu2_m128i(second.add(2).cast(), first.add(2).cast()) };
-        let z = _mm512_castsi256_si512(two);
-        let spread = _mm512_shuffle_i64x2::<0b01_01_00_00>(z, z);
-        _mm512_and_si512(_mm512_srlv_epi16(spread, shifts), _mm512_set1_epi8(0xF))
+    unsafe fn factors(
+        first: *const u8,
+        row_bytes: usize,
+        height: usize,
+        block: usize,
+        scales: &mut [__m512; 8],
+        _mins: &mut [__m512; 8],
+    ) {
+        // SAFETY: forwarded.
+        scales[0] = unsafe { one_scale(first, row_bytes, height, block, Self::BYTES) };
     }
 
     #[inline(always)]
-    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, b: usize) -> [__m512i; 8] {
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
         // SAFETY: the caller's bounds: word `j` of each row's 16 bytes lies in its block.
         let words: [__m512i; 4] = core::array::from_fn(|j| unsafe {
-            gather(first.add(Self::BYTES * b + 2 + 4 * j), row_bytes, height)
+            gather(first.add(Self::BYTES * g + 2 + 4 * j), row_bytes, height)
         });
         let (low4, eight) = (_mm512_set1_epi8(0xF), _mm512_set1_epi8(8));
         let lanes = row_lanes(height);
@@ -298,6 +354,117 @@ impl Weights for Q4_0 {
             // Missing rows stay zero.
             _mm512_maskz_mov_epi32(lanes, _mm512_sub_epi8(nibbles, eight))
         })
+    }
+
+    #[inline(always)]
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8, g: usize) -> __m512i {
+        // The 16 bytes in 128-bit lanes 0 and 1 (then 2 and 3 for the second row), lanes
+        // 1 and 3 shifted down a nibble: the values 16..32.
+        let shifts = _mm512_setr_epi64(
+            0,
+            0,
+            NIBBLE_SHIFTS,
+            NIBBLE_SHIFTS,
+            0,
+            0,
+            NIBBLE_SHIFTS,
+            NIBBLE_SHIFTS,
+        );
+        let at = Self::BYTES * g + 2;
+        // SAFETY: the caller's bounds: 16 bytes after each block's scale.
+        let two = unsafe { _mm256_loadu2_m128i(second.add(at).cast(), first.add(at).cast()) };
+        let z = _mm512_castsi256_si512(two);
+        let spread = _mm512_shuffle_i64x2::<0b01_01_00_00>(z, z);
+        _mm512_and_si512(_mm512_srlv_epi16(spread, shifts), _mm512_set1_epi8(0xF))
+    }
+}
+
+impl Q4K {
+    /// Where group `g`'s nibbles start in its row: the 32 bytes it shares with its pair,
+    /// and whether it takes their high nibbles.
+    fn nibbles(g: usize) -> (usize, bool) {
+        let (block, i) = (g / 8, g % 8);
+        (Self::BYTES * block + 16 + 32 * (i / 2), i % 2 == 1)
+    }
+}
+
+impl Weights for Q4K {
+    const BYTES: usize = 144;
+    const GROUPS: usize = 8;
+    const OFFSET: i32 = 0;
+    const MINS: bool = true;
+
+    #[inline(always)]
+    unsafe fn factors(
+        first: *const u8,
+        row_bytes: usize,
+        height: usize,
+        block: usize,
+        scales: &mut [__m512; 8],
+        mins: &mut [__m512; 8],
+    ) {
+        // Lane by lane, what `x86_ggml::k_scales_mins` does for one row: the 6-bit
+        // scales and minimums of groups 0..4 and 4..8, one byte each.
+        let at = first.wrapping_add(Self::BYTES * block);
+        // SAFETY: the caller's bounds: each row's block starts with `d`, `dmin` and the
+        // twelve packed bytes.
+        let [halves, w0, w1, w2] =
+            core::array::from_fn(|k| unsafe { gather(at.add(4 * k), row_bytes, height) });
+        let (six, nibbles, top) = (
+            _mm512_set1_epi32(0x3F3F_3F3F),
+            _mm512_set1_epi32(0x0F0F_0F0F),
+            _mm512_set1_epi32(0x3030_3030),
+        );
+        let high = |low: __m512i, shifted: __m512i| {
+            _mm512_or_si512(low, _mm512_and_si512(_mm512_srli_epi32::<2>(shifted), top))
+        };
+        let scale_bytes = [
+            _mm512_and_si512(w0, six),
+            high(_mm512_and_si512(w2, nibbles), w0),
+        ];
+        let min_bytes = [
+            _mm512_and_si512(w1, six),
+            high(_mm512_and_si512(_mm512_srli_epi32::<4>(w2), nibbles), w1),
+        ];
+        let d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(halves));
+        let dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32::<16>(halves)));
+        let byte = |words: [__m512i; 2], i: usize| {
+            let shifted = _mm512_srlv_epi32(words[i / 4], _mm512_set1_epi32(8 * (i % 4) as i32));
+            _mm512_cvtepi32_ps(_mm512_and_si512(shifted, _mm512_set1_epi32(0xFF)))
+        };
+        for i in 0..8 {
+            scales[i] = _mm512_mul_ps(d, byte(scale_bytes, i));
+            mins[i] = _mm512_mul_ps(dmin, byte(min_bytes, i));
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
+        let (at, high) = Self::nibbles(g);
+        let low4 = _mm512_set1_epi8(0xF);
+        // SAFETY: the caller's bounds: word `j` of the 32 bytes lies in each row's block.
+        core::array::from_fn(|j| unsafe {
+            let w = gather(first.add(at + 4 * j), row_bytes, height);
+            let w = if high { _mm512_srli_epi16::<4>(w) } else { w };
+            _mm512_and_si512(w, low4)
+        })
+    }
+
+    #[inline(always)]
+    unsafe fn unsigned_pair(first: *const u8, second: *const u8, g: usize) -> __m512i {
+        let (at, high) = Self::nibbles(g);
+        // SAFETY: the caller's bounds: the 32 bytes lie in each row's block.
+        let two = unsafe {
+            let low = _mm256_loadu_si256(first.add(at).cast());
+            let high = _mm256_loadu_si256(second.add(at).cast());
+            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
+        };
+        let two = if high {
+            _mm512_srli_epi16::<4>(two)
+        } else {
+            two
+        };
+        _mm512_and_si512(two, _mm512_set1_epi8(0xF))
     }
 }
 
@@ -333,62 +500,69 @@ unsafe fn gather(at: *const u8, row_bytes: usize, height: usize) -> __m512i {
     }
 }
 
-/// The f16 scales of block `b` of `height` rows from `first` (`row_bytes` apart, blocks
-/// of `bytes`) as f32, lane `r` for row `r`, zero past `height`.
-///
-/// # Safety
-/// AVX-512F and F16C; the rows hold block `b`; `15 · row_bytes` fits an i32.
-#[inline(always)]
-unsafe fn weight_scales(
-    first: *const u8,
-    row_bytes: usize,
-    height: usize,
-    bytes: usize,
-    b: usize,
-) -> __m512 {
-    // SAFETY: each lane reads 4 bytes at a block's start (its scale and a value byte or
-    // two), which lie in the row.
-    unsafe {
-        let words = gather(first.add(bytes * b), row_bytes, height);
-        _mm512_cvtph_ps(_mm512_cvtepi32_epi16(words))
-    }
-}
-
 /// `out[r · row_step + t · input_step] = row r · input t` for the `ty` rows of `data`
-/// (`row_bytes` each; Q8_0 or Q4_0) and the `inputs` inputs of `x`, over the blocks both
-/// have (as `x86_ggml::q8_matmul`). `false`, with nothing written, for any other type and
-/// for rows past what the kernel indexes (over 128 MiB).
+/// (`row_bytes` each; Q8_0, Q4_0 or Q4_K) and the `inputs` inputs of `x`, over the groups
+/// both have (as `x86_ggml::q8_matmul`). `false`, with nothing written, for any other
+/// type and for rows past what the kernel indexes (over 128 MiB).
 ///
 /// # Safety
-/// The CPU must support AMX-TILE, AMX-INT8, AVX-512F/BW/VL and F16C, and the OS must have
-/// granted the tiles' use to this process.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma,avx2")]
+/// The CPU must support AMX-TILE, AMX-INT8, AVX-512F/BW/VL/VNNI and F16C, and the OS must
+/// have granted the tiles' use to this process.
 pub unsafe fn matmul(
     ty: GgmlType,
     out: &mut [f32],
-    (row_step, input_step): (usize, usize),
+    steps: (usize, usize),
     data: &[u8],
     row_bytes: usize,
     x: Q8Blocks<'_>,
     inputs: usize,
 ) -> bool {
-    if row_bytes > (i32::MAX as usize) / TILE || !matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0) {
+    let supported = matches!(ty, GgmlType::Q8_0 | GgmlType::Q4_0 | GgmlType::Q4_K);
+    if row_bytes > (i32::MAX as usize) / TILE || !supported {
         return false;
     }
     if row_bytes == 0 || inputs == 0 {
         return true;
     }
-    let bytes = if ty == GgmlType::Q8_0 {
-        Q8_0::BYTES
-    } else {
-        Q4_0::BYTES
-    };
+    let args = (out, steps, data, row_bytes, x, inputs);
+    // SAFETY (each call): the caller's features and grant.
+    unsafe {
+        match ty {
+            GgmlType::Q8_0 => product::<Q8_0>(args),
+            GgmlType::Q4_0 => product::<Q4_0>(args),
+            _ => product::<Q4K>(args),
+        }
+    }
+    true
+}
+
+/// The arguments of [`matmul`] after the type.
+type Args<'o, 'd, 'x> = (
+    &'o mut [f32],
+    (usize, usize),
+    &'d [u8],
+    usize,
+    Q8Blocks<'x>,
+    usize,
+);
+
+/// [`matmul`] for one weight type (`row_bytes` and `inputs` not zero).
+///
+/// # Safety
+/// As [`matmul`]'s.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma,avx2")]
+unsafe fn product<W: Weights>(
+    (out, (row_step, input_step), data, row_bytes, x, inputs): Args<'_, '_, '_>,
+) {
     let (cols, groups) = (x.values.len() / inputs, x.scales.len() / inputs);
     let product = Product {
         data,
         row_bytes,
         rows: data.len() / row_bytes,
-        blocks: (row_bytes / bytes).min(cols / 32).min(groups),
+        taken: (row_bytes / W::BYTES * W::GROUPS)
+            .min(cols / 32)
+            .min(groups)
+            .min(x.sums.len() / inputs),
         x,
         cols,
         groups,
@@ -399,17 +573,14 @@ pub unsafe fn matmul(
         row_step,
         input_step,
     };
-    let mut tiles = Tiles::new();
     // SAFETY (each call): the caller's features and grant.
     unsafe {
-        match ty {
-            GgmlType::Q8_0 if inputs == 1 => one_input_vnni::<Q8_0>(&product, &mut out),
-            GgmlType::Q8_0 => by_row_tiles::<Q8_0>(&mut tiles, &product, &mut out),
-            _ if inputs == 1 => one_input_vnni::<Q4_0>(&product, &mut out),
-            _ => by_row_tiles::<Q4_0>(&mut tiles, &product, &mut out),
+        if inputs == 1 {
+            one_input::<W>(&product, &mut out);
+        } else {
+            by_row_tiles::<W>(&mut Tiles::new(), &product, &mut out);
         }
     }
-    true
 }
 
 /// A product's operands.
@@ -417,10 +588,10 @@ struct Product<'d, 'x> {
     data: &'d [u8],
     row_bytes: usize,
     rows: usize,
-    /// Blocks of every row (and of every input) taken.
-    blocks: usize,
+    /// Groups of 32 values of every row (and of every input) taken.
+    taken: usize,
     x: Q8Blocks<'x>,
-    /// Values and scales of each input.
+    /// Values and groups of each input.
     cols: usize,
     groups: usize,
     inputs: usize,
@@ -479,16 +650,36 @@ impl Out<'_> {
 #[repr(C, align(64))]
 struct Aligned<T>(T);
 
-/// A chunk of blocks of 16 rows repacked for `tdpbssd` ([`Weights::packed`]), and each
-/// block's 16 row scales.
+/// A chunk of groups of 16 rows repacked for `tdpbssd` ([`Weights::packed`]), and each
+/// group's row factors ([`Weights::factors`]).
 #[repr(C, align(64))]
 struct PackedRows {
     values: [[__m512i; 8]; CHUNK_BLOCKS],
     scales: [__m512; CHUNK_BLOCKS],
+    mins: [__m512; CHUNK_BLOCKS],
 }
 
-/// The products of [`matmul`] with several inputs: tiles of 16 rows (outer, each
-/// chunk of them repacked once) by 16 inputs.
+/// The float steps every kernel here takes for one group's exact integer sums `isum` (a
+/// lane per row or per input): `acc + isum · (scale · x_scale)`, then, for types with
+/// minimums, `- min · (x_scale · x_sum)`, each rounded once.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn accumulate<W: Weights>(
+    acc: __m512,
+    isum: __m512i,
+    (scale, min): (__m512, __m512),
+    (x_scale, x_sum): (__m512, __m512),
+) -> __m512 {
+    let acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(scale, x_scale), acc);
+    if W::MINS {
+        _mm512_fnmadd_ps(min, _mm512_mul_ps(x_scale, x_sum), acc)
+    } else {
+        acc
+    }
+}
+
+/// The products of [`matmul`] with several inputs: tiles of 16 rows (outer, each chunk of
+/// them repacked once) by 16 inputs.
 ///
 /// # Safety
 /// As [`matmul`]'s.
@@ -497,20 +688,33 @@ unsafe fn by_row_tiles<W: Weights>(tiles: &mut Tiles, p: &Product<'_, '_>, out: 
     let mut packed = PackedRows {
         values: [[_mm512_setzero_si512(); 8]; CHUNK_BLOCKS],
         scales: [_mm512_setzero_ps(); CHUNK_BLOCKS],
+        mins: [_mm512_setzero_ps(); CHUNK_BLOCKS],
     };
+    let (mut scales, mut mins) = ([_mm512_setzero_ps(); 8], [_mm512_setzero_ps(); 8]);
     for first_row in (0..p.rows).step_by(TILE) {
         let height = TILE.min(p.rows - first_row);
         let base = p.data[first_row * p.row_bytes..].as_ptr();
-        for first_block in (0..p.blocks).step_by(CHUNK_BLOCKS) {
-            let chunk = CHUNK_BLOCKS.min(p.blocks - first_block);
+        for first_group in (0..p.taken).step_by(CHUNK_BLOCKS) {
+            let chunk = CHUNK_BLOCKS.min(p.taken - first_group);
             for k in 0..chunk {
-                // SAFETY: rows `first_row..+height` hold block `first_block + k` (below
-                // `blocks` ≤ row_bytes / BYTES); `row_bytes` was bounded by `matmul`.
+                let g = first_group + k;
+                // SAFETY: rows `first_row..+height` hold group `g` (below `taken` ≤ the
+                // row's groups) and its block; `row_bytes` was bounded by `matmul`.
                 unsafe {
-                    let b = first_block + k;
-                    packed.values[k] = W::packed(base, p.row_bytes, height, b);
-                    packed.scales[k] = weight_scales(base, p.row_bytes, height, W::BYTES, b);
+                    if k == 0 || g % W::GROUPS == 0 {
+                        W::factors(
+                            base,
+                            p.row_bytes,
+                            height,
+                            g / W::GROUPS,
+                            &mut scales,
+                            &mut mins,
+                        );
+                    }
+                    packed.values[k] = W::packed(base, p.row_bytes, height, g);
                 }
+                packed.scales[k] = scales[g % W::GROUPS];
+                packed.mins[k] = mins[g % W::GROUPS];
             }
             for first_input in (0..p.inputs).step_by(TILE) {
                 let count = TILE.min(p.inputs - first_input);
@@ -518,67 +722,75 @@ unsafe fn by_row_tiles<W: Weights>(tiles: &mut Tiles, p: &Product<'_, '_>, out: 
                 unsafe { tiles.configure(count, TILE) };
                 let rows = (first_row, height);
                 let inputs = (first_input, count);
-                // SAFETY: the caller's features; `packed` holds `chunk` blocks.
-                unsafe { input_tile(p, &packed, rows, inputs, (first_block, chunk), out) };
+                // SAFETY: the caller's features; `packed` holds `chunk` groups.
+                unsafe { input_tile::<W>(p, &packed, rows, inputs, (first_group, chunk), out) };
             }
         }
     }
 }
 
 /// One tile of rows (repacked in `packed`) times `count` inputs from `first_input` over
-/// the blocks of one chunk, carrying on from what earlier chunks left in `out`.
+/// the groups of one chunk, carrying on from what earlier chunks left in `out`.
 ///
 /// # Safety
 /// As [`matmul`]'s, with the tiles configured for `count` inputs.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,f16c,fma,avx2")]
-unsafe fn input_tile(
+unsafe fn input_tile<W: Weights>(
     p: &Product<'_, '_>,
     packed: &PackedRows,
     (first_row, height): (usize, usize),
     (first_input, count): (usize, usize),
-    (first_block, chunk): (usize, usize),
+    (first_group, chunk): (usize, usize),
     out: &mut Out<'_>,
 ) {
     let mut sums = [Aligned([[0i32; TILE]; TILE]), Aligned([[0i32; TILE]; TILE])];
-    // Each input's scales, from its first (the last input stands in for missing ones).
-    let scales: [*const f32; TILE] = core::array::from_fn(|t| {
-        let t = first_input + t.min(count - 1);
-        p.x.scales[t * p.groups..].as_ptr()
-    });
+    // Each input's scales and sums, from its first (the last input stands in for missing
+    // ones).
+    let input_start = |t: usize| (first_input + t.min(count - 1)) * p.groups;
+    let x_scales: [*const f32; TILE] =
+        core::array::from_fn(|t| p.x.scales[input_start(t)..].as_ptr());
+    let x_sums: [*const f32; TILE] = core::array::from_fn(|t| p.x.sums[input_start(t)..].as_ptr());
     let mut acc = [_mm512_setzero_ps(); TILE];
-    if first_block > 0 {
+    if first_group > 0 {
         for (t, acc) in acc.iter_mut().enumerate().take(count) {
             *acc = out.rows(first_row, height, first_input + t);
         }
     }
     let values = p.x.values[first_input * p.cols..].as_ptr();
-    let a = |b: usize| values.wrapping_add(32 * b).cast::<u8>();
-    let packed_block = |k: usize| packed.values[k].as_ptr().cast::<u8>();
+    let a = |g: usize| values.wrapping_add(32 * g).cast::<u8>();
+    let packed_group = |k: usize| packed.values[k].as_ptr().cast::<u8>();
     let mut k = 0;
     while k < chunk {
         let two = k + 1 < chunk;
-        let b = first_block + k;
-        // SAFETY: inputs `first_input..+count` hold blocks `b` and, if `two`, `b + 1`
-        // (both < blocks ≤ cols / 32), `cols` apart; a packed block is 8 rows of 64 bytes;
+        let g = first_group + k;
+        // SAFETY: inputs `first_input..+count` hold groups `g` and, if `two`, `g + 1`
+        // (both < taken ≤ cols / 32), `cols` apart; a packed group is 8 rows of 64 bytes;
         // each of `sums` has 16 rows of 64 bytes.
         unsafe {
             let c = (sums[0].0.as_mut_ptr().cast(), sums[1].0.as_mut_ptr().cast());
             if two {
-                let (pa, pb) = ((a(b), a(b + 1)), (packed_block(k), packed_block(k + 1)));
+                let (pa, pb) = ((a(g), a(g + 1)), (packed_group(k), packed_group(k + 1)));
                 block_pair(pa, p.cols, pb, 4 * TILE, c, 4 * TILE);
             } else {
-                block_product(a(b), p.cols, packed_block(k), 4 * TILE, c.0, 4 * TILE);
+                block_product(a(g), p.cols, packed_group(k), 4 * TILE, c.0, 4 * TILE);
             }
         }
         for (i, sums) in sums.iter().enumerate().take(1 + usize::from(two)) {
-            let dw = packed.scales[k + i];
-            for ((acc, row), &xs) in acc.iter_mut().zip(&sums.0).zip(&scales) {
-                // SAFETY: `row` is 16 aligned i32; every input has a scale for block
-                // `b + i` (< groups).
+            let factors = (packed.scales[k + i], packed.mins[k + i]);
+            let inputs = acc
+                .iter_mut()
+                .zip(&sums.0)
+                .zip(x_scales.iter().zip(&x_sums));
+            for ((acc, row), (&xs, &sx)) in inputs {
+                // SAFETY: `row` is 16 aligned i32; every input has a scale and a sum for
+                // group `g + i` (< taken ≤ groups).
                 unsafe {
                     let isum = _mm512_load_si512(row.as_ptr().cast());
-                    let scale = _mm512_mul_ps(dw, _mm512_set1_ps(*xs.add(b + i)));
-                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), scale, *acc);
+                    let x = (
+                        _mm512_set1_ps(*xs.add(g + i)),
+                        _mm512_set1_ps(*sx.add(g + i)),
+                    );
+                    *acc = accumulate::<W>(*acc, isum, factors, x);
                 }
             }
         }
@@ -591,35 +803,45 @@ unsafe fn input_tile(
 
 /// A lone input (a generated token) times the rows, without tiles: a tile product of one
 /// input waits on its loads and stores (measured slower than this on 15M–110M shapes).
-/// AVX512-VNNI sums each row's
-/// block exactly (the unsigned values of [`Weights::unsigned_pair`] times the signed
-/// input, `OFFSET · Σ x` taken off), two rows per vector; a transposing reduction puts the
-/// 16 rows' sums in one vector, which then goes through the same float steps as the
-/// tiles' sums.
+/// AVX512-VNNI sums each row's group exactly (the unsigned values of
+/// [`Weights::unsigned_pair`] times the signed input, `OFFSET · Σ x` taken off), two rows
+/// per vector; a transposing reduction puts the 16 rows' sums in one vector, which then
+/// goes through the same float steps as the tiles' sums ([`accumulate`]).
 ///
 /// # Safety
 /// As [`matmul`]'s, AVX512-VNNI included.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,f16c,fma,avx2")]
-unsafe fn one_input_vnni<W: Weights>(p: &Product<'_, '_>, out: &mut Out<'_>) {
+unsafe fn one_input<W: Weights>(p: &Product<'_, '_>, out: &mut Out<'_>) {
     let row_bytes = p.row_bytes;
     // Where row `r` lands after the reduction (see below).
     let order = _mm512_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15);
+    let (mut scales, mut mins) = ([_mm512_setzero_ps(); 8], [_mm512_setzero_ps(); 8]);
     for first_row in (0..p.rows).step_by(TILE) {
         let height = TILE.min(p.rows - first_row);
         let base = p.data[first_row * row_bytes..].as_ptr();
-        // Row `r`'s block `b` (missing rows repeat the last; their lanes are never stored).
-        let block =
-            |r: usize, b: usize| base.wrapping_add(r.min(height - 1) * row_bytes + W::BYTES * b);
+        // Row `r`'s start (missing rows repeat the last; their lanes are never stored).
+        let row = |r: usize| base.wrapping_add(r.min(height - 1) * row_bytes);
         let mut acc = _mm512_setzero_ps();
-        for b in 0..p.blocks {
-            // SAFETY: rows `..height` hold block `b` (< blocks ≤ row_bytes / BYTES); the
-            // input's block is 32 bytes at 32·b (b < cols / 32) and has a scale and a sum.
+        for g in 0..p.taken {
+            // SAFETY: rows `..height` hold group `g` (< taken ≤ the row's groups) and its
+            // block; the input's group is 32 bytes at 32·g (g < cols / 32) and has a scale
+            // and a sum.
             unsafe {
+                if g % W::GROUPS == 0 {
+                    W::factors(
+                        base,
+                        row_bytes,
+                        height,
+                        g / W::GROUPS,
+                        &mut scales,
+                        &mut mins,
+                    );
+                }
                 let xv = _mm512_broadcast_i64x4(_mm256_loadu_si256(
-                    p.x.values.as_ptr().add(32 * b).cast(),
+                    p.x.values.as_ptr().add(32 * g).cast(),
                 ));
                 let pairs: [__m512i; 8] = core::array::from_fn(|k| {
-                    let unsigned = W::unsigned_pair(block(2 * k, b), block(2 * k + 1, b));
+                    let unsigned = W::unsigned_pair(row(2 * k), row(2 * k + 1), g);
                     _mm512_dpbusd_epi32(_mm512_setzero_si512(), unsigned, xv)
                 });
                 // Pairs of vectors to one, three times: each step adds the halves of
@@ -638,18 +860,22 @@ unsafe fn one_input_vnni<W: Weights>(p: &Product<'_, '_>, out: &mut Out<'_>) {
                 let grouped = _mm512_shuffle_i64x2::<0b10_00_10_00>(t[0], t[1]);
                 let unsigned = _mm512_permutexvar_epi32(order, grouped);
                 // Σ x is an integer (exact in f32), and so is OFFSET times it.
-                let sum_x = *p.x.sums.get_unchecked(b);
-                let offset = _mm512_set1_epi32((W::OFFSET as f32 * sum_x) as i32);
+                let x_sum = *p.x.sums.get_unchecked(g);
+                let offset = _mm512_set1_epi32((W::OFFSET as f32 * x_sum) as i32);
                 let isum = _mm512_sub_epi32(unsigned, offset);
-                let dw = weight_scales(base, row_bytes, height, W::BYTES, b);
-                let xs = _mm512_set1_ps(*p.x.scales.get_unchecked(b));
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum), _mm512_mul_ps(dw, xs), acc);
+                let factors = (scales[g % W::GROUPS], mins[g % W::GROUPS]);
+                let x = (
+                    _mm512_set1_ps(*p.x.scales.get_unchecked(g)),
+                    _mm512_set1_ps(x_sum),
+                );
+                acc = accumulate::<W>(acc, isum, factors, x);
             }
-            // The next tile's rows, a line ahead (a line holds about two blocks): sixteen
-            // interleaved rows defeat the hardware prefetcher. A prefetch never faults.
-            if b % 2 == 0 {
+            // The next tile's rows, about a line ahead: sixteen interleaved rows defeat
+            // the hardware prefetcher. A prefetch never faults.
+            if g % 2 == 0 {
+                let at = g / W::GROUPS * W::BYTES + (g % W::GROUPS) * W::BYTES / W::GROUPS;
                 for r in 0..TILE {
-                    let ahead = base.wrapping_add(W::BYTES * b + (TILE + r) * row_bytes + 64);
+                    let ahead = base.wrapping_add(at + (TILE + r) * row_bytes + 64);
                     _mm_prefetch::<_MM_HINT_T0>(ahead.cast());
                 }
             }

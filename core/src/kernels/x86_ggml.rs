@@ -557,7 +557,7 @@ fn prefetch_ahead<const B: usize>(b: &[u8; B], at: usize, blocks: usize) {
 /// sub-blocks 0..4 are the low six bits of bytes 0..4 (scales) and 4..8 (minimums);
 /// 4..8 take their low four bits from the nibbles of bytes 8..12 and their top two from
 /// the top bits of bytes 0..4 (scales) and 4..8 (minimums).
-fn k_scales_mins(packed: &[u8]) -> (u64, u64) {
+pub(super) fn k_scales_mins(packed: &[u8]) -> (u64, u64) {
     let word = |k: usize| match packed.get(4 * k..4 * k + 4) {
         Some(&[a, b, c, d]) => u32::from_le_bytes([a, b, c, d]),
         _ => 0,

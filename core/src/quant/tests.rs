@@ -533,16 +533,21 @@ fn batched_inputs_and_split_rows_give_the_single_results() {
     }
 }
 
-/// Shapes for the AMX tiles (16 rows by 16 inputs, inputs repacked 64 blocks at a time):
+/// Shapes for the AMX tiles (16 rows by 16 inputs, rows repacked 64 groups at a time):
 /// full tiles and tails of rows and inputs, and rows of two chunks, batched as alone and
 /// against the reference.
 #[test]
 fn tiles_of_sixteen_and_long_rows_give_the_single_results() {
-    for ty in [GgmlType::Q8_0, GgmlType::Q4_0] {
-        for (rows, cols, batch) in [(37, 2112, 40), (16, 64, 17), (33, 96, 1)] {
+    // Row lengths of 66 and 72 groups (a chunk and some), of 2 to 3 groups or one block.
+    for (ty, long, short) in [
+        (GgmlType::Q8_0, 2112, 96),
+        (GgmlType::Q4_0, 2112, 96),
+        (GgmlType::Q4_K, 2304, 256),
+    ] {
+        for (rows, cols, batch) in [(37, long, 40), (16, short, 17), (33, short, 1)] {
             check_batching(ty, rows, cols, batch);
         }
-        check_products(&[(ty, &[2112])], 17);
+        check_products(&[(ty, &[long])], 17);
     }
 }
 
