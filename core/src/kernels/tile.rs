@@ -88,6 +88,7 @@ unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
     cols: usize,
     out: *mut f32,
     out_stride: usize,
+    prefetch: bool,
 ) {
     let row = |r: usize| rows.start.add(r * rows.stride);
     let input = |t: usize| inputs.start.add(t * inputs.stride);
@@ -101,9 +102,12 @@ unsafe fn tile<L: Lanes, const R: usize, const T: usize>(
         while k < full {
             let x: [L; T] = core::array::from_fn(|t| L::load(input(t).add(k)));
             for (r, acc) in acc.iter_mut().enumerate() {
-                // The same columns of the next tile's rows: several interleaved row
-                // streams defeat the hardware prefetcher. Past the matrix it is harmless.
-                L::prefetch(rows.start.wrapping_add((r + R) * rows.stride + k));
+                // The same columns of the next tile's rows, on the first pass over these
+                // rows: several interleaved row streams defeat the hardware prefetcher.
+                // Past the matrix it is harmless.
+                if prefetch {
+                    L::prefetch(rows.start.wrapping_add((r + R) * rows.stride + k));
+                }
                 let w = L::load(row(r).add(k));
                 for (acc, &x) in acc.iter_mut().zip(&x) {
                     *acc = L::mul_add(w, x, *acc);
@@ -161,7 +165,7 @@ pub(super) unsafe fn dot<L: Lanes>(a: &[f32], b: &[f32]) -> f32 {
     );
     let mut out = 0.0;
     // SAFETY: one row and one input of `cols` floats, one output.
-    unsafe { tile::<L, 1, 1>(a, b, cols, &mut out, 1) };
+    unsafe { tile::<L, 1, 1>(a, b, cols, &mut out, 1, true) };
     out
 }
 
@@ -256,6 +260,7 @@ unsafe fn products<L: Lanes, const T: usize>(
                     cols,
                     out.add($t * n_rows + $r),
                     n_rows,
+                    $t == 0,
                 )
             }
         };
