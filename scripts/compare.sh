@@ -29,6 +29,7 @@
 #     ours       llama2 bench MODEL --threads T --prompt-tokens 0 --gen-tokens 128 --runs 1 --json
 #     llama2.c   OMP_NUM_THREADS=T run MODEL -z TOKENIZER -n 128 -t 0   (its "achieved tok/s")
 #     llama.cpp  llama-bench -m MODEL -p 128 -n 128 -t T -r 1 -o json   (its tg128 and pp128)
+#   (our bench makes one untimed warm-up run first, as llama-bench does by default)
 #   prompt processing pp128, tokens/s:
 #     ours       llama2 bench MODEL --threads T --prompt-tokens 128 --gen-tokens 0 --runs 1 --json
 #     llama.cpp  (the same llama-bench run; llama2.c has no batched prompt)

@@ -56,6 +56,11 @@ pub struct BenchArgs {
     /// Repetitions; medians are reported.
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
+    /// Time the first run too. By default one untimed run comes first (as llama-bench's
+    /// warm-up does), so that first-touch page faults of the caches and the mapped file
+    /// and cold caches are not counted.
+    #[arg(long)]
+    pub no_warmup: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
     /// Also measure N sequences generating together (`llama2 MODEL --parallel N`): their
@@ -134,14 +139,16 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
             .try_reserve_exact(args.runs)
             .map_err(|_| CliError::usage(counts, "too many runs to keep their timings"))?;
     }
-    for _ in 0..args.runs {
+    for run in 0..args.runs + warmups(args) {
         let mut state =
             State::new(&config, positions, &mut buffer).map_err(|e| CliError::usage(&label, e))?;
         state.set_kernels(args.engine.kernels.resolve());
         let (prompt, generation) = time_run(&model, &mut state, &mut batch, args, &parallel)
             .map_err(|e| CliError::usage(&label, e))?;
-        prompt_rates.extend(prompt);
-        gen_rates.extend(generation);
+        if run >= warmups(args) {
+            prompt_rates.extend(prompt);
+            gen_rates.extend(generation);
+        }
     }
     let parallel_tok_s = match args.parallel {
         Some(sequences) => {
@@ -164,6 +171,7 @@ pub fn run(args: &BenchArgs) -> Result<(), CliError> {
         threads: parallel.threads(),
         kernels: args.engine.kernels.resolve().name(),
         runs: args.runs,
+        warmups: warmups(args),
         prompt_tokens: args.prompt_tokens,
         gen_tokens: args.gen_tokens,
         parallel: args.parallel.map(|sequences| (sequences, parallel_tok_s)),
@@ -208,6 +216,11 @@ fn load(args: &BenchArgs) -> Result<(Source, String), CliError> {
             ))
         }
     }
+}
+
+/// Untimed runs before the timed ones: one unless `--no-warmup`.
+fn warmups(args: &BenchArgs) -> usize {
+    usize::from(!args.no_warmup)
 }
 
 /// Runs one prompt (forced tokens) and one greedy generation; returns tokens/s of each.
@@ -274,7 +287,7 @@ fn time_parallel(
         .map(|i| (i.wrapping_mul(2_654_435_761) % vocab) as u32)
         .collect();
     let mut rates = Vec::new();
-    for _ in 0..args.runs {
+    for run in 0..args.runs + warmups(args) {
         let mut states = Vec::new();
         states
             .try_reserve_exact(sequences)
@@ -302,7 +315,9 @@ fn time_parallel(
                 sequence.token = argmax(sequence.state.logits()) as u32;
             }
         }
-        rates.extend(rate(sequences * args.gen_tokens, start));
+        if run >= warmups(args) {
+            rates.extend(rate(sequences * args.gen_tokens, start));
+        }
     }
     Ok(median(&mut rates))
 }
@@ -352,6 +367,8 @@ struct Report {
     threads: usize,
     kernels: &'static str,
     runs: usize,
+    /// Untimed runs before them.
+    warmups: usize,
     prompt_tokens: usize,
     gen_tokens: usize,
     /// `--parallel N`: N and the aggregate tokens/s of N sequences.
@@ -378,6 +395,7 @@ impl Report {
                 "threads": self.threads,
                 "kernels": self.kernels,
                 "runs": self.runs,
+                "warmup_runs": self.warmups,
                 "prompt_tokens": self.prompt_tokens,
                 "gen_tokens": self.gen_tokens,
                 "prompt_tok_s": self.prompt_tok_s,
@@ -397,7 +415,10 @@ impl Report {
             format!("model:               {}", self.label),
             format!("threads:             {}", self.threads),
             format!("kernels:             {}", self.kernels),
-            format!("runs (median of):    {}", self.runs),
+            format!(
+                "runs (median of):    {} (after {} untimed)",
+                self.runs, self.warmups
+            ),
             format!(
                 "prompt processing:   {} tok/s ({} tokens)",
                 show(self.prompt_tok_s),

@@ -717,6 +717,11 @@ fn bench_takes_gguf_files_and_q4_shapes() {
     let report = bench(&[stories.as_os_str()]);
     // All F32: the bytes of every tensor but the embedding's (which is the classifier).
     assert_eq!(report["weight_bytes_per_token"], 1_040_128);
+    // One untimed run first unless told otherwise.
+    assert_eq!(report["warmup_runs"], 1);
+    let report = bench(&[stories.as_os_str(), "--no-warmup".as_ref()]);
+    assert_eq!(report["warmup_runs"], 0);
+    assert_eq!(report["runs"], 1);
 
     let report = bench(&[
         "--shape".as_ref(),
