@@ -297,10 +297,15 @@ impl Weights for Q8_0 {
 
     #[inline(always)]
     unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
-        // SAFETY: the caller's bounds: word `j` of each row's values lies in its block.
-        core::array::from_fn(|j| unsafe {
-            gather(first.add(Self::BYTES * g + 2 + 4 * j), row_bytes, height)
-        })
+        // Loading the rows and transposing them in registers costs fewer cycles than
+        // gathering each word (measured on prompts). Missing rows repeat the last: their
+        // columns of C are never stored.
+        let rows = core::array::from_fn(|r| {
+            let at = r.min(height - 1) * row_bytes + Self::BYTES * g + 2;
+            // SAFETY: the caller's bounds: the 32 values of row `r`'s block.
+            unsafe { _mm256_loadu_si256(first.add(at).cast()) }
+        });
+        transpose(rows)
     }
 
     #[inline(always)]
@@ -338,22 +343,16 @@ impl Weights for Q4_0 {
 
     #[inline(always)]
     unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
-        // SAFETY: the caller's bounds: word `j` of each row's 16 bytes lies in its block.
-        let words: [__m512i; 4] = core::array::from_fn(|j| unsafe {
-            gather(first.add(Self::BYTES * g + 2 + 4 * j), row_bytes, height)
+        // As for Q8_0: the rows unpacked to 32 values each, then transposed.
+        let (low4, eight) = (_mm256_set1_epi8(0xF), _mm256_set1_epi8(8));
+        let rows = core::array::from_fn(|r| {
+            let at = r.min(height - 1) * row_bytes + Self::BYTES * g + 2;
+            // SAFETY: the caller's bounds: the 16 bytes of row `r`'s block.
+            let q = unsafe { _mm_loadu_si128(first.add(at).cast()) };
+            let both = _mm256_set_m128i(_mm_srli_epi16::<4>(q), q);
+            _mm256_sub_epi8(_mm256_and_si256(both, low4), eight)
         });
-        let (low4, eight) = (_mm512_set1_epi8(0xF), _mm512_set1_epi8(8));
-        let lanes = row_lanes(height);
-        core::array::from_fn(|j| {
-            let w = words[j % 4];
-            let nibbles = if j < 4 {
-                _mm512_and_si512(w, low4)
-            } else {
-                _mm512_and_si512(_mm512_srli_epi16::<4>(w), low4)
-            };
-            // Missing rows stay zero.
-            _mm512_maskz_mov_epi32(lanes, _mm512_sub_epi8(nibbles, eight))
-        })
+        transpose(rows)
     }
 
     #[inline(always)]
@@ -441,13 +440,16 @@ impl Weights for Q4K {
     #[inline(always)]
     unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
         let (at, high) = Self::nibbles(g);
-        let low4 = _mm512_set1_epi8(0xF);
-        // SAFETY: the caller's bounds: word `j` of the 32 bytes lies in each row's block.
-        core::array::from_fn(|j| unsafe {
-            let w = gather(first.add(at + 4 * j), row_bytes, height);
-            let w = if high { _mm512_srli_epi16::<4>(w) } else { w };
-            _mm512_and_si512(w, low4)
-        })
+        let low4 = _mm256_set1_epi8(0xF);
+        // As for Q8_0: the rows' 32 values, then transposed.
+        let rows = core::array::from_fn(|r| {
+            let at = r.min(height - 1) * row_bytes + at;
+            // SAFETY: the caller's bounds: the 32 bytes lie in row `r`'s block.
+            let w = unsafe { _mm256_loadu_si256(first.add(at).cast()) };
+            let w = if high { _mm256_srli_epi16::<4>(w) } else { w };
+            _mm256_and_si256(w, low4)
+        });
+        transpose(rows)
     }
 
     #[inline(always)]
@@ -466,6 +468,43 @@ impl Weights for Q4K {
         };
         _mm512_and_si512(two, _mm512_set1_epi8(0xF))
     }
+}
+
+/// Sixteen rows of eight 32-bit words as eight vectors of sixteen: vector `j` holds word
+/// `j` of row `r` in lane `r` (`tdpbssd`'s B layout). Two 8 × 8 transposes side by side,
+/// rows 0..8 in the low halves and 8..16 in the high ones.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn transpose(rows: [__m256i; 16]) -> [__m512i; 8] {
+    let z: [__m512i; 8] = core::array::from_fn(|p| {
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(rows[p]), rows[p + 8])
+    });
+    // Words 0,1 / 2,3 of rows 2q and 2q + 1 interleaved, per 128-bit lane.
+    let t: [__m512i; 8] = core::array::from_fn(|i| {
+        let (a, b) = (z[i / 2 * 2], z[i / 2 * 2 + 1]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi32(a, b)
+        } else {
+            _mm512_unpackhi_epi32(a, b)
+        }
+    });
+    // Word w (and w + 4) of four rows per 128-bit lane: u[0..4] from rows 0..4 (and
+    // 8..12), u[4..8] from rows 4..8 (and 12..16).
+    let u: [__m512i; 8] = core::array::from_fn(|i| {
+        let base = i / 4 * 4;
+        let (a, b) = (t[base + (i % 4) / 2], t[base + (i % 4) / 2 + 2]);
+        if i % 2 == 0 {
+            _mm512_unpacklo_epi64(a, b)
+        } else {
+            _mm512_unpackhi_epi64(a, b)
+        }
+    });
+    let low = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
+    let high = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+    core::array::from_fn(|j| {
+        let (a, b) = (u[j % 4], u[j % 4 + 4]);
+        _mm512_permutex2var_epi64(a, if j < 4 { low } else { high }, b)
+    })
 }
 
 /// The lanes of the first `height` rows.
