@@ -27,6 +27,8 @@ use crate::gguf::GgmlType;
 /// Whether this processor has AMX-TILE and AMX-INT8 and the OS grants this process their
 /// use: on Linux (5.16 and later) a process must ask, once, with
 /// `arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)`; elsewhere the answer is no.
+/// (Only hosts detect at run time: feature `std`, and the tests.)
+#[cfg(any(feature = "std", test))]
 pub fn available() -> bool {
     // `cpuid` is in the x86_64 baseline; leaf 7 exists on every processor with AVX2.
     let features = __cpuid_count(7, 0);
@@ -36,7 +38,7 @@ pub fn available() -> bool {
 
 /// Asks Linux for the tile data state (`arch_prctl` is system call 158; 0x1023 is
 /// `ARCH_REQ_XCOMP_PERM`, 18 the tile data's state component); true if granted.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", any(feature = "std", test)))]
 fn request_tiles() -> bool {
     let result: isize;
     // SAFETY: the system call reads two integers and changes nothing but this process's
@@ -55,7 +57,7 @@ fn request_tiles() -> bool {
     result == 0
 }
 
-#[cfg(not(target_os = "linux"))]
+#[cfg(all(not(target_os = "linux"), any(feature = "std", test)))]
 fn request_tiles() -> bool {
     false
 }
