@@ -382,6 +382,20 @@ pub struct Q8Blocks<'a> {
     pub sums: &'a [f32],
 }
 
+impl<'a> Q8Blocks<'a> {
+    /// Inputs `range` of these inputs stored back to back, `cols` values each (empty where
+    /// they run past the end).
+    pub fn inputs(&self, range: core::ops::Range<usize>, cols: usize) -> Q8Blocks<'a> {
+        let values = range.start * cols..range.end * cols;
+        let groups = range.start * cols / 32..range.end * cols / 32;
+        Q8Blocks {
+            values: self.values.get(values).unwrap_or_default(),
+            scales: self.scales.get(groups.clone()).unwrap_or_default(),
+            sums: self.sums.get(groups).unwrap_or_default(),
+        }
+    }
+}
+
 /// What a ggml weight type's product takes as input under given [`Kernels`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GgmlInput {
@@ -485,16 +499,9 @@ impl Kernels {
                 if row_bytes == 0 || inputs == 0 {
                     return;
                 }
-                let (cols, groups) = (x.values.len() / inputs, x.scales.len() / inputs);
+                let cols = x.values.len() / inputs;
                 for t in 0..inputs {
-                    let input = Q8Blocks {
-                        values: x.values.get(t * cols..(t + 1) * cols).unwrap_or_default(),
-                        scales: x
-                            .scales
-                            .get(t * groups..(t + 1) * groups)
-                            .unwrap_or_default(),
-                        sums: x.sums.get(t * groups..(t + 1) * groups).unwrap_or_default(),
-                    };
+                    let input = x.inputs(t..t + 1, cols);
                     for (r, row) in rows.chunks_exact(row_bytes).enumerate() {
                         if let Some(o) = out.get_mut(r * row_step + t * input_step) {
                             *o = dot(row, input);

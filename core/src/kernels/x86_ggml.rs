@@ -265,21 +265,9 @@ unsafe fn matvec_body<const VNNI: bool>(
     if row_bytes == 0 || inputs == 0 {
         return;
     }
-    let (cols, groups) = (x.values.len() / inputs, x.scales.len() / inputs);
+    let cols = x.values.len() / inputs;
     // Input `t` of `x`.
-    let input = |t: usize| {
-        let values = x.values.get(t * cols..(t + 1) * cols).unwrap_or_default();
-        let scales = x
-            .scales
-            .get(t * groups..(t + 1) * groups)
-            .unwrap_or_default();
-        let sums = x.sums.get(t * groups..(t + 1) * groups).unwrap_or_default();
-        Q8Blocks {
-            values,
-            scales,
-            sums,
-        }
-    };
+    let input = |t: usize| x.inputs(t..t + 1, cols);
     let place = Place {
         out,
         steps,

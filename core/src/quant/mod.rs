@@ -98,17 +98,12 @@ impl<'a> Input<'a> {
     /// Inputs `range` of a batch whose inputs have `cols` values each (`cols` a multiple
     /// of [`INPUT_GROUP`] for a quantized input); empty where the batch is shorter.
     pub fn inputs(&self, range: core::ops::Range<usize>, cols: usize) -> Input<'a> {
-        let values = range.start * cols..range.end * cols;
         match *self {
-            Input::F32(x) => Input::F32(x.get(values).unwrap_or_default()),
-            Input::Q8(x) => {
-                let groups = range.start * cols / INPUT_GROUP..range.end * cols / INPUT_GROUP;
-                Input::Q8(Q8Blocks {
-                    values: x.values.get(values).unwrap_or_default(),
-                    scales: x.scales.get(groups.clone()).unwrap_or_default(),
-                    sums: x.sums.get(groups).unwrap_or_default(),
-                })
-            }
+            Input::F32(x) => Input::F32(
+                x.get(range.start * cols..range.end * cols)
+                    .unwrap_or_default(),
+            ),
+            Input::Q8(x) => Input::Q8(x.inputs(range, cols)),
         }
     }
 }
