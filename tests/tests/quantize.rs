@@ -5,7 +5,7 @@
 
 use std::fs;
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -328,7 +328,19 @@ fn signal_during_the_write(
     ignore_sigint: bool,
 ) -> Output {
     let trap = if ignore_sigint { "trap '' INT && " } else { "" };
-    let mut child = Command::new("sh")
+    let mut command = Command::new("sh");
+    // SAFETY: `signal` is async-signal-safe, so it may run between fork and exec. It gives
+    // the child the default dispositions even when this test was started with SIGINT
+    // ignored (as a background job of a non-interactive shell is), which a shell could not
+    // undo with `trap`.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let mut child = command
         .args(["-c", &format!("{trap}exec \"$0\" quantize \"$1\" out.bin")])
         .arg(llama2_bin())
         .arg(input)
@@ -349,11 +361,19 @@ fn signal_during_the_write(
         );
         std::thread::sleep(Duration::from_millis(2));
     }
-    let kill = Command::new("kill")
-        .args([format!("-{signal}"), child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    // Sent from here, not by a `kill` process: starting one takes time on a loaded machine.
+    let number = match signal {
+        "INT" => libc::SIGINT,
+        _ => libc::SIGTERM,
+    };
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: `kill` only sends a signal, to our own child, which has not been waited for
+    // (so the id is still its own).
+    assert_eq!(
+        unsafe { libc::kill(pid, number) },
+        0,
+        "SIG{signal}: kill failed"
+    );
     child.wait_with_output().unwrap()
 }
 

@@ -103,8 +103,8 @@ impl Tiles {
         Tiles { config: None }
     }
 
-    /// Configures the tiles for A of `rows` rows and C of `rows` × `inputs` unless they
-    /// already are.
+    /// Configures the tiles for A and C of `rows` rows and B and C `inputs` int32 wide
+    /// (`TileConfig::new`) unless they already are.
     ///
     /// # Safety
     /// The CPU must support AMX-TILE and the OS must have granted its use.
@@ -130,13 +130,12 @@ impl Drop for Tiles {
     }
 }
 
-/// `c = a · b` over one block: `a` the weight rows (`a_stride` apart), `b` the packed
-/// inputs (`b_stride` apart), `c` the int32 sums (`c_stride` apart), in the shapes the
-/// current configuration sets.
+/// `c = a · b` over one group of 32 values: `a` the inputs' groups (`a_stride` apart),
+/// `b` 16 weight rows' group repacked (`b_stride` apart), `c` the int32 sums (`c_stride`
+/// apart), in the shapes the current configuration sets.
 ///
 /// # Safety
-/// Tiles configured (rows × inputs); every row the configuration reads or writes lies in
-/// its buffer.
+/// Tiles configured; every row the configuration reads or writes lies in its buffer.
 #[inline(always)]
 unsafe fn block_product(
     a: *const u8,
