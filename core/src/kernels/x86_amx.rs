@@ -217,16 +217,22 @@ trait Weights {
     /// (`row_bytes` apart), lane `r` for row `r` (zero past `height`): `scales[i]` and
     /// `mins[i]` for its group `i`.
     ///
+    /// By default (one group per block, no minimums) the f16 scale at the block's start.
+    ///
     /// # Safety
     /// AVX-512F and F16C; rows `..height` hold the block; `15 · row_bytes` fits an i32.
+    #[inline(always)]
     unsafe fn factors(
         first: *const u8,
         row_bytes: usize,
         height: usize,
         block: usize,
         scales: &mut [__m512; 8],
-        mins: &mut [__m512; 8],
-    );
+        _mins: &mut [__m512; 8],
+    ) {
+        // SAFETY: forwarded.
+        scales[0] = unsafe { one_scale(first, row_bytes, height, block, Self::BYTES) };
+    }
 
     /// The int8 values of group `g` of 16 rows from `first` (`row_bytes` apart) in
     /// `tdpbssd`'s B layout: element `r` of vector `j` holds values `4j..4j + 4` of row
@@ -284,19 +290,6 @@ impl Weights for Q8_0 {
     const MINS: bool = false;
 
     #[inline(always)]
-    unsafe fn factors(
-        first: *const u8,
-        row_bytes: usize,
-        height: usize,
-        block: usize,
-        scales: &mut [__m512; 8],
-        _mins: &mut [__m512; 8],
-    ) {
-        // SAFETY: forwarded.
-        scales[0] = unsafe { one_scale(first, row_bytes, height, block, Self::BYTES) };
-    }
-
-    #[inline(always)]
     unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
         // Loading the rows and transposing them in registers costs fewer cycles than
         // gathering each word (measured on prompts). Missing rows repeat the last: their
@@ -313,11 +306,7 @@ impl Weights for Q8_0 {
     unsafe fn unsigned_pair(first: *const u8, second: *const u8, g: usize) -> __m512i {
         let at = Self::BYTES * g + 2;
         // SAFETY: the caller's bounds: 32 bytes after each block's scale.
-        let two = unsafe {
-            let low = _mm256_loadu_si256(first.add(at).cast());
-            let high = _mm256_loadu_si256(second.add(at).cast());
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
-        };
+        let two = unsafe { two_rows(first, second, at) };
         // `+ 128` is a flip of the sign bit.
         _mm512_xor_si512(two, _mm512_set1_epi8(-128))
     }
@@ -328,19 +317,6 @@ impl Weights for Q4_0 {
     const GROUPS: usize = 1;
     const OFFSET: i32 = 8;
     const MINS: bool = false;
-
-    #[inline(always)]
-    unsafe fn factors(
-        first: *const u8,
-        row_bytes: usize,
-        height: usize,
-        block: usize,
-        scales: &mut [__m512; 8],
-        _mins: &mut [__m512; 8],
-    ) {
-        // SAFETY: forwarded.
-        scales[0] = unsafe { one_scale(first, row_bytes, height, block, Self::BYTES) };
-    }
 
     #[inline(always)]
     unsafe fn packed(first: *const u8, row_bytes: usize, height: usize, g: usize) -> [__m512i; 8] {
@@ -457,17 +433,28 @@ impl Weights for Q4K {
     unsafe fn unsigned_pair(first: *const u8, second: *const u8, g: usize) -> __m512i {
         let (at, high) = Self::nibbles(g);
         // SAFETY: the caller's bounds: the 32 bytes lie in each row's block.
-        let two = unsafe {
-            let low = _mm256_loadu_si256(first.add(at).cast());
-            let high = _mm256_loadu_si256(second.add(at).cast());
-            _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
-        };
+        let two = unsafe { two_rows(first, second, at) };
         let two = if high {
             _mm512_srli_epi16::<4>(two)
         } else {
             two
         };
         _mm512_and_si512(two, _mm512_set1_epi8(0xF))
+    }
+}
+
+/// The 32 bytes at `at` of the rows at `first` and `second`, the first's in the low 256
+/// bits.
+///
+/// # Safety
+/// AVX-512F; the bytes lie in both rows.
+#[inline(always)]
+unsafe fn two_rows(first: *const u8, second: *const u8, at: usize) -> __m512i {
+    // SAFETY: the caller's bounds.
+    unsafe {
+        let low = _mm256_loadu_si256(first.add(at).cast());
+        let high = _mm256_loadu_si256(second.add(at).cast());
+        _mm512_inserti64x4::<1>(_mm512_castsi256_si512(low), high)
     }
 }
 
