@@ -242,7 +242,7 @@ int main(int argc, char **argv) {
     EXPECT(llama2_model_buffer_sizes(&model, 513, &sizes), LLAMA2_ERR_INVALID_CONTEXT);
     EXPECT(llama2_model_buffer_sizes(&model, SIZE_MAX, &sizes), LLAMA2_ERR_INVALID_CONTEXT);
     EXPECT_OK(llama2_model_buffer_sizes(&model, context, &sizes));
-    CHECK(sizes.state == 22327 && sizes.tokenizer_index == 1024 && sizes.sampler_scratch == 512);
+    CHECK(sizes.state == 22367 && sizes.tokenizer_index == 1024 && sizes.sampler_scratch == 512);
     EXPECT_OK(llama2_model_buffer_sizes(&other, other_config.seq_len, &other_sizes));
 
     /* --- A GGUF model: llama2_model_layers_len, and the layer table of llama2_model_open. */

@@ -21,7 +21,7 @@
 enum {
     MAX_FILE_WORDS = 1 << 20, /* 4 MiB per file */
     MAX_VOCAB = 512,
-    MAX_STATE = 169271,
+    MAX_STATE = 169311, /* llama2_model_buffer_sizes(stories260K, 512).state */
     MAX_PROMPT = 1024,
     MAX_LAYERS = 8
 };

@@ -50,22 +50,49 @@ pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>;
     [dim, dim, dim, dim, hidden, hidden, rope, quant_values, wide]
 }
 
-/// Total of `lens`, `None` on overflow.
-pub(crate) const fn total(lens: &[Option<usize>]) -> Option<usize> {
-    let mut sum = Some(0);
-    let mut i = 0;
-    while i < lens.len() {
-        sum = add(sum, lens[i]);
-        i += 1;
+/// Floats in a 64-byte cache line. Every part starts on a line, so a SIMD load of a whole
+/// vector never straddles two lines: unaligned inputs measured 10–25 % slower in the f32
+/// matrix products, which reload them from L2 for every tile of rows.
+const LINE_FLOATS: usize = 16;
+
+/// Elements a buffer needs to hold the parts of `groups`, in order (`None` on overflow):
+/// each rounded up to whole cache lines, plus the slack for [`align_start`] to reach the
+/// first line.
+pub(crate) const fn carved_len(groups: &[&[Option<usize>]]) -> Option<usize> {
+    let mut sum = Some(LINE_FLOATS - 1);
+    let mut g = 0;
+    while g < groups.len() {
+        let mut i = 0;
+        while i < groups[g].len() {
+            let lines = match groups[g][i] {
+                Some(len) => len.checked_next_multiple_of(LINE_FLOATS),
+                None => None,
+            };
+            sum = add(sum, lines);
+            i += 1;
+        }
+        g += 1;
     }
     sum
 }
 
-/// Splits `len` elements off the front of `rest`. Callers checked the total length first.
+/// Skips the elements before the first cache-line boundary of `rest` (at most
+/// `LINE_FLOATS - 1`, which [`carved_len`] counts). Callers checked the length first.
+pub(crate) fn align_start(rest: &mut &mut [f32]) {
+    let lead = rest
+        .as_ptr()
+        .align_offset(LINE_FLOATS * 4)
+        .min(LINE_FLOATS - 1);
+    *rest = &mut core::mem::take(rest)[lead..];
+}
+
+/// Splits a part of `len` elements off the front of `rest`, with the rest of its last
+/// cache line, so the next part starts on a line. Callers checked the total length first.
 pub(crate) fn take<'b>(rest: &mut &'b mut [f32], len: usize) -> &'b mut [f32] {
-    let (part, tail) = core::mem::take(rest).split_at_mut(len);
+    let lines = len.next_multiple_of(LINE_FLOATS);
+    let (part, tail) = core::mem::take(rest).split_at_mut(lines);
     *rest = tail;
-    part
+    &mut part[..len]
 }
 
 impl<'b> Activations<'b> {

@@ -25,7 +25,7 @@ impl<'b> Batch<'b> {
     /// Number of `f32` elements a batch of `capacity` tokens needs, or `None` on overflow.
     /// Usable in `const` context.
     pub const fn len_for(config: &Config, capacity: usize) -> Option<usize> {
-        activations::total(&activations::part_lens(config, capacity))
+        activations::carved_len(&[&activations::part_lens(config, capacity)])
     }
 
     /// The capacity that suits the matrix kernels for this model: as many tokens as keep
@@ -68,6 +68,7 @@ impl<'b> Batch<'b> {
             });
         }
         let mut rest = buffer;
+        activations::align_start(&mut rest);
         Ok(Batch {
             config: *config,
             acts: Activations::carve(config, capacity, &mut rest),

@@ -57,10 +57,10 @@ impl<'b> State<'b> {
     /// Number of `f32` elements a state for `config` and `context` positions needs, or
     /// `None` if it does not fit in `usize`. Usable in `const` context to size a `static`.
     pub const fn len_for(config: &Config, context: usize) -> Option<usize> {
-        crate::config::add(
-            activations::total(&own_lens(config, context)),
-            activations::total(&activations::part_lens(config, 1)),
-        )
+        activations::carved_len(&[
+            &own_lens(config, context),
+            &activations::part_lens(config, 1),
+        ])
     }
 
     /// Carves a state for `context` positions out of `buffer` (which may be longer than
@@ -82,6 +82,7 @@ impl<'b> State<'b> {
         }
         let lens = own_lens(config, context).map(|len| len.unwrap_or(0));
         let mut rest = buffer;
+        activations::align_start(&mut rest);
         Ok(State {
             config: *config,
             context,
@@ -166,9 +167,19 @@ mod tests {
     #[test]
     fn len_counts_every_part() {
         let c = Config::validated(RAW, true).unwrap();
+        // Every part rounded up to whole 16-float lines, plus 15 floats to reach the first:
         // x, xb, xb2, q: 4*8; hb, hb2: 2*12; rope: head size 2; att: 4 heads * 10;
         // logits 300; caches 2*(2*10*4); quantized input 12/4 + its scales 12
-        let expected = 4 * 8 + 2 * 12 + 2 + 4 * 10 + 300 + 2 * (2 * 10 * 4) + 12 / 4 + 12;
+        let lines = |n: usize| n.next_multiple_of(16);
+        let expected = 4 * lines(8)
+            + 2 * lines(12)
+            + lines(2)
+            + lines(4 * 10)
+            + lines(300)
+            + 2 * lines(2 * 10 * 4)
+            + lines(12 / 4)
+            + lines(12)
+            + 15;
         assert_eq!(State::len_for(&c, 10), Some(expected));
         const STATIC_LEN: Option<usize> = State::len_for(
             &Config {
@@ -189,6 +200,34 @@ mod tests {
         assert_eq!(state.context(), 10);
         assert_eq!(state.logits().len(), 300);
         assert_eq!(state.key_cache.len(), 80);
+    }
+
+    #[test]
+    fn every_part_starts_on_a_cache_line_wherever_the_buffer_starts() {
+        let c = Config::validated(RAW, true).unwrap();
+        let len = State::len_for(&c, 10).unwrap();
+        let mut buffer = std::vec![0.0f32; len + 15];
+        for skip in 0..16 {
+            let state = State::new(&c, 10, &mut buffer[skip..skip + len]).unwrap();
+            let a = &state.acts;
+            let parts: [&[f32]; 11] = [
+                state.att,
+                state.logits,
+                state.key_cache,
+                state.value_cache,
+                a.x,
+                a.xb,
+                a.xb2,
+                a.q,
+                a.hb,
+                a.hb2,
+                a.quant.scales,
+            ];
+            for part in parts {
+                assert_eq!(part.as_ptr() as usize % 64, 0, "buffer offset {skip}");
+            }
+            assert_eq!(a.quant.values.as_ptr() as usize % 64, 0);
+        }
     }
 
     #[test]
