@@ -109,10 +109,10 @@ fn assert_same_v0(original: &[u8], back: &[u8], what: &str, pytorch_rope: bool) 
 #[test]
 fn llama2c_to_gguf_matches_llama_cpp_s_converter() {
     let dir = TempDir::new("convert-matches");
-    let ours = AlignedBytes::new(&read_file(&stories_gguf(&dir)));
+    let our_bytes = AlignedBytes::new(&read_file(&stories_gguf(&dir)));
     let theirs = AlignedBytes::new(&read_file(&gguf_fixture("stories260K-tied.gguf")));
     let (ours, theirs) = (
-        Gguf::parse(ours.bytes()).unwrap(),
+        Gguf::parse(our_bytes.bytes()).unwrap(),
         Gguf::parse(theirs.bytes()).unwrap(),
     );
     assert_eq!(ours.version(), 3);
@@ -141,6 +141,13 @@ fn llama2c_to_gguf_matches_llama_cpp_s_converter() {
     let get = |key: &str| ours.metadata(key).unwrap();
     assert_eq!(get("general.file_type").as_u32(), Some(0));
     assert_eq!(get("llama.rope.freq_base").as_f32(), Some(10000.0));
+    // Ours only adds `general.alignment`: every tensor on a 64-byte line of the file.
+    assert_eq!(ours.metadata_len(), theirs.metadata_len() + 1);
+    assert_eq!(get("general.alignment").as_u32(), Some(64));
+    for tensor in ours.tensors() {
+        let offset = tensor.data.as_ptr() as usize - our_bytes.bytes().as_ptr() as usize;
+        assert_eq!(offset % 64, 0, "{} at {offset}", tensor.name);
+    }
 }
 
 /// stories260K.bin → GGUF → v0 gives back the header and every weight byte for byte, and
