@@ -2,7 +2,7 @@
 //! for a batch of prompt tokens (inside [`crate::Batch`]), carved from caller buffers.
 
 use crate::config::{add, mul, Config};
-use crate::math::QuantScratch;
+use crate::math::MatmulScratch;
 
 /// `[tokens][width]` vectors for `tokens` tokens at once.
 pub(crate) struct Activations<'b> {
@@ -22,8 +22,9 @@ pub(crate) struct Activations<'b> {
     /// RoPE's rotation of each token's position, `[tokens][head_size]`: `(cos, sin)` of
     /// every pair of a head, computed once per token instead of once per layer and head.
     pub rope: &'b mut [f32],
-    /// Quantized copies of the inputs of a matrix product, for quantized models.
-    pub quant: QuantScratch<'b>,
+    /// Quantized copies of the inputs of a matrix product (for quantized models) and room
+    /// for its outputs grouped by rows.
+    pub scratch: MatmulScratch<'b>,
 }
 
 /// The widest matmul input or output a config has (`dim` or `hidden_dim`).
@@ -37,7 +38,7 @@ const fn widest(config: &Config) -> usize {
 
 /// Lengths, in `f32` elements, of the parts of [`Activations`] for `tokens` tokens, in the
 /// order they are carved.
-pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>; 9] {
+pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>; 10] {
     let n = Some(tokens);
     let dim = mul(n, Some(config.dim));
     let hidden = mul(n, Some(config.hidden_dim));
@@ -47,7 +48,20 @@ pub(crate) const fn part_lens(config: &Config, tokens: usize) -> [Option<usize>;
         Some(w) => Some(w.div_ceil(4)), // int8 values, four to an f32
         None => None,
     };
-    [dim, dim, dim, dim, hidden, hidden, rope, quant_values, wide]
+    // One token's outputs are never regrouped (see `math::matmul`).
+    let by_rows = if tokens == 1 { Some(0) } else { wide };
+    [
+        dim,
+        dim,
+        dim,
+        dim,
+        hidden,
+        hidden,
+        rope,
+        quant_values,
+        wide,
+        by_rows,
+    ]
 }
 
 /// Floats in a 64-byte cache line. Every part starts on a line, so a SIMD load of a whole
@@ -109,9 +123,10 @@ impl<'b> Activations<'b> {
             hb: take(rest, lens[4]),
             hb2: take(rest, lens[5]),
             rope: take(rest, lens[6]),
-            quant: QuantScratch {
+            scratch: MatmulScratch {
                 values: bytemuck::cast_slice_mut(take(rest, lens[7])),
                 scales: take(rest, lens[8]),
+                by_rows: take(rest, lens[9]),
             },
         }
     }

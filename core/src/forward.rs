@@ -322,7 +322,7 @@ impl<'r, 'w> Run<'r, 'w> {
         // `out[b] = w · x[b]` for every token `b`, with this pass's kernels, scratch and
         // threads.
         let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
-            matmul(k, out, x, &w, parallel, &mut a.quant);
+            matmul(k, out, x, &w, parallel, &mut a.scratch);
         };
         let xb = &a.xb[..n * dim];
         proj(&mut a.q[..n * dim], xb, w.wq);
@@ -384,7 +384,7 @@ impl<'r, 'w> Run<'r, 'w> {
         // `out[b] = w · x[b]` for every token `b`, with this pass's kernels, scratch and
         // threads.
         let mut proj = |out: &mut [f32], x: &[f32], w: Matrix<'_>| {
-            matmul(k, out, x, &w, parallel, &mut a.quant);
+            matmul(k, out, x, &w, parallel, &mut a.scratch);
         };
         proj(&mut a.hb[..n * hidden], &a.xb[..n * dim], w.w1);
         proj(&mut a.hb2[..n * hidden], &a.xb[..n * dim], w.w3);
@@ -410,7 +410,7 @@ impl<'r, 'w> Run<'r, 'w> {
             x,
             &self.w.classifier,
             parallel,
-            &mut a.quant,
+            &mut a.scratch,
         );
     }
 
@@ -439,7 +439,7 @@ impl<'r, 'w> Run<'r, 'w> {
             let count = block.min(rows - first);
             let staged = &mut a.hb[..count * n];
             let part = classifier.rows_slice(first, count);
-            matmul(self.k, staged, x, &part, parallel, &mut a.quant);
+            matmul(self.k, staged, x, &part, parallel, &mut a.scratch);
             for (sequence, per_row) in sequences.iter_mut().zip(staged.chunks_exact(count)) {
                 sequence.state.logits[first..first + count].copy_from_slice(per_row);
             }

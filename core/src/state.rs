@@ -221,12 +221,12 @@ mod tests {
                 a.q,
                 a.hb,
                 a.hb2,
-                a.quant.scales,
+                a.scratch.scales,
             ];
             for part in parts {
                 assert_eq!(part.as_ptr() as usize % 64, 0, "buffer offset {skip}");
             }
-            assert_eq!(a.quant.values.as_ptr() as usize % 64, 0);
+            assert_eq!(a.scratch.values.as_ptr() as usize % 64, 0);
         }
     }
 
